@@ -1,0 +1,214 @@
+//! Clerk session tokens: where they come from (`Authorization: Bearer` or the
+//! `__session` cookie), how they are verified, and the `Identity` extractor.
+
+mod claims;
+pub mod dev;
+mod keys;
+
+pub use claims::{Identity, OrgMembership};
+pub use keys::{JwksCache, KeyStore};
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use crate::config::AuthSettings;
+use crate::domain::unix_now;
+use crate::error::ApiError;
+use claims::ClerkClaims;
+use dev::DevKey;
+use keys::KeyError;
+
+/// Clerk signs with RSA; HMAC and `none` are never accepted, so a token
+/// "signed" with our public key as an HMAC secret cannot pass.
+const ALLOWED_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512];
+const CLOCK_SKEW_SECS: u64 = 5;
+/// Real session tokens are around 1 KiB; anything far larger is not one.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub const SESSION_COOKIE: &str = "__session";
+
+/// Why a token was refused. Logged for operators; clients only see 401.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no session token in the Authorization header or __session cookie")]
+    Missing,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("typ {0:?} is not JWT")]
+    WrongType(String),
+    #[error("algorithm {0:?} is not allowed")]
+    Algorithm(Algorithm),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("token rejected: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("iat is in the future")]
+    IssuedInFuture,
+    #[error("azp {0:?} is not an authorized party")]
+    UnauthorizedParty(String),
+    #[error("claims rejected: {0}")]
+    Claims(#[from] claims::ClaimsError),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            // We cannot tell a good token from a bad one without Clerk's keys:
+            // that is our outage, not the user's mistake.
+            AuthError::Key(KeyError::Unavailable) => ApiError::internal(err),
+            AuthError::Missing => {
+                ApiError::Unauthorized("Authentication required: sign in and try again.")
+            }
+            other => {
+                log::info!("authentication failed: {other}");
+                ApiError::Unauthorized("Authentication required: sign in and try again.")
+            }
+        }
+    }
+}
+
+pub struct Authenticator {
+    keys: KeyStore,
+    validation: Validation,
+    authorized_parties: Vec<String>,
+}
+
+impl Authenticator {
+    pub fn new(keys: KeyStore, issuer: Option<&str>, authorized_parties: Vec<String>) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.algorithms = ALLOWED_ALGORITHMS.to_vec();
+        validation.leeway = CLOCK_SKEW_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if let Some(issuer) = issuer {
+            // set_issuer only compares an `iss` that is present; a configured
+            // issuer must also make the claim mandatory.
+            validation.set_issuer(&[issuer]);
+            validation.required_spec_claims.insert("iss".to_owned());
+        }
+        Self {
+            keys,
+            validation,
+            authorized_parties,
+        }
+    }
+
+    /// Builds the key sources `settings` names. Reads (or creates) the
+    /// development key when `DEV_AUTH` is on.
+    pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Self> {
+        let jwks = settings
+            .jwks_url
+            .clone()
+            .map(|url| JwksCache::new(url, settings.clerk_secret_key.clone()))
+            .transpose()?;
+        let pem = settings
+            .jwt_key_pem
+            .as_deref()
+            .map(|pem| DecodingKey::from_rsa_pem(pem.as_bytes()))
+            .transpose()?;
+        let mut keys = KeyStore::new(jwks, pem);
+        if let Some(path) = &settings.dev_key_file {
+            let dev = DevKey::load_or_create(path)?;
+            log::warn!(
+                "DEV_AUTH is on: tokens signed by {} (kid {}) are trusted. Never enable this in production.",
+                path.display(),
+                dev.kid
+            );
+            keys = keys.with_key(dev.kid.clone(), dev.decoding_key());
+        }
+        Ok(Self::new(
+            keys,
+            settings.issuer.as_deref(),
+            settings.authorized_parties.clone(),
+        ))
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if let Some(typ) = header
+            .typ
+            .as_deref()
+            .filter(|t| !t.eq_ignore_ascii_case("JWT"))
+        {
+            return Err(AuthError::WrongType(typ.to_owned()));
+        }
+        if !ALLOWED_ALGORITHMS.contains(&header.alg) {
+            return Err(AuthError::Algorithm(header.alg));
+        }
+        let key = self.keys.key_for(header.kid.as_deref()).await?;
+        let claims = jsonwebtoken::decode::<ClerkClaims>(token, &key, &self.validation)?.claims;
+        self.check_claims(&claims)?;
+        Ok(claims.into_identity()?)
+    }
+
+    /// The checks Clerk's SDK makes that `jsonwebtoken` does not.
+    fn check_claims(&self, claims: &ClerkClaims) -> Result<(), AuthError> {
+        if claims
+            .iat
+            .is_some_and(|iat| iat > unix_now() + CLOCK_SKEW_SECS as i64)
+        {
+            return Err(AuthError::IssuedInFuture);
+        }
+        match &claims.azp {
+            Some(azp)
+                if !self.authorized_parties.is_empty()
+                    && !self.authorized_parties.contains(azp) =>
+            {
+                Err(AuthError::UnauthorizedParty(azp.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The bearer token, else the `__session` cookie. A non-Bearer Authorization
+/// header is a client error, not a reason to fall back to the cookie.
+pub fn token_from_request(req: &HttpRequest) -> Result<String, AuthError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+        let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        return Ok(token.trim().to_owned());
+    }
+    req.cookie(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or(AuthError::Missing)
+}
+
+impl FromRequest for Identity {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let authenticator = req.app_data::<web::Data<Authenticator>>().cloned();
+        let token = token_from_request(req);
+        Box::pin(async move {
+            let authenticator = authenticator.ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("Authenticator is not registered"))
+            })?;
+            Ok(authenticator.verify(&token?).await?)
+        })
+    }
+}
+
+impl Identity {
+    /// The active organization, or the contract's 400 when there is none.
+    pub fn require_org(&self) -> Result<&OrgMembership, ApiError> {
+        self.org.as_ref().ok_or_else(|| {
+            ApiError::Validation(
+                "You are not associated with an organization. Select or create an organization and try again."
+                    .to_owned(),
+            )
+        })
+    }
+}

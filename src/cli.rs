@@ -1,0 +1,199 @@
+//! The command line: `serve` (default), `migrate`, operator and development commands.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::auth::dev::{DevKey, DevTokenRequest};
+use crate::config::{AuthSettings, DatabaseSettings, Env, Settings, StripeSettings};
+use crate::domain::{OrgId, StripeCustomerId, UserId};
+use crate::startup::{Application, connect_and_migrate};
+use crate::store::{LinkOutcome, Store};
+use crate::stripe::StripeClient;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lance-billing",
+    version,
+    about = "Billing for lance: Stripe portal, webhook sync and billing pages"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default when no command is given).
+    Serve,
+    /// Apply database migrations, then exit.
+    Migrate,
+    /// Operator commands for organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Development helpers (never needed in production).
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Attach an existing Stripe customer to an organization.
+    Link {
+        /// Clerk organization id (org_…); the row is created if missing.
+        #[arg(long)]
+        org: OrgId,
+        /// Stripe customer id (cus_…).
+        #[arg(long)]
+        customer: StripeCustomerId,
+        /// Replace the organization's current customer instead of refusing.
+        #[arg(long)]
+        replace: bool,
+        /// Do not check the customer with Stripe first.
+        #[arg(long)]
+        no_verify: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Print a session token signed by the local development key.
+    /// The server trusts it only when started with DEV_AUTH=true.
+    Token {
+        /// User id to sign in as.
+        #[arg(long, default_value = "user_dev")]
+        user: String,
+        /// Active organization (omit for a user without one).
+        #[arg(long)]
+        org: Option<OrgId>,
+        /// Organization role, e.g. admin or member.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Organization slug.
+        #[arg(long)]
+        slug: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+}
+
+pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(env).await,
+        Command::Migrate => {
+            let settings = DatabaseSettings::from_env(env)?;
+            connect_and_migrate(&settings).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Org {
+            command:
+                OrgCommand::Link {
+                    org,
+                    customer,
+                    replace,
+                    no_verify,
+                },
+        } => {
+            let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
+            let stripe = if no_verify {
+                None
+            } else {
+                stripe_if_configured(env)?
+            };
+            let message = link_org(&store, stripe.as_ref(), &org, &customer, replace).await?;
+            println!("{message}");
+            Ok(())
+        }
+        Command::Dev {
+            command:
+                DevCommand::Token {
+                    user,
+                    org,
+                    role,
+                    slug,
+                    ttl,
+                },
+        } => {
+            let user = UserId::parse(&user)?;
+            let key = DevKey::load_or_create(&AuthSettings::dev_key_path(env))?;
+            let token = key.mint(&DevTokenRequest {
+                user: &user,
+                org: org.as_ref(),
+                role: &role,
+                slug: slug.as_deref(),
+                ttl_secs: ttl,
+            })?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(env: &Env) -> anyhow::Result<()> {
+    let settings = Settings::from_env(env)?;
+    let app = Application::build(settings).await?;
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+fn stripe_if_configured(env: &Env) -> anyhow::Result<Option<StripeClient>> {
+    match StripeSettings::from_env(env) {
+        Ok(settings) => Ok(Some(StripeClient::new(&settings)?)),
+        Err(err) if err.var == "STRIPE_SECRET_KEY" => {
+            eprintln!(
+                "note: STRIPE_SECRET_KEY is not set, so the customer was not checked with Stripe"
+            );
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `org link`: checks the customer with Stripe (when a client is given), then
+/// records the link. Returns the sentence to print.
+pub async fn link_org(
+    store: &Store,
+    stripe: Option<&StripeClient>,
+    org: &OrgId,
+    customer: &StripeCustomerId,
+    replace: bool,
+) -> anyhow::Result<String> {
+    if let Some(stripe) = stripe {
+        verify_customer(stripe, org, customer).await?;
+    }
+    let outcome = store.link_customer(org, customer, replace).await?;
+    Ok(match outcome {
+        LinkOutcome::Linked => format!("linked {org} to {customer}"),
+        LinkOutcome::AlreadyLinked => format!("{org} was already linked to {customer}"),
+        LinkOutcome::Replaced { previous } => {
+            format!("linked {org} to {customer} (replacing {previous})")
+        }
+    })
+}
+
+async fn verify_customer(
+    stripe: &StripeClient,
+    org: &OrgId,
+    customer: &StripeCustomerId,
+) -> anyhow::Result<()> {
+    let found = match stripe.retrieve_customer(customer).await {
+        Err(err) if err.is_not_found() => bail!(
+            "Stripe has no customer {customer} (is it in the other mode, test or live, or another account?)"
+        ),
+        other => other.context("could not check the customer with Stripe")?,
+    };
+    if found.deleted {
+        bail!("customer {customer} is deleted in Stripe");
+    }
+    if let Some(tagged) = found.org_id().filter(|tagged| *tagged != org.as_str()) {
+        bail!(
+            "customer {customer} belongs to organization {tagged} according to its Stripe metadata"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,476 @@
+//! Typed configuration read from environment variables (and `.env`, loaded by
+//! `main`). Each command parses only the sections it needs, so `migrate` works
+//! without Stripe keys. Every error names the variable and never its secret value.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// A configuration problem, phrased as one sentence that names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var} {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    problem: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            var,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where variables come from: the process environment in production, a map in tests.
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    /// A set variable with surrounding whitespace removed; empty counts as unset.
+    fn get(&self, var: &str) -> Option<&str> {
+        self.vars
+            .get(var)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn require(&self, var: &'static str, hint: &str) -> Result<&str, ConfigError> {
+        self.get(var)
+            .ok_or_else(|| ConfigError::new(var, format!("is not set: {hint}")))
+    }
+
+    fn parse_or<T: FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| ConfigError::new(var, format!("must be {expected}, got {raw:?}"))),
+        }
+    }
+
+    fn duration_or(&self, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => parse_duration(raw).ok_or_else(|| {
+                ConfigError::new(
+                    var,
+                    format!("must be a duration such as `10s` or `500ms`, got {raw:?}"),
+                )
+            }),
+        }
+    }
+
+    fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        match self.get(var).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("0" | "false" | "no" | "off") => Ok(false),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some(other) => Err(ConfigError::new(
+                var,
+                format!("must be true or false, got {other:?}"),
+            )),
+        }
+    }
+
+    fn url(&self, var: &'static str, raw: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(raw)
+            .map_err(|e| ConfigError::new(var, format!("is not a valid URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ConfigError::new(var, "must be an http(s) URL with a host"));
+        }
+        Ok(url)
+    }
+}
+
+/// `10s`, `500ms`, `2m` or a bare number of seconds.
+fn parse_duration(raw: &str) -> Option<Duration> {
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(n)),
+        "" | "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// May hold a password, so it is kept secret and never logged.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    pub const DEFAULT_URL: &'static str = "sqlite://lance-billing.db";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = env.get("DATABASE_URL").unwrap_or(Self::DEFAULT_URL);
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        Ok(Self {
+            url: SecretString::from(url.to_owned()),
+            max_connections: env.parse_or("DATABASE_MAX_CONNECTIONS", 10, "a positive integer")?,
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.url.expose_secret().starts_with("postgres")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    pub secret_key: SecretString,
+    pub api_base: Url,
+    pub api_version: String,
+    pub portal_configuration: Option<String>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+impl StripeSettings {
+    /// The API version our parsing is written against; events may still arrive
+    /// rendered at older or newer versions (see `billing`).
+    pub const DEFAULT_API_VERSION: &'static str = "2025-09-30.clover";
+    pub const DEFAULT_API_BASE: &'static str = "https://api.stripe.com";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let key = env.require(
+            "STRIPE_SECRET_KEY",
+            "set it to your Stripe secret key (sk_test_… or a restricted rk_… key)",
+        )?;
+        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+            return Err(ConfigError::new(
+                "STRIPE_SECRET_KEY",
+                "must be a Stripe secret key starting with sk_ or rk_ (a publishable pk_ key will not work)",
+            ));
+        }
+        let base = env.get("STRIPE_API_BASE").unwrap_or(Self::DEFAULT_API_BASE);
+        let portal_configuration = env.get("STRIPE_PORTAL_CONFIGURATION").map(str::to_owned);
+        if portal_configuration
+            .as_ref()
+            .is_some_and(|bpc| !bpc.starts_with("bpc_"))
+        {
+            return Err(ConfigError::new(
+                "STRIPE_PORTAL_CONFIGURATION",
+                "must be a portal configuration id starting with bpc_",
+            ));
+        }
+        Ok(Self {
+            secret_key: SecretString::from(key.to_owned()),
+            api_base: env.url("STRIPE_API_BASE", base)?,
+            api_version: env
+                .get("STRIPE_API_VERSION")
+                .unwrap_or(Self::DEFAULT_API_VERSION)
+                .to_owned(),
+            portal_configuration,
+            connect_timeout: env.duration_or("STRIPE_CONNECT_TIMEOUT", Duration::from_secs(5))?,
+            timeout: env.duration_or("STRIPE_TIMEOUT", Duration::from_secs(10))?,
+            max_retries: env.parse_or("STRIPE_MAX_RETRIES", 2, "a whole number")?,
+        })
+    }
+
+    pub fn is_live(&self) -> bool {
+        let key = self.secret_key.expose_secret();
+        key.starts_with("sk_live_") || key.starts_with("rk_live_")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub jwks_url: Option<Url>,
+    /// Clerk's PEM public key for networkless verification.
+    pub jwt_key_pem: Option<String>,
+    pub issuer: Option<String>,
+    pub authorized_parties: Vec<String>,
+    /// Clerk's secret key, sent only to fetch `https://api.clerk.com/v1/jwks`.
+    pub clerk_secret_key: Option<SecretString>,
+    /// The locally generated development key file, trusted only when `DEV_AUTH` is on.
+    pub dev_key_file: Option<PathBuf>,
+}
+
+impl AuthSettings {
+    pub const DEFAULT_DEV_KEY_FILE: &'static str = ".lance-dev/dev-key.pem";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let jwks_url = env
+            .get("CLERK_JWKS_URL")
+            .map(|raw| env.url("CLERK_JWKS_URL", raw))
+            .transpose()?;
+        // Clerk's dashboard shows the key with newlines; one-line env files often
+        // carry it with literal `\n`, so accept both.
+        let jwt_key_pem = env.get("CLERK_JWT_KEY").map(|k| k.replace("\\n", "\n"));
+        if let Some(pem) = &jwt_key_pem {
+            jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| {
+                ConfigError::new("CLERK_JWT_KEY", "is not a PEM-encoded RSA public key")
+            })?;
+        }
+        let dev_key_file = env.flag("DEV_AUTH")?.then(|| Self::dev_key_path(env));
+        if jwks_url.is_none() && jwt_key_pem.is_none() && dev_key_file.is_none() {
+            return Err(ConfigError::new(
+                "CLERK_JWKS_URL",
+                "is not set: set CLERK_JWKS_URL or CLERK_JWT_KEY to verify Clerk sessions (or DEV_AUTH=true for local development)",
+            ));
+        }
+        Ok(Self {
+            jwks_url,
+            jwt_key_pem,
+            issuer: env.get("CLERK_ISSUER").map(str::to_owned),
+            authorized_parties: env
+                .get("CLERK_AUTHORIZED_PARTIES")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            clerk_secret_key: env
+                .get("CLERK_SECRET_KEY")
+                .map(|k| SecretString::from(k.to_owned())),
+            dev_key_file,
+        })
+    }
+
+    pub fn dev_key_path(env: &Env) -> PathBuf {
+        PathBuf::from(
+            env.get("DEV_KEY_FILE")
+                .unwrap_or(Self::DEFAULT_DEV_KEY_FILE),
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind_addr: SocketAddr,
+    /// The origin users reach (`https://{host}`); the only source of URLs we
+    /// hand to Stripe, never the request's Host header.
+    pub public_url: Url,
+    pub workers: Option<usize>,
+}
+
+impl ServerSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let raw = env.require(
+            "PUBLIC_URL",
+            "set it to the https://host users reach this service at (http://localhost:8080 for local use)",
+        )?;
+        let public_url = env.url("PUBLIC_URL", raw)?;
+        if public_url.path() != "/"
+            || public_url.query().is_some()
+            || public_url.fragment().is_some()
+        {
+            return Err(ConfigError::new(
+                "PUBLIC_URL",
+                "must be an origin only, like https://app.example.com (no path, query or fragment)",
+            ));
+        }
+        let workers = match env.get("WORKERS") {
+            None => None,
+            Some(_) => Some(env.parse_or("WORKERS", 1usize, "a positive integer")?),
+        };
+        Ok(Self {
+            bind_addr: env.parse_or(
+                "BIND_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+                "an address like 127.0.0.1:8080",
+            )?,
+            public_url,
+            workers: workers.filter(|w| *w > 0),
+        })
+    }
+
+    /// `{PUBLIC_URL}/organization#/plans`: where Stripe's portal sends users back.
+    pub fn plans_url(&self) -> String {
+        format!("{}/organization#/plans", self.origin())
+    }
+
+    pub fn origin(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub stripe: StripeSettings,
+    pub auth: AuthSettings,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let settings = Self {
+            server: ServerSettings::from_env(env)?,
+            database: DatabaseSettings::from_env(env)?,
+            stripe: StripeSettings::from_env(env)?,
+            auth: AuthSettings::from_env(env)?,
+        };
+        if settings.auth.dev_key_file.is_some() && settings.stripe.is_live() {
+            return Err(ConfigError::new(
+                "DEV_AUTH",
+                "must not be enabled with a live Stripe key: development sign-in would let anyone open any organization's billing",
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("PUBLIC_URL", "https://app.example.com"),
+            ("STRIPE_SECRET_KEY", "sk_test_123"),
+            (
+                "CLERK_JWKS_URL",
+                "https://clerk.example.com/.well-known/jwks.json",
+            ),
+        ]
+    }
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Result<Settings, ConfigError> {
+        let mut pairs = minimal();
+        for (k, v) in extra {
+            pairs.retain(|(key, _)| key != k);
+            pairs.push((k, v));
+        }
+        Settings::from_env(&Env::from_pairs(pairs))
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_variables_are_set() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.server.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database.url.expose_secret(), "sqlite://lance-billing.db");
+        assert_eq!(s.stripe.api_base.as_str(), "https://api.stripe.com/");
+        assert_eq!(s.stripe.api_version, StripeSettings::DEFAULT_API_VERSION);
+        assert_eq!(s.stripe.timeout, Duration::from_secs(10));
+        assert_eq!(
+            s.server.plans_url(),
+            "https://app.example.com/organization#/plans"
+        );
+        assert!(s.auth.dev_key_file.is_none());
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("PUBLIC_URL", "not a url"),
+            ("PUBLIC_URL", "https://app.example.com/path"),
+            ("PUBLIC_URL", "ftp://app.example.com"),
+            ("STRIPE_SECRET_KEY", "pk_test_123"),
+            ("STRIPE_API_BASE", "nope"),
+            ("STRIPE_TIMEOUT", "ten seconds"),
+            ("STRIPE_MAX_RETRIES", "-1"),
+            ("STRIPE_PORTAL_CONFIGURATION", "config_1"),
+            ("BIND_ADDR", "localhost"),
+            ("DATABASE_URL", "mysql://x"),
+            ("CLERK_JWKS_URL", "::"),
+            (
+                "CLERK_JWT_KEY",
+                "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----",
+            ),
+            ("DEV_AUTH", "maybe"),
+        ];
+        for (var, value) in cases {
+            let err = with(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, *var, "{var}={value}: {err}");
+            assert!(err.to_string().starts_with(var));
+        }
+    }
+
+    #[test]
+    fn missing_required_variables_are_named() {
+        for var in ["PUBLIC_URL", "STRIPE_SECRET_KEY", "CLERK_JWKS_URL"] {
+            let pairs: Vec<_> = minimal().into_iter().filter(|(k, _)| *k != var).collect();
+            let err = Settings::from_env(&Env::from_pairs(pairs)).unwrap_err();
+            assert_eq!(err.var, var);
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_debug_output() {
+        let err = with(&[("STRIPE_SECRET_KEY", "pk_live_supersecret")]).unwrap_err();
+        assert!(!err.to_string().contains("supersecret"));
+        let s = with(&[("STRIPE_SECRET_KEY", "sk_test_supersecret")]).unwrap();
+        assert!(!format!("{s:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn dev_auth_is_refused_with_live_keys() {
+        let err = with(&[("DEV_AUTH", "true"), ("STRIPE_SECRET_KEY", "sk_live_x")]).unwrap_err();
+        assert_eq!(err.var, "DEV_AUTH");
+        assert!(
+            with(&[("DEV_AUTH", "true")])
+                .unwrap()
+                .auth
+                .dev_key_file
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn durations_accept_common_units() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("ms"), None);
+        assert_eq!(parse_duration("1h"), None);
+    }
+
+    #[test]
+    fn authorized_parties_are_split_and_trimmed() {
+        let s = with(&[(
+            "CLERK_AUTHORIZED_PARTIES",
+            " https://a.com, https://b.com ,",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.auth.authorized_parties,
+            ["https://a.com", "https://b.com"]
+        );
+    }
+}

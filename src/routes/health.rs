@@ -1,0 +1,30 @@
+//! Liveness and readiness probes for load balancers and orchestrators.
+
+use actix_web::{HttpResponse, get, web};
+use serde_json::json;
+
+use crate::startup::AppState;
+
+/// The process is up and serving HTTP.
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// The service can do its work: the database answers.
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "database": state.store.backend_name(),
+        })),
+        Err(err) => {
+            log::error!("readiness check failed: {err}");
+            HttpResponse::ServiceUnavailable().json(json!({
+                "status": "unavailable",
+                "database": state.store.backend_name(),
+            }))
+        }
+    }
+}

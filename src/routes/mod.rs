@@ -1,0 +1,23 @@
+//! The route table: every URL the service answers, in one place.
+
+mod health;
+mod home;
+mod portal;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+
+use crate::error::error_json;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(home::home)
+        .service(home::stylesheet)
+        .service(web::scope("/api/v1/operations/payment").service(portal::customer_portal))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    error_json(StatusCode::NOT_FOUND, "NOT_FOUND", "No such endpoint.")
+}

@@ -1,0 +1,228 @@
+//! The `organizations` table: one row per Clerk organization, holding the
+//! link to its Stripe customer.
+
+use super::{BeginWrite, Store, StoreError, is_unique_violation, with_pool};
+use crate::domain::{OrgId, StripeCustomerId, unix_now};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: OrgId,
+    pub slug: Option<String>,
+    pub stripe_customer_id: Option<StripeCustomerId>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct OrganizationRow {
+    id: String,
+    slug: Option<String>,
+    stripe_customer_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<OrganizationRow> for Organization {
+    type Error = StoreError;
+    fn try_from(row: OrganizationRow) -> Result<Self, StoreError> {
+        let corrupt = |e: crate::domain::InvalidId| StoreError::Corrupt(e.to_string());
+        Ok(Self {
+            id: OrgId::parse(&row.id).map_err(corrupt)?,
+            slug: row.slug,
+            stripe_customer_id: row
+                .stripe_customer_id
+                .as_deref()
+                .map(StripeCustomerId::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// What `link_customer` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutcome {
+    Linked,
+    AlreadyLinked,
+    Replaced { previous: StripeCustomerId },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("customer {customer} is already linked to organization {other}")]
+    CustomerTaken {
+        customer: StripeCustomerId,
+        other: OrgId,
+    },
+    #[error(
+        "organization {org} is already linked to customer {existing}; pass --replace to link it to another customer"
+    )]
+    OrgHasCustomer {
+        org: OrgId,
+        existing: StripeCustomerId,
+    },
+    #[error(
+        "customer {0} was linked to another organization at the same moment; run the command again"
+    )]
+    Race(StripeCustomerId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for LinkError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+const SELECT_ORG: &str = "SELECT id, slug, stripe_customer_id, created_at, updated_at \
+                          FROM organizations WHERE id = $1";
+
+impl Store {
+    pub async fn find_organization(&self, id: &OrgId) -> Result<Option<Organization>, StoreError> {
+        let row: Option<OrganizationRow> = with_pool!(self, |pool| {
+            sqlx::query_as(SELECT_ORG)
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Organization::try_from).transpose()
+    }
+
+    /// Returns the organization, creating its row on first sight and keeping
+    /// the slug current. The common case is a single indexed read.
+    pub async fn ensure_organization(
+        &self,
+        id: &OrgId,
+        slug: Option<&str>,
+    ) -> Result<Organization, StoreError> {
+        match self.find_organization(id).await? {
+            Some(org) if slug.is_none() || org.slug.as_deref() == slug => Ok(org),
+            Some(_) => self.update_slug(id, slug).await,
+            None => self.insert_organization(id, slug).await,
+        }
+    }
+
+    async fn insert_organization(
+        &self,
+        id: &OrgId,
+        slug: Option<&str>,
+    ) -> Result<Organization, StoreError> {
+        let now = unix_now();
+        // A concurrent first request may insert the same row: DO NOTHING keeps
+        // theirs, and the read below returns whichever won.
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO organizations (id, slug, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(slug)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        self.find_organization(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("organization {id} vanished after insert")))
+    }
+
+    async fn update_slug(
+        &self,
+        id: &OrgId,
+        slug: Option<&str>,
+    ) -> Result<Organization, StoreError> {
+        let row: OrganizationRow = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "UPDATE organizations SET slug = $2, updated_at = $3 WHERE id = $1 \
+                 RETURNING id, slug, stripe_customer_id, created_at, updated_at",
+            )
+            .bind(id.as_str())
+            .bind(slug)
+            .bind(unix_now())
+            .fetch_one(pool)
+            .await?
+        });
+        row.try_into()
+    }
+
+    /// Attaches a Stripe customer to an organization (creating the row if
+    /// needed). A customer belongs to at most one organization; the unique
+    /// index enforces it even against a concurrent link.
+    pub async fn link_customer(
+        &self,
+        org: &OrgId,
+        customer: &StripeCustomerId,
+        replace: bool,
+    ) -> Result<LinkOutcome, LinkError> {
+        let result = with_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
+                    .bind(customer.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let current: Option<Option<String>> =
+                sqlx::query_scalar("SELECT stripe_customer_id FROM organizations WHERE id = $1")
+                    .bind(org.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let outcome = decide_link(org, customer, owner, current.flatten(), replace)?;
+            if outcome != LinkOutcome::AlreadyLinked {
+                let now = unix_now();
+                sqlx::query(
+                    "INSERT INTO organizations (id, stripe_customer_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $3) \
+                     ON CONFLICT (id) DO UPDATE SET stripe_customer_id = $2, updated_at = $3",
+                )
+                .bind(org.as_str())
+                .bind(customer.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, LinkError>(outcome)
+        });
+        result.map_err(|err| match err {
+            LinkError::Store(StoreError::Database(db)) if is_unique_violation(&db) => {
+                LinkError::Race(customer.clone())
+            }
+            other => other,
+        })
+    }
+}
+
+/// The rules of `link_customer`, apart from the SQL.
+fn decide_link(
+    org: &OrgId,
+    customer: &StripeCustomerId,
+    owner: Option<String>,
+    current: Option<String>,
+    replace: bool,
+) -> Result<LinkOutcome, LinkError> {
+    if let Some(owner) = owner.filter(|o| o != org.as_str()) {
+        return Err(LinkError::CustomerTaken {
+            customer: customer.clone(),
+            other: OrgId::parse(&owner).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        });
+    }
+    match current {
+        None => Ok(LinkOutcome::Linked),
+        Some(existing) if existing == customer.as_str() => Ok(LinkOutcome::AlreadyLinked),
+        Some(existing) => {
+            let existing = StripeCustomerId::parse(&existing)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if replace {
+                Ok(LinkOutcome::Replaced { previous: existing })
+            } else {
+                Err(LinkError::OrgHasCustomer {
+                    org: org.clone(),
+                    existing,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real HTTP surface, run on SQLite and, with
+//! TEST_DATABASE_URL=postgres://…, on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod health;
+mod helpers;
+mod org_link;
+mod portal;

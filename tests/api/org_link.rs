@@ -1,0 +1,184 @@
+//! `lance-billing org link`, through the function the command calls.
+
+use lance_billing::cli::link_org;
+use lance_billing::config::{Env, StripeSettings};
+use lance_billing::domain::{OrgId, StripeCustomerId};
+use lance_billing::stripe::StripeClient;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+fn org(id: &str) -> OrgId {
+    OrgId::parse(id).unwrap()
+}
+
+fn cus(id: &str) -> StripeCustomerId {
+    StripeCustomerId::parse(id).unwrap()
+}
+
+fn stripe_client(app: &TestApp) -> StripeClient {
+    let uri = app.stripe.uri();
+    let env = Env::from_pairs([
+        ("STRIPE_SECRET_KEY", STRIPE_KEY),
+        ("STRIPE_API_BASE", uri.as_str()),
+        ("STRIPE_MAX_RETRIES", "0"),
+    ]);
+    StripeClient::new(&StripeSettings::from_env(&env).unwrap()).unwrap()
+}
+
+async fn stripe_has_customer(app: &TestApp, id: &str, body: serde_json::Value) {
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/customers/{id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&app.stripe)
+        .await;
+}
+
+#[tokio::test]
+async fn linking_creates_the_organization_and_is_idempotent() {
+    let app = TestApp::spawn().await;
+    let message = link_org(&app.store, None, &org("org_new"), &cus("cus_A"), false)
+        .await
+        .unwrap();
+    assert_eq!(message, "linked org_new to cus_A");
+    let stored = app
+        .store
+        .find_organization(&org("org_new"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.stripe_customer_id, Some(cus("cus_A")));
+
+    let again = link_org(&app.store, None, &org("org_new"), &cus("cus_A"), false)
+        .await
+        .unwrap();
+    assert_eq!(again, "org_new was already linked to cus_A");
+}
+
+#[tokio::test]
+async fn a_customer_linked_to_another_organization_is_refused() {
+    let app = TestApp::spawn().await;
+    link_org(&app.store, None, &org("org_first"), &cus("cus_A"), false)
+        .await
+        .unwrap();
+
+    let err = link_org(&app.store, None, &org("org_second"), &cus("cus_A"), true)
+        .await
+        .unwrap_err();
+
+    assert!(
+        err.to_string()
+            .contains("already linked to organization org_first"),
+        "{err}"
+    );
+    assert!(
+        app.store
+            .find_organization(&org("org_second"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn replacing_an_organizations_customer_needs_replace() {
+    let app = TestApp::spawn().await;
+    link_org(&app.store, None, &org("org_a"), &cus("cus_Old"), false)
+        .await
+        .unwrap();
+
+    let refused = link_org(&app.store, None, &org("org_a"), &cus("cus_New"), false)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("--replace"), "{refused}");
+
+    let message = link_org(&app.store, None, &org("org_a"), &cus("cus_New"), true)
+        .await
+        .unwrap();
+    assert_eq!(message, "linked org_a to cus_New (replacing cus_Old)");
+    let stored = app
+        .store
+        .find_organization(&org("org_a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.stripe_customer_id, Some(cus("cus_New")));
+}
+
+#[tokio::test]
+async fn the_customer_is_checked_with_stripe_first() {
+    let app = TestApp::spawn().await;
+    let stripe = stripe_client(&app);
+    stripe_has_customer(
+        &app,
+        "cus_Live",
+        json!({"id": "cus_Live", "object": "customer", "metadata": {}}),
+    )
+    .await;
+    stripe_has_customer(
+        &app,
+        "cus_Gone",
+        json!({"id": "cus_Gone", "object": "customer", "deleted": true}),
+    )
+    .await;
+    stripe_has_customer(
+        &app,
+        "cus_Theirs",
+        json!({"id": "cus_Theirs", "object": "customer", "metadata": {"org_id": "org_other"}}),
+    )
+    .await;
+
+    link_org(
+        &app.store,
+        Some(&stripe),
+        &org("org_a"),
+        &cus("cus_Live"),
+        false,
+    )
+    .await
+    .unwrap();
+    let missing = link_org(
+        &app.store,
+        Some(&stripe),
+        &org("org_b"),
+        &cus("cus_Missing"),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .contains("Stripe has no customer cus_Missing"),
+        "{missing}"
+    );
+    let deleted = link_org(
+        &app.store,
+        Some(&stripe),
+        &org("org_b"),
+        &cus("cus_Gone"),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(deleted.to_string().contains("deleted"), "{deleted}");
+    let theirs = link_org(
+        &app.store,
+        Some(&stripe),
+        &org("org_b"),
+        &cus("cus_Theirs"),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(theirs.to_string().contains("org_other"), "{theirs}");
+    assert!(
+        app.store
+            .find_organization(&org("org_b"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
