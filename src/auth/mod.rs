@@ -73,6 +73,45 @@ pub struct Authenticator {
     keys: KeyStore,
     validation: Validation,
     authorized_parties: Vec<String>,
+    verified: VerifiedTokens,
+}
+
+/// Tokens that passed every check, by SHA-256, until their `exp`. A browser
+/// sends the same short-lived token with each request, and an RSA check per
+/// request is most of the endpoint's CPU. Only successes are cached, so
+/// forged tokens cannot fill it; it is bounded and swept when full.
+struct VerifiedTokens {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Identity, i64)>>,
+}
+
+impl VerifiedTokens {
+    const CAPACITY: usize = 50_000;
+
+    fn key(token: &str) -> [u8; 32] {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        key
+    }
+
+    fn get(&self, key: &[u8; 32], now: i64) -> Option<Identity> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(_, exp)| now < *exp)
+            .map(|(identity, _)| identity.clone())
+    }
+
+    fn insert(&self, key: [u8; 32], identity: Identity, exp: i64, now: i64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= Self::CAPACITY {
+            entries.retain(|_, (_, e)| now < *e);
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (identity, exp));
+    }
 }
 
 impl Authenticator {
@@ -94,6 +133,9 @@ impl Authenticator {
             keys,
             validation,
             authorized_parties,
+            verified: VerifiedTokens {
+                entries: Default::default(),
+            },
         }
     }
 
@@ -131,6 +173,17 @@ impl Authenticator {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::Malformed);
         }
+        let now = unix_now();
+        let cache_key = VerifiedTokens::key(token);
+        if let Some(identity) = self.verified.get(&cache_key, now) {
+            return Ok(identity);
+        }
+        let (identity, exp) = self.verify_uncached(token).await?;
+        self.verified.insert(cache_key, identity.clone(), exp, now);
+        Ok(identity)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<(Identity, i64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if let Some(typ) = header
             .typ
@@ -145,7 +198,8 @@ impl Authenticator {
         let key = self.keys.key_for(header.kid.as_deref()).await?;
         let claims = jsonwebtoken::decode::<ClerkClaims>(token, &key, &self.validation)?.claims;
         self.check_claims(&claims)?;
-        Ok(claims.into_identity()?)
+        let exp = claims.exp;
+        Ok((claims.into_identity()?, exp))
     }
 
     /// The checks Clerk's SDK makes that `jsonwebtoken` does not.

@@ -3,9 +3,18 @@
 //! placeholders, `ON CONFLICT`, `RETURNING`) and compiled for both backends by
 //! `with_pool!`, so both keep their native types and connection options.
 
+mod events;
 mod organizations;
+mod state;
+mod sync;
 
+pub use events::{EventRecord, RecordOutcome, StoredEvent};
 pub use organizations::{LinkError, LinkOutcome, Organization};
+pub use state::{BillingState, InvoiceView, PaymentMethodView, SubscriptionView};
+pub use sync::{
+    CreditGrant, CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
+    SubscriptionItemRow, SubscriptionRow, Version,
+};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -46,6 +55,60 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
+
+/// A write transaction on either backend. Store functions that must commit
+/// together take `&mut Tx`, so sync rules stay backend-agnostic.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Like `with_pool!`, for the connection inside a `Tx`.
+macro_rules! with_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::store::Tx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tx;
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await?,
+            Self::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Savepoints let one event of a batch fail without undoing the others.
+    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.execute("SAVEPOINT event").await
+    }
+
+    pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.execute("RELEASE SAVEPOINT event").await
+    }
+
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        self.execute("ROLLBACK TO SAVEPOINT event").await
+    }
+
+    async fn execute(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        with_tx!(self, |conn| {
+            sqlx::query(sql).execute(conn).await?;
+        });
+        Ok(())
+    }
+}
 
 /// Opens a write transaction. SQLite's plain `BEGIN` defers the write lock, and
 /// upgrading it later fails with SQLITE_BUSY under concurrency instead of
@@ -105,6 +168,14 @@ impl Store {
                 .await?;
             Ok(Self::Sqlite(pool))
         }
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Self::Sqlite(pool) => Tx::Sqlite(pool.begin_write().await?),
+            Self::Postgres(pool) => Tx::Postgres(pool.begin_write().await?),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {

@@ -3,7 +3,9 @@
 
 mod client;
 mod customers;
+pub mod objects;
 mod portal;
+pub mod webhook;
 
 pub use client::{ApiErrorBody, RetryPolicy, StripeClient, StripeError};
 pub use customers::Customer;

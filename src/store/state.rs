@@ -1,0 +1,209 @@
+//! Reads of the synced billing state, for the API and the pages.
+
+use super::{Store, StoreError, with_pool};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SubscriptionView {
+    pub id: String,
+    pub status: String,
+    pub price_id: Option<String>,
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    pub quantity: Option<i64>,
+    pub currency: Option<String>,
+    pub unit_amount: Option<i64>,
+    pub recurring_interval: Option<String>,
+    pub interval_count: Option<i64>,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub trial_end: Option<i64>,
+    pub default_payment_method: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PaymentMethodView {
+    pub id: String,
+    pub brand: Option<String>,
+    pub last4: Option<String>,
+    pub exp_month: Option<i64>,
+    pub exp_year: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct InvoiceView {
+    pub id: String,
+    pub number: Option<String>,
+    pub status: Option<String>,
+    pub currency: String,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub total: i64,
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
+    pub subscription_id: Option<String>,
+    pub period_start: Option<i64>,
+    pub period_end: Option<i64>,
+    pub created: i64,
+}
+
+/// An organization's synced plan state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillingState {
+    pub subscriptions: Vec<SubscriptionView>,
+    pub payment_method: Option<PaymentMethodView>,
+    pub credit_balance: i64,
+    /// When we last wrote anything for this customer (unix seconds).
+    pub synced_at: Option<i64>,
+}
+
+impl Store {
+    /// The state for `org_id`, whose Stripe customer is `customer` (if any).
+    pub async fn billing_state(
+        &self,
+        org_id: &str,
+        customer: Option<&str>,
+    ) -> Result<BillingState, StoreError> {
+        let credit_balance = self.credit_balance(org_id, customer).await?;
+        let Some(customer) = customer else {
+            return Ok(BillingState {
+                subscriptions: Vec::new(),
+                payment_method: None,
+                credit_balance,
+                synced_at: None,
+            });
+        };
+        let subscriptions = self.subscriptions_of(customer).await?;
+        let subscription_default = subscriptions
+            .iter()
+            .find_map(|s| s.default_payment_method.clone());
+        Ok(BillingState {
+            payment_method: self
+                .payment_method_of(customer, subscription_default)
+                .await?,
+            subscriptions,
+            credit_balance,
+            synced_at: self.synced_at(customer).await?,
+        })
+    }
+
+    async fn subscriptions_of(&self, customer: &str) -> Result<Vec<SubscriptionView>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT s.id, s.status, s.price_id, s.product_id, p.name AS product_name, s.quantity, \
+                 s.currency, s.unit_amount, s.recurring_interval, s.interval_count, \
+                 s.current_period_start, s.current_period_end, s.cancel_at_period_end, s.cancel_at, \
+                 s.canceled_at, s.trial_end, s.default_payment_method \
+                 FROM subscriptions s LEFT JOIN products p ON p.id = s.product_id \
+                 WHERE s.customer_id = $1 ORDER BY s.created DESC, s.id DESC",
+            )
+            .bind(customer)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// The customer's default card (Stripe's invoice default, else the
+    /// subscription's), else the most recently attached one.
+    async fn payment_method_of(
+        &self,
+        customer: &str,
+        subscription_default: Option<String>,
+    ) -> Result<Option<PaymentMethodView>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            let customer_default: Option<Option<String>> =
+                sqlx::query_scalar("SELECT default_payment_method FROM customers WHERE id = $1")
+                    .bind(customer)
+                    .fetch_optional(pool)
+                    .await?;
+            let preferred = customer_default.flatten().or(subscription_default);
+            sqlx::query_as(
+                "SELECT id, brand, last4, exp_month, exp_year FROM payment_methods \
+                 WHERE customer_id = $1 \
+                 ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END, event_created DESC, id DESC LIMIT 1",
+            )
+            .bind(customer)
+            .bind(preferred)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    pub async fn credit_balance(
+        &self,
+        org_id: &str,
+        customer: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_ledger \
+                 WHERE org_id = $1 OR customer_id = $2",
+            )
+            .bind(org_id)
+            .bind(customer)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    async fn synced_at(&self, customer: &str) -> Result<Option<i64>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT MAX(t) FROM ( \
+                 SELECT MAX(updated_at) AS t FROM subscriptions WHERE customer_id = $1 \
+                 UNION ALL SELECT MAX(updated_at) FROM invoices WHERE customer_id = $1 \
+                 UNION ALL SELECT MAX(updated_at) FROM payment_methods WHERE customer_id = $1 \
+                 UNION ALL SELECT MAX(updated_at) FROM customers WHERE id = $1) AS synced",
+            )
+            .bind(customer)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// One page of a customer's invoices, newest first, after the invoice
+    /// `starting_after` (keyset pagination: stable while new invoices arrive).
+    /// `None` when `starting_after` is not one of this customer's invoices.
+    pub async fn invoices_page(
+        &self,
+        customer: &str,
+        starting_after: Option<&str>,
+        limit: i64,
+    ) -> Result<Option<Vec<InvoiceView>>, StoreError> {
+        let cursor = match starting_after {
+            None => (i64::MAX, String::new()),
+            Some(id) => match self.invoice_created(customer, id).await? {
+                Some(created) => (created, id.to_owned()),
+                None => return Ok(None),
+            },
+        };
+        let page = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, number, status, currency, amount_due, amount_paid, total, hosted_invoice_url, \
+                 invoice_pdf, subscription_id, period_start, period_end, created FROM invoices \
+                 WHERE customer_id = $1 AND deleted = FALSE \
+                 AND (created < $2 OR (created = $2 AND ($3 = '' OR id < $3))) \
+                 ORDER BY created DESC, id DESC LIMIT $4",
+            )
+            .bind(customer)
+            .bind(cursor.0)
+            .bind(&cursor.1)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(Some(page))
+    }
+
+    async fn invoice_created(&self, customer: &str, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT created FROM invoices WHERE id = $1 AND customer_id = $2")
+                .bind(id)
+                .bind(customer)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+}
