@@ -213,6 +213,42 @@ impl StripeSettings {
     }
 }
 
+/// Verification of Stripe's webhook deliveries.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Several while a secret is being rolled: a delivery signed with any passes.
+    pub secrets: Vec<SecretString>,
+    pub tolerance: Duration,
+}
+
+impl WebhookSettings {
+    /// `None` when `STRIPE_WEBHOOK_SECRET` is unset: the endpoint then refuses deliveries.
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let tolerance = env.duration_or("STRIPE_WEBHOOK_TOLERANCE", Duration::from_secs(300))?;
+        let Some(raw) = env.get("STRIPE_WEBHOOK_SECRET") else {
+            return Ok(None);
+        };
+        let secrets: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if secrets.is_empty() || secrets.iter().any(|s| !s.starts_with("whsec_")) {
+            return Err(ConfigError::new(
+                "STRIPE_WEBHOOK_SECRET",
+                "must be one or more comma-separated signing secrets starting with whsec_",
+            ));
+        }
+        Ok(Some(Self {
+            secrets: secrets
+                .into_iter()
+                .map(|s| SecretString::from(s.to_owned()))
+                .collect(),
+            tolerance,
+        }))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub jwks_url: Option<Url>,
@@ -334,6 +370,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub stripe: StripeSettings,
+    pub webhooks: Option<WebhookSettings>,
     pub auth: AuthSettings,
 }
 
@@ -343,6 +380,7 @@ impl Settings {
             server: ServerSettings::from_env(env)?,
             database: DatabaseSettings::from_env(env)?,
             stripe: StripeSettings::from_env(env)?,
+            webhooks: WebhookSettings::from_env(env)?,
             auth: AuthSettings::from_env(env)?,
         };
         if settings.auth.dev_key_file.is_some() && settings.stripe.is_live() {
@@ -413,6 +451,9 @@ mod tests {
                 "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----",
             ),
             ("DEV_AUTH", "maybe"),
+            ("STRIPE_WEBHOOK_SECRET", "sk_test_oops"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_a, nope"),
+            ("STRIPE_WEBHOOK_TOLERANCE", "soon"),
         ];
         for (var, value) in cases {
             let err = with(&[(var, value)]).unwrap_err();
@@ -459,6 +500,15 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("ms"), None);
         assert_eq!(parse_duration("1h"), None);
+    }
+
+    #[test]
+    fn several_webhook_secrets_can_be_configured_for_rotation() {
+        assert!(with(&[]).unwrap().webhooks.is_none());
+        let s = with(&[("STRIPE_WEBHOOK_SECRET", "whsec_new, whsec_old")]).unwrap();
+        let webhooks = s.webhooks.unwrap();
+        assert_eq!(webhooks.secrets.len(), 2);
+        assert_eq!(webhooks.tolerance, Duration::from_secs(300));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! syncs Stripe's state back through webhooks, and renders billing pages.
 
 pub mod auth;
+pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -9,10 +9,12 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
 use crate::auth::Authenticator;
+use crate::billing::Ingestor;
 use crate::config::{DatabaseSettings, Settings};
 use crate::routes;
 use crate::store::Store;
 use crate::stripe::StripeClient;
+use crate::stripe::webhook::WebhookVerifier;
 
 /// What handlers share: one instance per process, behind `web::Data`.
 pub struct AppState {
@@ -21,6 +23,9 @@ pub struct AppState {
     /// `{PUBLIC_URL}/organization#/plans`, computed once at startup.
     pub plans_url: String,
     pub portal_configuration: Option<String>,
+    /// `None` when no webhook secret is configured.
+    pub webhooks: Option<WebhookVerifier>,
+    pub ingestor: Ingestor,
 }
 
 pub struct Application {
@@ -39,6 +44,11 @@ impl Application {
                 .context("could not build the Stripe client")?,
             plans_url: settings.server.plans_url(),
             portal_configuration: settings.stripe.portal_configuration.clone(),
+            webhooks: settings
+                .webhooks
+                .as_ref()
+                .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
+            ingestor: Ingestor::for_store(store.clone()),
         });
         let listener = TcpListener::bind(settings.server.bind_addr)
             .with_context(|| format!("could not listen on {}", settings.server.bind_addr))?;

@@ -1,8 +1,10 @@
 //! The route table: every URL the service answers, in one place.
 
+mod billing;
 mod health;
 mod home;
 mod portal;
+mod webhooks;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -14,7 +16,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::readyz)
         .service(home::home)
         .service(home::stylesheet)
-        .service(web::scope("/api/v1/operations/payment").service(portal::customer_portal))
+        .service(
+            web::scope("/api/v1/operations/payment")
+                .service(portal::customer_portal)
+                .service(billing::subscription)
+                .service(billing::invoices),
+        )
+        .service(web::scope("/api/v1/webhooks").service(webhooks::stripe_webhook))
         .default_service(web::to(not_found));
 }
 

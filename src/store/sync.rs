@@ -488,7 +488,13 @@ impl Tx {
                     .bind(customer)
                     .fetch_optional(&mut *conn)
                     .await?;
-            if taken.is_some() {
+            // A late checkout or customer event must not relink a deleted customer.
+            let deleted: Option<bool> =
+                sqlx::query_scalar("SELECT deleted FROM customers WHERE id = $1")
+                    .bind(customer)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if taken.is_some() || deleted == Some(true) {
                 0
             } else {
                 sqlx::query(

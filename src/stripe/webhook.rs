@@ -108,7 +108,7 @@ fn parse_header(header: &str) -> Result<SignatureHeader, SignatureError> {
 }
 
 fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())

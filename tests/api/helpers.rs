@@ -23,6 +23,7 @@ pub const PUBLIC_URL: &str = "https://app.lance.test";
 pub const PLANS_URL: &str = "https://app.lance.test/organization#/plans";
 pub const STRIPE_KEY: &str = "sk_test_lance123";
 pub const PORTAL_URL: &str = "https://billing.stripe.com/p/session/test_abc123";
+pub const WEBHOOK_SECRET: &str = "whsec_test_secret";
 
 pub const CLERK_KEY_PEM: &str = include_str!("../fixtures/clerk_test_key.pem");
 pub const CLERK_PUBLIC_PEM: &str = include_str!("../fixtures/clerk_test_key.pub.pem");
@@ -137,6 +138,59 @@ impl TestApp {
             .await;
     }
 
+    /// POSTs `event` to the webhook endpoint, signed as Stripe would.
+    pub async fn post_event(&self, event: &Value) -> reqwest::Response {
+        let body = serde_json::to_vec(event).unwrap();
+        let header =
+            lance_billing::stripe::webhook::signature_header(WEBHOOK_SECRET, unix_now(), &body);
+        self.post_webhook(body, Some(&header)).await
+    }
+
+    pub async fn post_webhook(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/api/v1/webhooks/stripe", self.address))
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("Stripe-Signature", signature);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// GET an authenticated JSON endpoint as a member of `org`.
+    pub async fn get_json(&self, path: &str, org: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(sign(&claims_v2(org)))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs a query returning one integer on whichever backend the app uses.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        match &self.store {
+            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+
+    /// Runs a statement on whichever backend the app uses.
+    pub async fn execute(&self, sql: &'static str) {
+        match &self.store {
+            Store::Sqlite(pool) => {
+                sqlx::query(sql).execute(pool).await.unwrap();
+            }
+            Store::Postgres(pool) => {
+                sqlx::query(sql).execute(pool).await.unwrap();
+            }
+        }
+    }
+
     /// The acme organization, linked to a customer, with Stripe creating sessions.
     pub async fn paying_org(&self) {
         self.org_with_customer("org_acme", "cus_NciAYcXfLnqBoz")
@@ -220,6 +274,7 @@ impl TestAppBuilder {
             ("STRIPE_TIMEOUT", "2s"),
             ("STRIPE_MAX_RETRIES", "2"),
             ("CLERK_JWKS_URL", &jwks_url),
+            ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

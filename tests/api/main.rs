@@ -8,3 +8,5 @@ mod health;
 mod helpers;
 mod org_link;
 mod portal;
+mod stripe_fixtures;
+mod webhooks;
