@@ -6,7 +6,8 @@
 -- same-second ties by the object's own state (a canceled or deleted object
 -- outranks an update of the same second), and the source (event id) as the
 -- last tie-breaker. A write applies only when its version is greater, so any
--- delivery order leaves the same rows.
+-- delivery order leaves the same rows. `content_hash` fingerprints the synced
+-- fields, so reconciliation can report what really changed.
 
 CREATE TABLE stripe_events (
     id           TEXT PRIMARY KEY,
@@ -30,6 +31,7 @@ CREATE TABLE customers (
     name                   TEXT,
     default_payment_method TEXT,
     deleted                BOOLEAN NOT NULL DEFAULT FALSE,
+    content_hash           TEXT NOT NULL DEFAULT '',
     event_created          BIGINT NOT NULL,
     event_rank             BIGINT NOT NULL,
     event_source           TEXT NOT NULL,
@@ -57,6 +59,7 @@ CREATE TABLE subscriptions (
     trial_end              BIGINT,
     default_payment_method TEXT,
     created                BIGINT NOT NULL,
+    content_hash           TEXT NOT NULL DEFAULT '',
     event_created          BIGINT NOT NULL,
     event_rank             BIGINT NOT NULL,
     event_source           TEXT NOT NULL,
@@ -96,6 +99,7 @@ CREATE TABLE invoices (
     period_end         BIGINT,
     created            BIGINT NOT NULL,
     deleted            BOOLEAN NOT NULL DEFAULT FALSE,
+    content_hash       TEXT NOT NULL DEFAULT '',
     event_created      BIGINT NOT NULL,
     event_rank         BIGINT NOT NULL,
     event_source       TEXT NOT NULL,
@@ -111,6 +115,7 @@ CREATE TABLE payment_methods (
     last4         TEXT,
     exp_month     BIGINT,
     exp_year      BIGINT,
+    content_hash  TEXT NOT NULL DEFAULT '',
     event_created BIGINT NOT NULL,
     event_rank    BIGINT NOT NULL,
     event_source  TEXT NOT NULL,
@@ -124,6 +129,7 @@ CREATE TABLE products (
     description   TEXT,
     active        BOOLEAN NOT NULL,
     deleted       BOOLEAN NOT NULL DEFAULT FALSE,
+    content_hash  TEXT NOT NULL DEFAULT '',
     event_created BIGINT NOT NULL,
     event_rank    BIGINT NOT NULL,
     event_source  TEXT NOT NULL,
@@ -143,6 +149,7 @@ CREATE TABLE prices (
     lookup_key         TEXT,
     credits            BIGINT,           -- metadata.credits: credits one unit grants
     deleted            BOOLEAN NOT NULL DEFAULT FALSE,
+    content_hash       TEXT NOT NULL DEFAULT '',
     event_created      BIGINT NOT NULL,
     event_rank         BIGINT NOT NULL,
     event_source       TEXT NOT NULL,

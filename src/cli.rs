@@ -4,6 +4,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::auth::dev::{DevKey, DevTokenRequest};
+use crate::billing::reconcile;
+use crate::billing::replay::{Selection, replay};
 use crate::config::{AuthSettings, DatabaseSettings, Env, Settings, StripeSettings};
 use crate::domain::{OrgId, StripeCustomerId, UserId};
 use crate::startup::{Application, connect_and_migrate};
@@ -32,6 +34,18 @@ pub enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// Fetch customers, subscriptions, invoices, payment methods and the
+    /// catalog from Stripe and apply them: repairs what webhooks missed.
+    Sync {
+        /// Only this organization's customer (the catalog is skipped).
+        #[arg(long)]
+        org: Option<OrgId>,
+    },
+    /// Stored webhook events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Development helpers (never needed in production).
     Dev {
         #[command(subcommand)]
@@ -55,6 +69,19 @@ pub enum OrgCommand {
         /// Do not check the customer with Stripe first.
         #[arg(long)]
         no_verify: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Re-apply stored events (safe: an applied event changes nothing again).
+    Replay {
+        /// Every event that was recorded but could not be applied.
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        failed: bool,
+        /// One event by id (evt_…).
+        #[arg(long)]
+        id: Option<String>,
     },
 }
 
@@ -107,6 +134,25 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             };
             let message = link_org(&store, stripe.as_ref(), &org, &customer, replace).await?;
             println!("{message}");
+            Ok(())
+        }
+        Command::Sync { org } => {
+            let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
+            let stripe = StripeClient::new(&StripeSettings::from_env(env)?)?;
+            let report = reconcile::sync(&store, &stripe, org.as_ref()).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Events {
+            command: EventsCommand::Replay { failed: _, id },
+        } => {
+            let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
+            let selection = id.map_or(Selection::Failed, Selection::One);
+            let report = replay(&store, selection).await?;
+            println!("{report}");
+            if report.missing > 0 {
+                bail!("no stored event has that id");
+            }
             Ok(())
         }
         Command::Dev {

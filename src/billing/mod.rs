@@ -5,6 +5,7 @@
 
 pub mod ingest;
 pub mod reconcile;
+pub mod replay;
 pub mod rules;
 
 pub use ingest::{IngestError, Ingested, Ingestor};
@@ -23,7 +24,7 @@ pub async fn apply_changes(tx: &mut Tx, changes: &[Change]) -> Result<u64, Store
     Ok(changed)
 }
 
-async fn apply_change(tx: &mut Tx, change: &Change) -> Result<bool, StoreError> {
+pub(crate) async fn apply_change(tx: &mut Tx, change: &Change) -> Result<bool, StoreError> {
     match change {
         Change::Customer(row) => tx.upsert_customer(row).await,
         Change::UnlinkCustomer(customer) => tx.unlink_customer(customer).await,

@@ -1,2 +1,284 @@
 //! Reconciliation: fetch the current objects from Stripe and apply them with
-//! the same rules and code paths as webhooks.
+//! the same rules and code paths as webhooks. A fetched object counts as the
+//! newest state (its version is the fetch time), so it overrides older
+//! events and yields to events created after the fetch. Safe to run while
+//! webhooks arrive, and idempotent: a second run reports no changes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+
+use super::apply_change;
+use super::rules::{
+    Change, customer_changes, fetched_version, invoice_changes, invoice_status_rank,
+    payment_method_row, price_row, product_row, subscription_row, subscription_status_rank,
+};
+use crate::domain::{OrgId, unix_now};
+use crate::store::{Store, StoreError, SyncedRow, Tx};
+use crate::stripe::StripeClient;
+use crate::stripe::objects::{
+    FullCustomer, Invoice, List, PaymentMethod, Price, Product, Subscription,
+};
+
+/// Stripe's largest page.
+const PAGE_SIZE: &str = "100";
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub customers: usize,
+    pub fetched: usize,
+    pub changed: usize,
+}
+
+impl fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "synced {} customer(s): fetched {} object(s) from Stripe, {} change(s) applied",
+            self.customers, self.fetched, self.changed
+        )
+    }
+}
+
+/// Syncs every organization's customer (and the product catalog), or only `org`'s.
+pub async fn sync(
+    store: &Store,
+    stripe: &StripeClient,
+    org: Option<&OrgId>,
+) -> anyhow::Result<SyncReport> {
+    let mut report = SyncReport::default();
+    if org.is_none() {
+        sync_catalog(store, stripe, &mut report).await?;
+    }
+    for customer in customers_to_sync(store, stripe, org).await? {
+        sync_customer(store, stripe, &customer, &mut report)
+            .await
+            .with_context(|| format!("while syncing customer {}", customer.id))?;
+        report.customers += 1;
+    }
+    Ok(report)
+}
+
+async fn sync_catalog(
+    store: &Store,
+    stripe: &StripeClient,
+    report: &mut SyncReport,
+) -> anyhow::Result<()> {
+    let fetched_at = unix_now();
+    let products: Vec<Product> = list_all(stripe, "/v1/products", &[]).await?;
+    let prices: Vec<Price> = list_all(stripe, "/v1/prices", &[]).await?;
+    report.fetched += products.len() + prices.len();
+    let mut changes: Vec<Change> = products
+        .iter()
+        .map(|p| Change::Product(product_row(p, fetched_version(fetched_at, 0), false)))
+        .collect();
+    changes.extend(
+        prices
+            .iter()
+            .map(|p| Change::Price(price_row(p, fetched_version(fetched_at, 0), false))),
+    );
+    let mut tx = store.begin().await?;
+    report.changed += apply_fetched(&mut tx, &changes).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Customers tagged with `metadata.org_id`, plus those linked in our database
+/// (for example by `org link`) whether tagged or not.
+async fn customers_to_sync(
+    store: &Store,
+    stripe: &StripeClient,
+    org: Option<&OrgId>,
+) -> anyhow::Result<Vec<FullCustomer>> {
+    let linked = store.linked_customers().await?;
+    let linked: Vec<(String, String)> = match org {
+        Some(org) => linked
+            .into_iter()
+            .filter(|(o, _)| o == org.as_str())
+            .collect(),
+        None => linked,
+    };
+    let mut customers: Vec<FullCustomer> = list_all::<FullCustomer>(stripe, "/v1/customers", &[])
+        .await?
+        .into_iter()
+        .filter(|c| match (org, c.org_id()) {
+            (Some(org), tagged) => {
+                tagged == Some(org.as_str()) || linked.iter().any(|(_, id)| *id == c.id)
+            }
+            (None, tagged) => tagged.is_some() || linked.iter().any(|(_, id)| *id == c.id),
+        })
+        .collect();
+    // Linked customers the list did not return (deleted ones are not listed).
+    let listed: HashSet<String> = customers.iter().map(|c| c.id.clone()).collect();
+    for (_, id) in linked.iter().filter(|(_, id)| !listed.contains(id)) {
+        let customer: FullCustomer = stripe
+            .get(&format!("/v1/customers/{id}"))
+            .await
+            .with_context(|| format!("could not fetch customer {id}"))?;
+        customers.push(customer);
+    }
+    Ok(customers)
+}
+
+async fn sync_customer(
+    store: &Store,
+    stripe: &StripeClient,
+    customer: &FullCustomer,
+    report: &mut SyncReport,
+) -> anyhow::Result<()> {
+    let id = customer.id.as_str();
+    let fetched_at = unix_now();
+    let mut changes = customer_changes(customer, fetched_version(fetched_at, 0), customer.deleted);
+    report.fetched += 1;
+    if !customer.deleted {
+        changes.extend(fetch_customer_objects(stripe, id, fetched_at, report).await?);
+    }
+    // Fetch first, then write: the write lock is never held across the network.
+    let mut tx = store.begin().await?;
+    changes.extend(detached_elsewhere(&mut tx, id, &changes, fetched_at).await?);
+    report.changed += apply_fetched(&mut tx, &changes).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn fetch_customer_objects(
+    stripe: &StripeClient,
+    customer: &str,
+    fetched_at: i64,
+    report: &mut SyncReport,
+) -> anyhow::Result<Vec<Change>> {
+    let subscriptions: Vec<Subscription> = list_all(
+        stripe,
+        "/v1/subscriptions",
+        &[("customer", customer), ("status", "all")],
+    )
+    .await?;
+    let invoices: Vec<Invoice> =
+        list_all(stripe, "/v1/invoices", &[("customer", customer)]).await?;
+    let methods: Vec<PaymentMethod> = list_all(
+        stripe,
+        &format!("/v1/customers/{customer}/payment_methods"),
+        &[],
+    )
+    .await?;
+    report.fetched += subscriptions.len() + invoices.len() + methods.len();
+    let mut changes = Vec::new();
+    for sub in &subscriptions {
+        let version = fetched_version(fetched_at, subscription_status_rank(&sub.status));
+        changes.push(Change::Subscription(subscription_row(sub, version)?));
+    }
+    for invoice in &invoices {
+        let version = fetched_version(fetched_at, invoice_status_rank(invoice.status.as_deref()));
+        changes.extend(invoice_changes(invoice, version, false)?);
+    }
+    for method in &methods {
+        // Listed under this customer: attached to it, whatever the object says.
+        let mut row = payment_method_row(method, fetched_version(fetched_at, 0));
+        row.customer_id = Some(customer.to_owned());
+        changes.push(Change::PaymentMethod(row));
+    }
+    Ok(changes)
+}
+
+/// Cards we think are attached but Stripe no longer lists: a missed
+/// `payment_method.detached`.
+async fn detached_elsewhere(
+    tx: &mut Tx,
+    customer: &str,
+    changes: &[Change],
+    fetched_at: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let listed: HashSet<&str> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PaymentMethod(row) => Some(row.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    Ok(tx
+        .attached_payment_methods(customer)
+        .await?
+        .into_iter()
+        .filter(|row| !listed.contains(row.id.as_str()))
+        .map(|mut row| {
+            row.customer_id = None;
+            row.version = fetched_version(fetched_at, 0);
+            Change::PaymentMethod(row)
+        })
+        .collect())
+}
+
+/// Applies fetched changes, counting those that altered content (a newer
+/// version with the same content is written, but is not a change).
+async fn apply_fetched(tx: &mut Tx, changes: &[Change]) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for change in changes {
+        let content_differs = match change {
+            Change::Customer(row) => differs(tx, row).await?,
+            Change::Subscription(row) => differs(tx, row).await?,
+            Change::Invoice(row) => differs(tx, row).await?,
+            Change::PaymentMethod(row) => differs(tx, row).await?,
+            Change::Product(row) => differs(tx, row).await?,
+            Change::Price(row) => differs(tx, row).await?,
+            _ => false,
+        };
+        let applied = apply_change(tx, change).await?;
+        if content_differs || (applied && is_side_effect(change)) {
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+fn is_side_effect(change: &Change) -> bool {
+    matches!(
+        change,
+        Change::LinkCustomer { .. }
+            | Change::UnlinkCustomer(_)
+            | Change::GrantCredits(_)
+            | Change::InvoiceCredits { .. }
+    )
+}
+
+async fn differs<R: SyncedRow>(tx: &mut Tx, row: &R) -> Result<bool, StoreError> {
+    let stored = tx.stored_hash(R::TABLE, row.id()).await?;
+    Ok(stored.as_deref() != Some(row.content_hash().as_str()))
+}
+
+/// Every page of a Stripe list, following `has_more` with `starting_after`.
+async fn list_all<T: DeserializeOwned>(
+    stripe: &StripeClient,
+    path: &str,
+    params: &[(&str, &str)],
+) -> anyhow::Result<Vec<T>> {
+    let mut items = Vec::new();
+    let mut starting_after: Option<String> = None;
+    loop {
+        let mut query: BTreeMap<&str, &str> = params.iter().copied().collect();
+        query.insert("limit", PAGE_SIZE);
+        if let Some(after) = &starting_after {
+            query.insert("starting_after", after);
+        }
+        let page: List<serde_json::Value> = stripe
+            .get_with_query(path, &query)
+            .await
+            .with_context(|| format!("could not list {path}"))?;
+        let last_id = page
+            .data
+            .last()
+            .and_then(|o| o["id"].as_str())
+            .map(str::to_owned);
+        for object in page.data {
+            items.push(
+                serde_json::from_value(object)
+                    .with_context(|| format!("unexpected object in {path}"))?,
+            );
+        }
+        match (page.has_more, last_id) {
+            (true, Some(id)) => starting_after = Some(id),
+            _ => return Ok(items),
+        }
+    }
+}

@@ -13,7 +13,7 @@ pub use organizations::{LinkError, LinkOutcome, Organization};
 pub use state::{BillingState, InvoiceView, PaymentMethodView, SubscriptionView};
 pub use sync::{
     CreditGrant, CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
-    SubscriptionItemRow, SubscriptionRow, Version,
+    SubscriptionItemRow, SubscriptionRow, SyncedRow, SyncedTable, Version,
 };
 
 use std::str::FromStr;

@@ -148,6 +148,18 @@ impl Store {
         row.try_into()
     }
 
+    /// Every (organization, customer) link.
+    pub async fn linked_customers(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, stripe_customer_id FROM organizations \
+                 WHERE stripe_customer_id IS NOT NULL ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Attaches a Stripe customer to an organization (creating the row if
     /// needed). A customer belongs to at most one organization; the unique
     /// index enforces it even against a concurrent link.

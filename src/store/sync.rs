@@ -6,7 +6,7 @@ use super::{StoreError, Tx, with_tx};
 use crate::domain::unix_now;
 
 /// Which write wins: compared as (created, rank, source).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version {
     /// The event's `created`, or the fetch time for reconciliation.
     pub created: i64,
@@ -136,6 +136,59 @@ pub struct CreditGrant {
     pub amount: i64,
 }
 
+/// A row whose synced content can be fingerprinted, so reconciliation can
+/// tell a real change from a version bump.
+pub trait SyncedRow: std::fmt::Debug + Clone {
+    const TABLE: SyncedTable;
+    fn id(&self) -> &str;
+    fn version_mut(&mut self) -> &mut Version;
+
+    /// SHA-256 of the row's fields with the version blanked out.
+    fn content_hash(&self) -> String {
+        let mut content = self.clone();
+        *content.version_mut() = Version::default();
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            format!("{content:?}").as_bytes(),
+        );
+        digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncedTable {
+    Customers,
+    Subscriptions,
+    Invoices,
+    PaymentMethods,
+    Products,
+    Prices,
+}
+
+macro_rules! synced_row {
+    ($row:ty, $table:ident) => {
+        impl SyncedRow for $row {
+            const TABLE: SyncedTable = SyncedTable::$table;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn version_mut(&mut self) -> &mut Version {
+                &mut self.version
+            }
+        }
+    };
+}
+
+synced_row!(CustomerRow, Customers);
+synced_row!(SubscriptionRow, Subscriptions);
+synced_row!(InvoiceRow, Invoices);
+synced_row!(PaymentMethodRow, PaymentMethods);
+synced_row!(ProductRow, Products);
+synced_row!(PriceRow, Prices);
+
 /// The guard every upsert ends with; `{t}` is the table name.
 macro_rules! newer_than_stored {
     ($table:literal) => {
@@ -157,13 +210,14 @@ impl Tx {
     pub async fn upsert_customer(&mut self, row: &CustomerRow) -> Result<bool, StoreError> {
         const SQL: &str = concat!(
             "INSERT INTO customers (id, org_id, email, name, default_payment_method, deleted, \
-             event_created, event_rank, event_source, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             event_created, event_rank, event_source, updated_at, content_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (id) DO UPDATE SET org_id = COALESCE(excluded.org_id, customers.org_id), \
              email = excluded.email, name = excluded.name, \
              default_payment_method = excluded.default_payment_method, deleted = excluded.deleted, \
              event_created = excluded.event_created, event_rank = excluded.event_rank, \
-             event_source = excluded.event_source, updated_at = excluded.updated_at",
+             event_source = excluded.event_source, updated_at = excluded.updated_at, \
+             content_hash = excluded.content_hash",
             newer_than_stored!("customers")
         );
         let v = &row.version;
@@ -179,6 +233,7 @@ impl Tx {
                 .bind(v.rank)
                 .bind(&v.source)
                 .bind(unix_now())
+                .bind(row.content_hash())
                 .execute(conn)
                 .await?
                 .rows_affected()
@@ -191,9 +246,9 @@ impl Tx {
             "INSERT INTO subscriptions (id, customer_id, status, price_id, product_id, quantity, currency, \
              unit_amount, recurring_interval, interval_count, current_period_start, current_period_end, \
              cancel_at_period_end, cancel_at, canceled_at, ended_at, trial_start, trial_end, \
-             default_payment_method, created, event_created, event_rank, event_source, updated_at) \
+             default_payment_method, created, event_created, event_rank, event_source, updated_at, content_hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             $19, $20, $21, $22, $23, $24) \
+             $19, $20, $21, $22, $23, $24, $25) \
              ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, status = excluded.status, \
              price_id = excluded.price_id, product_id = excluded.product_id, quantity = excluded.quantity, \
              currency = excluded.currency, unit_amount = excluded.unit_amount, \
@@ -205,7 +260,8 @@ impl Tx {
              trial_start = excluded.trial_start, trial_end = excluded.trial_end, \
              default_payment_method = excluded.default_payment_method, created = excluded.created, \
              event_created = excluded.event_created, event_rank = excluded.event_rank, \
-             event_source = excluded.event_source, updated_at = excluded.updated_at",
+             event_source = excluded.event_source, updated_at = excluded.updated_at, \
+             content_hash = excluded.content_hash",
             newer_than_stored!("subscriptions")
         );
         let v = &row.version;
@@ -235,6 +291,7 @@ impl Tx {
                 .bind(v.rank)
                 .bind(&v.source)
                 .bind(unix_now())
+                .bind(row.content_hash())
                 .execute(conn)
                 .await?
                 .rows_affected()
@@ -291,9 +348,9 @@ impl Tx {
         const SQL: &str = concat!(
             "INSERT INTO invoices (id, customer_id, subscription_id, number, status, currency, amount_due, \
              amount_paid, amount_remaining, total, hosted_invoice_url, invoice_pdf, period_start, \
-             period_end, created, deleted, event_created, event_rank, event_source, updated_at) \
+             period_end, created, deleted, event_created, event_rank, event_source, updated_at, content_hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             $19, $20) \
+             $19, $20, $21) \
              ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, \
              subscription_id = excluded.subscription_id, number = excluded.number, \
              status = excluded.status, currency = excluded.currency, amount_due = excluded.amount_due, \
@@ -302,7 +359,8 @@ impl Tx {
              invoice_pdf = excluded.invoice_pdf, period_start = excluded.period_start, \
              period_end = excluded.period_end, created = excluded.created, deleted = excluded.deleted, \
              event_created = excluded.event_created, event_rank = excluded.event_rank, \
-             event_source = excluded.event_source, updated_at = excluded.updated_at",
+             event_source = excluded.event_source, updated_at = excluded.updated_at, \
+             content_hash = excluded.content_hash",
             newer_than_stored!("invoices")
         );
         let v = &row.version;
@@ -328,6 +386,7 @@ impl Tx {
                 .bind(v.rank)
                 .bind(&v.source)
                 .bind(unix_now())
+                .bind(row.content_hash())
                 .execute(conn)
                 .await?
                 .rows_affected()
@@ -341,13 +400,14 @@ impl Tx {
     ) -> Result<bool, StoreError> {
         const SQL: &str = concat!(
             "INSERT INTO payment_methods (id, customer_id, type, brand, last4, exp_month, exp_year, \
-             event_created, event_rank, event_source, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             event_created, event_rank, event_source, updated_at, content_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, type = excluded.type, \
              brand = excluded.brand, last4 = excluded.last4, exp_month = excluded.exp_month, \
              exp_year = excluded.exp_year, event_created = excluded.event_created, \
              event_rank = excluded.event_rank, event_source = excluded.event_source, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, \
+             content_hash = excluded.content_hash",
             newer_than_stored!("payment_methods")
         );
         let v = &row.version;
@@ -364,6 +424,7 @@ impl Tx {
                 .bind(v.rank)
                 .bind(&v.source)
                 .bind(unix_now())
+                .bind(row.content_hash())
                 .execute(conn)
                 .await?
                 .rows_affected()
@@ -374,11 +435,12 @@ impl Tx {
     pub async fn upsert_product(&mut self, row: &ProductRow) -> Result<bool, StoreError> {
         const SQL: &str = concat!(
             "INSERT INTO products (id, name, description, active, deleted, event_created, event_rank, \
-             event_source, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             event_source, updated_at, content_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description, \
              active = excluded.active, deleted = excluded.deleted, event_created = excluded.event_created, \
              event_rank = excluded.event_rank, event_source = excluded.event_source, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, \
+             content_hash = excluded.content_hash",
             newer_than_stored!("products")
         );
         let v = &row.version;
@@ -393,6 +455,7 @@ impl Tx {
                 .bind(v.rank)
                 .bind(&v.source)
                 .bind(unix_now())
+                .bind(row.content_hash())
                 .execute(conn)
                 .await?
                 .rows_affected()
@@ -404,15 +467,16 @@ impl Tx {
         const SQL: &str = concat!(
             "INSERT INTO prices (id, product_id, active, currency, unit_amount, type, recurring_interval, \
              interval_count, nickname, lookup_key, credits, deleted, event_created, event_rank, \
-             event_source, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             event_source, updated_at, content_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              ON CONFLICT (id) DO UPDATE SET product_id = excluded.product_id, active = excluded.active, \
              currency = excluded.currency, unit_amount = excluded.unit_amount, type = excluded.type, \
              recurring_interval = excluded.recurring_interval, interval_count = excluded.interval_count, \
              nickname = excluded.nickname, lookup_key = excluded.lookup_key, credits = excluded.credits, \
              deleted = excluded.deleted, event_created = excluded.event_created, \
              event_rank = excluded.event_rank, event_source = excluded.event_source, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, \
+             content_hash = excluded.content_hash",
             newer_than_stored!("prices")
         );
         let v = &row.version;
@@ -434,11 +498,72 @@ impl Tx {
                 .bind(v.rank)
                 .bind(&v.source)
                 .bind(unix_now())
+                .bind(row.content_hash())
                 .execute(conn)
                 .await?
                 .rows_affected()
         });
         Ok(affected > 0)
+    }
+
+    /// The stored fingerprint of a synced row, if the row exists.
+    pub async fn stored_hash(
+        &mut self,
+        table: SyncedTable,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = match table {
+            SyncedTable::Customers => "SELECT content_hash FROM customers WHERE id = $1",
+            SyncedTable::Subscriptions => "SELECT content_hash FROM subscriptions WHERE id = $1",
+            SyncedTable::Invoices => "SELECT content_hash FROM invoices WHERE id = $1",
+            SyncedTable::PaymentMethods => "SELECT content_hash FROM payment_methods WHERE id = $1",
+            SyncedTable::Products => "SELECT content_hash FROM products WHERE id = $1",
+            SyncedTable::Prices => "SELECT content_hash FROM prices WHERE id = $1",
+        };
+        Ok(with_tx!(self, |conn| {
+            sqlx::query_scalar(sql)
+                .bind(id)
+                .fetch_optional(conn)
+                .await?
+        }))
+    }
+
+    /// Payment methods we think are attached to `customer`.
+    pub async fn attached_payment_methods(
+        &mut self,
+        customer: &str,
+    ) -> Result<Vec<PaymentMethodRow>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Attached {
+            id: String,
+            #[sqlx(rename = "type")]
+            kind: String,
+            brand: Option<String>,
+            last4: Option<String>,
+            exp_month: Option<i64>,
+            exp_year: Option<i64>,
+        }
+        let rows: Vec<Attached> = with_tx!(self, |conn| {
+            sqlx::query_as(
+                "SELECT id, type, brand, last4, exp_month, exp_year FROM payment_methods WHERE customer_id = $1",
+            )
+            .bind(customer)
+            .fetch_all(conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|row| PaymentMethodRow {
+                id: row.id,
+                customer_id: Some(customer.to_owned()),
+                kind: row.kind,
+                brand: row.brand,
+                last4: row.last4,
+                exp_month: row.exp_month,
+                exp_year: row.exp_year,
+                version: Version::default(),
+            })
+            .collect())
     }
 
     /// Records a grant once per source; a repeat changes nothing.

@@ -8,5 +8,6 @@ mod health;
 mod helpers;
 mod org_link;
 mod portal;
+mod reconcile;
 mod stripe_fixtures;
 mod webhooks;

@@ -1,0 +1,276 @@
+//! `lance-billing sync` against a stand-in Stripe, and `events replay`.
+
+use lance_billing::billing::reconcile::sync;
+use lance_billing::billing::replay::{Selection, replay};
+use lance_billing::config::{Env, StripeSettings};
+use lance_billing::domain::OrgId;
+use lance_billing::stripe::StripeClient;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+use crate::stripe_fixtures::*;
+
+fn list(data: Vec<Value>, has_more: bool) -> Value {
+    json!({"object": "list", "data": data, "has_more": has_more, "url": "/v1/x"})
+}
+
+async fn stripe_lists(app: &TestApp, at: &str, params: &[(&str, &str)], body: Value) {
+    let mut mock = Mock::given(method("GET")).and(path(at));
+    for (k, v) in params {
+        mock = mock.and(query_param(*k, *v));
+    }
+    if !params.iter().any(|(k, _)| *k == "starting_after") {
+        mock = mock.and(query_param_is_missing("starting_after"));
+    }
+    mock.respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&app.stripe)
+        .await;
+}
+
+fn stripe_client(app: &TestApp) -> StripeClient {
+    let uri = app.stripe.uri();
+    let env = Env::from_pairs([
+        ("STRIPE_SECRET_KEY", STRIPE_KEY),
+        ("STRIPE_API_BASE", uri.as_str()),
+    ]);
+    StripeClient::new(&StripeSettings::from_env(&env).unwrap()).unwrap()
+}
+
+/// A Stripe account with two pages of customers, one of them paying.
+async fn stripe_account(app: &TestApp) {
+    stripe_lists(
+        app,
+        "/v1/customers",
+        &[("limit", "100")],
+        list(
+            vec![
+                customer("cus_1", Some("org_one"), Some("pm_new")),
+                customer("cus_2", None, None),
+            ],
+            true,
+        ),
+    )
+    .await;
+    stripe_lists(
+        app,
+        "/v1/customers",
+        &[("starting_after", "cus_2")],
+        list(vec![customer("cus_3", Some("org_three"), None)], false),
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_9"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "cus_9", "object": "customer", "deleted": true})),
+        )
+        .mount(&app.stripe)
+        .await;
+    stripe_lists(
+        app,
+        "/v1/subscriptions",
+        &[("customer", "cus_1"), ("status", "all")],
+        list(vec![subscription("sub_1", "cus_1", "active")], false),
+    )
+    .await;
+    stripe_lists(
+        app,
+        "/v1/invoices",
+        &[("customer", "cus_1")],
+        list(
+            vec![invoice("in_1", "cus_1", "sub_1", "paid", 1_700_000_000)],
+            false,
+        ),
+    )
+    .await;
+    stripe_lists(
+        app,
+        "/v1/customers/cus_1/payment_methods",
+        &[],
+        list(vec![payment_method("pm_new", Some("cus_1"), "4242")], false),
+    )
+    .await;
+    for empty in ["/v1/subscriptions", "/v1/invoices"] {
+        stripe_lists(app, empty, &[("customer", "cus_3")], list(vec![], false)).await;
+    }
+    stripe_lists(
+        app,
+        "/v1/customers/cus_3/payment_methods",
+        &[],
+        list(vec![], false),
+    )
+    .await;
+    stripe_lists(
+        app,
+        "/v1/products",
+        &[],
+        list(vec![product("prod_pro", "Pro")], false),
+    )
+    .await;
+    let mut price = object("price");
+    price["id"] = "price_pro_monthly".into();
+    price["product"] = "prod_pro".into();
+    stripe_lists(app, "/v1/prices", &[], list(vec![price], false)).await;
+}
+
+#[tokio::test]
+async fn sync_pages_through_stripe_and_repairs_what_webhooks_missed() {
+    let app = TestApp::spawn().await;
+    stripe_account(&app).await;
+    app.org_with_customer("org_gone", "cus_9").await;
+    // A card we think is attached, detached in Stripe while webhooks were down.
+    app.post_event(&event(
+        "evt_pm",
+        "payment_method.attached",
+        100,
+        payment_method("pm_old", Some("cus_1"), "0005"),
+    ))
+    .await;
+
+    let report = sync(&app.store, &stripe_client(&app), None).await.unwrap();
+
+    assert_eq!(
+        report.customers, 3,
+        "cus_1, cus_3 and the linked cus_9; not the untagged cus_2"
+    );
+    let state = {
+        let (_, body) = app
+            .get_json("/api/v1/operations/payment/subscription", "org_one")
+            .await;
+        body
+    };
+    assert_eq!(state["customer"], "cus_1");
+    assert_eq!(state["subscriptions"][0]["status"], "active");
+    assert_eq!(state["subscriptions"][0]["product"]["name"], "Pro");
+    assert_eq!(state["payment_method"]["last4"], "4242");
+    let (_, invoices) = app
+        .get_json("/api/v1/operations/payment/invoices", "org_one")
+        .await;
+    assert_eq!(invoices["data"][0]["id"], "in_1");
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM payment_methods WHERE id = 'pm_old' AND customer_id IS NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM customers WHERE id = 'cus_2'")
+            .await,
+        0
+    );
+    let gone = app
+        .store
+        .find_organization(&OrgId::parse("org_gone").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        gone.stripe_customer_id, None,
+        "a customer deleted in Stripe is unlinked"
+    );
+    let third = app
+        .store
+        .find_organization(&OrgId::parse("org_three").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.stripe_customer_id.unwrap().as_str(), "cus_3");
+    assert!(report.changed >= 8, "{report}");
+
+    let again = sync(&app.store, &stripe_client(&app), None).await.unwrap();
+    assert_eq!(again.changed, 0, "a second run changes nothing: {again}");
+}
+
+#[tokio::test]
+async fn sync_of_one_organization_fetches_only_its_customer() {
+    let app = TestApp::spawn().await;
+    stripe_account(&app).await;
+
+    let report = sync(
+        &app.store,
+        &stripe_client(&app),
+        Some(&OrgId::parse("org_one").unwrap()),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(report.customers, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM subscriptions WHERE customer_id = 'cus_1'")
+            .await,
+        1
+    );
+    assert!(app.stripe_requests("/v1/products").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_sync_failure_reports_the_cause_and_keeps_earlier_state() {
+    let app = TestApp::spawn().await;
+    Mock::given(method("GET")).and(path("/v1/products"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}})))
+        .mount(&app.stripe).await;
+    let err = sync(&app.store, &stripe_client(&app), None)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("401"), "{err:#}");
+}
+
+#[tokio::test]
+async fn replay_applies_failed_events_and_leaves_applied_ones_unchanged() {
+    let app = TestApp::spawn().await;
+    // An event recorded while an older release could not apply it.
+    let stuck = event(
+        "evt_stuck",
+        "customer.subscription.created",
+        100,
+        subscription("sub_stuck", "cus_A", "active"),
+    );
+    let payload = serde_json::to_string(&stuck).unwrap();
+    insert_unprocessed_event(&app, &payload).await;
+    app.post_event(&event(
+        "evt_ok",
+        "customer.subscription.created",
+        100,
+        subscription("sub_ok", "cus_A", "trialing"),
+    ))
+    .await;
+
+    let report = replay(&app.store, Selection::Failed).await.unwrap();
+    assert_eq!((report.applied, report.failed), (1, 0));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM subscriptions WHERE id = 'sub_stuck'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM stripe_events WHERE processed_at IS NULL")
+            .await,
+        0
+    );
+
+    let again = replay(&app.store, Selection::One("evt_ok".into()))
+        .await
+        .unwrap();
+    assert_eq!(again.applied, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM subscriptions").await, 2);
+    let missing = replay(&app.store, Selection::One("evt_nope".into()))
+        .await
+        .unwrap();
+    assert_eq!(missing.missing, 1);
+}
+
+async fn insert_unprocessed_event(app: &TestApp, payload: &str) {
+    const SQL: &str = "INSERT INTO stripe_events (id, type, created, livemode, payload, received_at, attempts, last_error) \
+                       VALUES ('evt_stuck', 'customer.subscription.created', 100, FALSE, $1, 100, 1, 'old bug')";
+    match &app.store {
+        lance_billing::store::Store::Sqlite(pool) => {
+            sqlx::query(SQL).bind(payload).execute(pool).await.unwrap();
+        }
+        lance_billing::store::Store::Postgres(pool) => {
+            sqlx::query(SQL).bind(payload).execute(pool).await.unwrap();
+        }
+    }
+}
