@@ -3,10 +3,11 @@
 //! Each delivery is recorded and applied in the same transaction, so the
 //! event log and the state never disagree. Committing once per event would
 //! cap throughput at the disk's fsync rate, so writer tasks take every event
-//! waiting in the queue (up to a batch size) and commit them together; each
-//! event runs under a savepoint, so one failure does not undo the others. A
-//! delivery is acknowledged only after its batch commits: a 2xx means the
-//! event is on disk.
+//! waiting in the queue (up to a batch size) and commit them together. If any
+//! event of a batch hits a database error, the batch is rolled back and its
+//! events are redone one transaction each, so only the failing event is
+//! refused. A delivery is acknowledged only after its commit: a 2xx means
+//! the event is on disk.
 
 use std::sync::Arc;
 
@@ -36,8 +37,6 @@ pub enum Ingested {
 pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the batch could not be committed: {0}")]
-    Commit(String),
     #[error("the ingest queue is closed")]
     Closed,
 }
@@ -103,60 +102,40 @@ async fn write_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, 
 }
 
 async fn write_batch(store: &Store, batch: Vec<Job>) {
-    let outcomes: Vec<Result<Ingested, IngestError>> = match apply_batch(store, &batch).await {
-        Ok(outcomes) => outcomes
-            .into_iter()
-            .map(|o| o.map_err(IngestError::from))
-            .collect(),
-        Err(err) => {
-            log::error!(
-                "a batch of {} webhook event(s) failed to commit: {err}",
-                batch.len()
-            );
-            batch
-                .iter()
-                .map(|_| Err(IngestError::Commit(err.to_string())))
-                .collect()
-        }
-    };
+    let outcomes: Vec<Result<Ingested, IngestError>> =
+        match apply_in_one_transaction(store, &batch).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(err) if batch.len() > 1 => {
+                log::warn!(
+                    "a batch of {} event(s) failed ({err}); redoing them one by one",
+                    batch.len()
+                );
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for job in &batch {
+                    let one = apply_in_one_transaction(store, std::slice::from_ref(job)).await;
+                    outcomes.push(one.map(|mut o| o.remove(0)).map_err(IngestError::from));
+                }
+                outcomes
+            }
+            Err(err) => vec![Err(IngestError::from(err))],
+        };
     for (job, outcome) in batch.into_iter().zip(outcomes) {
         let _ = job.reply.send(outcome);
     }
 }
 
-/// Outcomes per job; `Err` for the whole batch only when the commit fails.
-async fn apply_batch(
+/// All of `jobs` in one transaction, or none of them.
+async fn apply_in_one_transaction(
     store: &Store,
-    batch: &[Job],
-) -> Result<Vec<Result<Ingested, StoreError>>, StoreError> {
+    jobs: &[Job],
+) -> Result<Vec<Ingested>, StoreError> {
     let mut tx = store.begin().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        outcomes.push(apply_isolated(&mut tx, &job.event).await?);
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        outcomes.push(record_and_apply(&mut tx, &job.event).await?);
     }
     tx.commit().await?;
     Ok(outcomes)
-}
-
-/// Applies one event under a savepoint. The outer `Err` means the
-/// transaction itself is unusable; the inner one fails only this event.
-async fn apply_isolated(
-    tx: &mut Tx,
-    received: &ReceivedEvent,
-) -> Result<Result<Ingested, StoreError>, StoreError> {
-    tx.savepoint().await?;
-    match record_and_apply(tx, received).await {
-        Ok(outcome) => {
-            tx.release_savepoint().await?;
-            Ok(Ok(outcome))
-        }
-        Err(err) => {
-            tx.rollback_to_savepoint().await?;
-            tx.release_savepoint().await?;
-            log::error!("webhook event {} was not applied: {err}", received.event.id);
-            Ok(Err(err))
-        }
-    }
 }
 
 async fn record_and_apply(tx: &mut Tx, received: &ReceivedEvent) -> Result<Ingested, StoreError> {
@@ -175,13 +154,13 @@ async fn record_and_apply(tx: &mut Tx, received: &ReceivedEvent) -> Result<Inges
     }
 }
 
-/// Applies an event whose record exists, and marks the record. Also used by
+/// Applies an event whose record exists (marked processed); when its payload
+/// cannot be applied, marks the record failed instead. Also used by
 /// `events replay`.
 pub async fn apply_recorded(tx: &mut Tx, event: &Event) -> Result<Ingested, StoreError> {
     match plan(event) {
         Ok(changes) => {
             apply_changes(tx, &changes).await?;
-            tx.mark_event_processed(&event.id).await?;
             Ok(Ingested::Applied)
         }
         Err(err) => {

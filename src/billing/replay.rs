@@ -62,7 +62,13 @@ pub async fn replay(store: &Store, selection: Selection) -> Result<ReplayReport,
 async fn replay_one(store: &Store, stored: &StoredEvent) -> Result<Ingested, StoreError> {
     let mut tx = store.begin().await?;
     let outcome = match serde_json::from_str::<Event>(&stored.payload) {
-        Ok(event) => apply_recorded(&mut tx, &event).await?,
+        Ok(event) => {
+            let outcome = apply_recorded(&mut tx, &event).await?;
+            if outcome == Ingested::Applied {
+                tx.mark_event_processed(&stored.id).await?;
+            }
+            outcome
+        }
         Err(err) => {
             let reason = format!("stored payload is not an event: {err}");
             tx.mark_event_failed(&stored.id, &reason).await?;

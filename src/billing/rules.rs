@@ -120,7 +120,7 @@ fn parse<T: serde::de::DeserializeOwned>(
     event: &Event,
     object: &'static str,
 ) -> Result<T, PlanError> {
-    serde_json::from_value(event.data.object.clone()).map_err(|e| PlanError::Payload {
+    T::deserialize(&event.data.object).map_err(|e| PlanError::Payload {
         kind: event.kind.clone(),
         object,
         reason: e.to_string(),

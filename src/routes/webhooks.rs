@@ -46,11 +46,9 @@ pub async fn stripe_webhook(
     match state.ingestor.submit(received).await {
         Ok(outcome) => Ok(acknowledge(&id, &kind, outcome)),
         // Not acknowledged, so Stripe retries: nothing was recorded.
-        Err(err @ (IngestError::Store(_) | IngestError::Commit(_) | IngestError::Closed)) => {
-            Err(ApiError::internal(anyhow::anyhow!(
-                "webhook event {id} ({kind}) not stored: {err}"
-            )))
-        }
+        Err(err @ (IngestError::Store(_) | IngestError::Closed)) => Err(ApiError::internal(
+            anyhow::anyhow!("webhook event {id} ({kind}) not stored: {err}"),
+        )),
     }
 }
 

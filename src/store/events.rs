@@ -38,15 +38,19 @@ pub struct StoredEvent {
 const MAX_ERROR_LEN: usize = 1000;
 
 impl Tx {
+    /// Records a delivery as processed, in the same statement that detects a
+    /// duplicate: the caller applies it in the same transaction, and calls
+    /// `mark_event_failed` in the rare case its payload cannot be applied.
     pub async fn record_event(
         &mut self,
         event: &EventRecord<'_>,
     ) -> Result<RecordOutcome, StoreError> {
         let attempts: Option<i64> = with_tx!(self, |conn| {
             sqlx::query_scalar(
-                "INSERT INTO stripe_events (id, type, created, api_version, livemode, payload, received_at, attempts) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1) \
-                 ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + 1 \
+                "INSERT INTO stripe_events (id, type, created, api_version, livemode, payload, received_at, \
+                 processed_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) \
+                 ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + 1, \
+                 processed_at = excluded.processed_at, last_error = NULL \
                  WHERE stripe_events.processed_at IS NULL \
                  RETURNING attempts",
             )
@@ -82,11 +86,13 @@ impl Tx {
     pub async fn mark_event_failed(&mut self, id: &str, error: &str) -> Result<(), StoreError> {
         let error: String = error.chars().take(MAX_ERROR_LEN).collect();
         with_tx!(self, |conn| {
-            sqlx::query("UPDATE stripe_events SET last_error = $2 WHERE id = $1")
-                .bind(id)
-                .bind(&error)
-                .execute(conn)
-                .await?;
+            sqlx::query(
+                "UPDATE stripe_events SET processed_at = NULL, last_error = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&error)
+            .execute(conn)
+            .await?;
         });
         Ok(())
     }

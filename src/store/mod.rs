@@ -88,26 +88,6 @@ impl Tx {
         }
         Ok(())
     }
-
-    /// Savepoints let one event of a batch fail without undoing the others.
-    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.execute("SAVEPOINT event").await
-    }
-
-    pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
-        self.execute("RELEASE SAVEPOINT event").await
-    }
-
-    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
-        self.execute("ROLLBACK TO SAVEPOINT event").await
-    }
-
-    async fn execute(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        with_tx!(self, |conn| {
-            sqlx::query(sql).execute(conn).await?;
-        });
-        Ok(())
-    }
 }
 
 /// Opens a write transaction. SQLite's plain `BEGIN` defers the write lock, and

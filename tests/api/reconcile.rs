@@ -274,3 +274,27 @@ async fn insert_unprocessed_event(app: &TestApp, payload: &str) {
         }
     }
 }
+
+#[tokio::test]
+async fn sync_backs_off_on_rate_limits_and_completes() {
+    let app = TestApp::spawn().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/products"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(
+            json!({"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}}),
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.stripe)
+        .await;
+    stripe_account(&app).await;
+
+    let report = sync(&app.store, &stripe_client(&app), None).await.unwrap();
+
+    assert_eq!(report.customers, 2);
+    assert_eq!(
+        app.stripe_requests("/v1/products").await.len(),
+        2,
+        "one 429, one retry"
+    );
+}

@@ -691,3 +691,95 @@ async fn concurrent_deliveries_are_all_stored() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(app.count("SELECT COUNT(*) FROM subscriptions").await, 60);
 }
+
+#[tokio::test]
+async fn one_failing_event_in_a_batch_does_not_refuse_the_others() {
+    let app = TestApp::spawn().await;
+    app.execute("ALTER TABLE invoices RENAME TO invoices_away")
+        .await;
+    let mut deliveries: Vec<Value> = (0..30)
+        .map(|i| {
+            event(
+                &format!("evt_s{i}"),
+                "customer.subscription.created",
+                100,
+                subscription(&format!("sub_s{i}"), "cus_A", "active"),
+            )
+        })
+        .collect();
+    deliveries.insert(
+        15,
+        event(
+            "evt_inv",
+            "invoice.paid",
+            100,
+            invoice("in_x", "cus_A", "sub_s1", "paid", 100),
+        ),
+    );
+
+    let statuses = futures_util::future::join_all(deliveries.iter().map(|e| {
+        let app = &app;
+        async move {
+            (
+                e["id"].as_str().unwrap().to_owned(),
+                app.post_event(e).await.status().as_u16(),
+            )
+        }
+    }))
+    .await;
+
+    for (id, status) in &statuses {
+        let expected = if id == "evt_inv" { 500 } else { 200 };
+        assert_eq!(*status, expected, "{id}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM subscriptions").await, 30);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM stripe_events WHERE id = 'evt_inv'")
+            .await,
+        0
+    );
+    app.execute("ALTER TABLE invoices_away RENAME TO invoices")
+        .await;
+    assert_eq!(applied(&app, &deliveries[15]).await, "applied");
+}
+
+#[tokio::test]
+async fn a_paid_invoice_grants_the_credits_its_prices_carry_once() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    let mut price = object("price");
+    price["id"] = "price_credits_100".into();
+    price["product"] = "prod_credits".into();
+    price["metadata"] = json!({"credits": "100"});
+    applied(&app, &event("evt_price", "price.created", 50, price)).await;
+
+    // Current shape: the line names its price under pricing.price_details.
+    let mut paid = invoice("in_c", "cus_A", "sub_1", "paid", 100);
+    paid["lines"]["data"][0]["quantity"] = 2.into();
+    paid["lines"]["data"][0]["pricing"] = json!({"type": "price_details", "price_details": {"price": "price_credits_100", "product": "prod_credits"}});
+    applied(&app, &event("evt_paid", "invoice.paid", 100, paid.clone())).await;
+    applied(
+        &app,
+        &event("evt_paid2", "invoice.payment_succeeded", 100, paid),
+    )
+    .await;
+
+    assert_eq!(
+        plan_state(&app, "org_acme").await["credits"]["balance"],
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_invoice_in_the_pre_basil_shape_keeps_its_subscription() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    let mut legacy = invoice("in_l", "cus_A", "unused", "open", 100);
+    legacy["parent"] = Value::Null;
+    legacy["subscription"] = "sub_legacy".into();
+    applied(&app, &event("evt_l", "invoice.finalized", 100, legacy)).await;
+    let (_, page) = app
+        .get_json("/api/v1/operations/payment/invoices", "org_acme")
+        .await;
+    assert_eq!(page["data"][0]["subscription"], "sub_legacy");
+}

@@ -1,0 +1,176 @@
+//! What the benchmarks share: the real release binary as a child process on
+//! a fresh database, with its peak memory read from /proc.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_lance-billing");
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub database_url: String,
+    pub env: Vec<(&'static str, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Environment for a server on a fresh database (SQLite, or a new schema
+    /// in BENCH_DATABASE_URL), development sign-in, and `extra`.
+    pub async fn prepare(extra: &[(&'static str, String)]) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let database_url = match std::env::var("BENCH_DATABASE_URL") {
+            Ok(url) => fresh_postgres_schema(&url).await?,
+            Err(_) => format!("sqlite://{}/bench.db", dir.path().display()),
+        };
+        let port = free_port()?;
+        let mut env = vec![
+            ("DATABASE_URL", database_url.clone()),
+            ("DEV_AUTH", "true".to_owned()),
+            (
+                "DEV_KEY_FILE",
+                dir.path().join("dev-key.pem").display().to_string(),
+            ),
+            ("STRIPE_SECRET_KEY", "sk_test_bench".to_owned()),
+            ("PUBLIC_URL", "https://app.lance.test".to_owned()),
+            ("BIND_ADDR", format!("127.0.0.1:{port}")),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        env.extend(extra.iter().cloned());
+        // A placeholder child until `start`; replaced there.
+        let child = Command::new("true").spawn().map_err(|e| e.to_string())?;
+        Ok(Self {
+            child,
+            port,
+            database_url,
+            env,
+            _dir: dir,
+        })
+    }
+
+    /// Runs a CLI command with the server's environment; returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(BINARY)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "{args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    pub fn start(&mut self) -> Result<(), String> {
+        let _ = self.child.wait();
+        self.child = Command::new(BINARY)
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("could not start {BINARY}: {e}"))?;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err("the server did not start within 20 s".into())
+    }
+
+    pub fn backend(&self) -> &'static str {
+        if self.database_url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    /// VmHWM: the server's peak resident set size, in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(
+            Path::new("/proc")
+                .join(self.child.id().to_string())
+                .join("status"),
+        )
+        .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+pub fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A new schema in the given PostgreSQL database.
+async fn fresh_postgres_schema(base: &str) -> Result<String, String> {
+    use sqlx::Connection;
+    let schema = format!("bench_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .map_err(|e| e.to_string())?;
+    for sql in [
+        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        format!("CREATE SCHEMA {schema}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options[search_path]={schema}"))
+}
+
+/// Runs one SQL query returning a number against the server's database.
+pub async fn count(server: &Server, sql: &'static str) -> Result<i64, String> {
+    use sqlx::Connection;
+    let url = &server.database_url;
+    let result = if server.backend() == "postgres" {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// p-th percentile of sorted durations, in milliseconds.
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
