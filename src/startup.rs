@@ -12,13 +12,15 @@ use crate::auth::Authenticator;
 use crate::billing::Ingestor;
 use crate::config::{DatabaseSettings, Settings};
 use crate::routes;
-use crate::store::Store;
+use crate::store::{OrgCache, Store};
 use crate::stripe::StripeClient;
 use crate::stripe::webhook::WebhookVerifier;
 
 /// What handlers share: one instance per process, behind `web::Data`.
 pub struct AppState {
     pub store: Store,
+    /// Organizations with a customer, briefly, for the portal's hot path.
+    pub orgs: OrgCache,
     pub stripe: StripeClient,
     /// `{PUBLIC_URL}/organization#/plans`, computed once at startup.
     pub plans_url: String,
@@ -40,6 +42,7 @@ impl Application {
         let authenticator = web::Data::new(Authenticator::from_settings(&settings.auth)?);
         let state = web::Data::new(AppState {
             store: store.clone(),
+            orgs: OrgCache::default(),
             stripe: StripeClient::new(&settings.stripe)
                 .context("could not build the Stripe client")?,
             plans_url: settings.server.plans_url(),

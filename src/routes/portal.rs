@@ -18,8 +18,8 @@ pub async fn customer_portal(
 ) -> Result<HttpResponse, ApiError> {
     let membership = identity.require_org()?;
     let org = state
-        .store
-        .ensure_organization(&membership.id, membership.slug.as_deref())
+        .orgs
+        .ensure(&state.store, &membership.id, membership.slug.as_deref())
         .await
         .map_err(ApiError::internal)?;
     let customer = org.stripe_customer_id.ok_or_else(|| {

@@ -4,11 +4,13 @@
 //! `with_pool!`, so both keep their native types and connection options.
 
 mod events;
+mod org_cache;
 mod organizations;
 mod state;
 mod sync;
 
 pub use events::{EventRecord, RecordOutcome, StoredEvent};
+pub use org_cache::OrgCache;
 pub use organizations::{LinkError, LinkOutcome, Organization};
 pub use state::{BillingState, InvoiceView, PaymentMethodView, SubscriptionView};
 pub use sync::{

@@ -352,3 +352,16 @@ async fn sqlx_drop_organizations(app: &TestApp) {
         }
     }
 }
+
+#[tokio::test]
+async fn an_organization_that_just_got_its_customer_opens_the_portal_at_once() {
+    let app = TestApp::spawn().await;
+    app.stripe_creates_portal_sessions().await;
+    let token = sign(&claims_v2("org_acme"));
+    assert_eq!(app.get_portal(&token).await.status().as_u16(), 404);
+
+    app.org_with_customer("org_acme", "cus_NciAYcXfLnqBoz")
+        .await;
+
+    assert_eq!(app.get_portal(&token).await.status().as_u16(), 302);
+}
