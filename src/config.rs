@@ -364,6 +364,82 @@ impl ServerSettings {
     }
 }
 
+/// The pages: who may do what, and what is for sale.
+#[derive(Debug, Clone)]
+pub struct PagesSettings {
+    /// Where unauthenticated page loads go (Clerk's hosted sign-in); a 401 page when unset.
+    pub sign_in_url: Option<Url>,
+    /// Organization roles (`org:admin`) that may open the portal and start checkout; empty = every member.
+    pub manage_roles: Vec<String>,
+    /// Clerk user ids of operators allowed into `/admin`.
+    pub admin_user_ids: Vec<String>,
+    /// Prices offered when no catalog has been synced yet.
+    pub price_ids: Vec<String>,
+    /// The one-time price credits are bought with, if credits are sold.
+    pub credits_price_id: Option<String>,
+    /// Credits one unit of `credits_price_id` buys, unless its synced `metadata.credits` says otherwise.
+    pub credits_per_unit: i64,
+    /// Signs the session cookie (CSRF tokens); 64+ bytes. Random per process when unset.
+    pub session_key: Option<SecretString>,
+}
+
+impl PagesSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let list = |var: &str| -> Vec<String> {
+            env.get(var)
+                .map(|l| {
+                    l.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let price_ids = list("STRIPE_PRICE_IDS");
+        if price_ids.iter().any(|p| !p.starts_with("price_")) {
+            return Err(ConfigError::new(
+                "STRIPE_PRICE_IDS",
+                "must be a comma list of price_… ids",
+            ));
+        }
+        let credits_price_id = env.get("STRIPE_CREDITS_PRICE_ID").map(str::to_owned);
+        if credits_price_id
+            .as_ref()
+            .is_some_and(|p| !p.starts_with("price_"))
+        {
+            return Err(ConfigError::new(
+                "STRIPE_CREDITS_PRICE_ID",
+                "must be a price_… id",
+            ));
+        }
+        let session_key = env
+            .get("SESSION_KEY")
+            .map(|k| SecretString::from(k.to_owned()));
+        if session_key
+            .as_ref()
+            .is_some_and(|k| k.expose_secret().len() < 64)
+        {
+            return Err(ConfigError::new(
+                "SESSION_KEY",
+                "must be at least 64 characters long",
+            ));
+        }
+        Ok(Self {
+            sign_in_url: env
+                .get("CLERK_SIGN_IN_URL")
+                .map(|raw| env.url("CLERK_SIGN_IN_URL", raw))
+                .transpose()?,
+            manage_roles: list("BILLING_MANAGE_ROLES"),
+            admin_user_ids: list("ADMIN_USER_IDS"),
+            price_ids,
+            credits_price_id,
+            credits_per_unit: env.parse_or("CREDITS_PER_UNIT", 1, "a positive whole number")?,
+            session_key,
+        })
+    }
+}
+
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -372,6 +448,7 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub webhooks: Option<WebhookSettings>,
     pub auth: AuthSettings,
+    pub pages: PagesSettings,
 }
 
 impl Settings {
@@ -382,6 +459,7 @@ impl Settings {
             stripe: StripeSettings::from_env(env)?,
             webhooks: WebhookSettings::from_env(env)?,
             auth: AuthSettings::from_env(env)?,
+            pages: PagesSettings::from_env(env)?,
         };
         if settings.auth.dev_key_file.is_some() && settings.stripe.is_live() {
             return Err(ConfigError::new(
@@ -454,6 +532,11 @@ mod tests {
             ("STRIPE_WEBHOOK_SECRET", "sk_test_oops"),
             ("STRIPE_WEBHOOK_SECRET", "whsec_a, nope"),
             ("STRIPE_WEBHOOK_TOLERANCE", "soon"),
+            ("STRIPE_PRICE_IDS", "price_a,prod_b"),
+            ("STRIPE_CREDITS_PRICE_ID", "credits"),
+            ("CREDITS_PER_UNIT", "many"),
+            ("SESSION_KEY", "short"),
+            ("CLERK_SIGN_IN_URL", "not a url"),
         ];
         for (var, value) in cases {
             let err = with(&[(var, value)]).unwrap_err();

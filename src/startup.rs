@@ -3,16 +3,20 @@
 
 use std::net::TcpListener;
 
+use actix_session::SessionMiddleware;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::auth::Authenticator;
 use crate::billing::Ingestor;
-use crate::config::{DatabaseSettings, Settings};
+use crate::config::{DatabaseSettings, PagesSettings, Settings};
 use crate::routes;
-use crate::store::{OrgCache, Store};
+use crate::store::{AuditLog, OrgCache, Store};
 use crate::stripe::StripeClient;
 use crate::stripe::webhook::WebhookVerifier;
 
@@ -25,6 +29,10 @@ pub struct AppState {
     /// `{PUBLIC_URL}/organization#/plans`, computed once at startup.
     pub plans_url: String,
     pub portal_configuration: Option<String>,
+    /// `PUBLIC_URL` without a trailing slash: the only origin we build URLs from.
+    pub origin: String,
+    pub pages: PagesSettings,
+    pub audit: AuditLog,
     /// `None` when no webhook secret is configured.
     pub webhooks: Option<WebhookVerifier>,
     pub ingestor: Ingestor,
@@ -46,6 +54,9 @@ impl Application {
             stripe: StripeClient::new(&settings.stripe)
                 .context("could not build the Stripe client")?,
             plans_url: settings.server.plans_url(),
+            origin: settings.server.origin(),
+            pages: settings.pages.clone(),
+            audit: AuditLog::spawn(store.clone()),
             portal_configuration: settings.stripe.portal_configuration.clone(),
             webhooks: settings
                 .webhooks
@@ -56,10 +67,21 @@ impl Application {
         let listener = TcpListener::bind(settings.server.bind_addr)
             .with_context(|| format!("could not listen on {}", settings.server.bind_addr))?;
         let port = listener.local_addr()?.port();
+        let session_key = session_key(&settings.pages);
+        let secure_cookies = settings.server.public_url.scheme() == "https";
+        let csp = content_security_policy(&settings);
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(
+                    SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                        .cookie_name("lb_session".to_owned())
+                        .cookie_secure(secure_cookies)
+                        .cookie_http_only(true)
+                        .cookie_same_site(SameSite::Lax)
+                        .build(),
+                )
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
-                .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+                .wrap(security_headers(&csp))
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
                 .configure(routes::configure)
@@ -88,6 +110,41 @@ impl Application {
         let result = self.server.await;
         self.store.close().await;
         result
+    }
+}
+
+/// Headers every response carries. Pages load nothing from elsewhere and run
+/// no inline script; forms may only lead to us and to Stripe's checkout.
+fn security_headers(csp: &str) -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "strict-origin-when-cross-origin"))
+        .add(("Content-Security-Policy", csp.to_owned()))
+}
+
+fn content_security_policy(settings: &Settings) -> String {
+    // Chrome applies form-action to the redirect after a POST, so the
+    // checkout host must be allowed; a stand-in Stripe (tests) is its API origin.
+    let mut checkout_hosts = "https://checkout.stripe.com".to_owned();
+    let api = &settings.stripe.api_base;
+    if api.host_str() != Some("api.stripe.com") {
+        checkout_hosts.push(' ');
+        checkout_hosts.push_str(api.origin().ascii_serialization().as_str());
+    }
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         form-action 'self' {checkout_hosts}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+}
+
+/// The session cookie (CSRF tokens) is signed with SESSION_KEY; without one,
+/// a random key per process (sessions then do not survive restarts or span
+/// instances: set SESSION_KEY when running several).
+fn session_key(pages: &PagesSettings) -> Key {
+    match &pages.session_key {
+        Some(secret) => Key::derive_from(secret.expose_secret().as_bytes()),
+        None => Key::generate(),
     }
 }
 

@@ -6,7 +6,7 @@ pub mod dev;
 mod keys;
 
 pub use claims::{Identity, OrgMembership};
-pub use keys::{JwksCache, KeyStore};
+pub use keys::{JwksCache, KeyError, KeyStore};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +19,6 @@ use crate::domain::unix_now;
 use crate::error::ApiError;
 use claims::ClerkClaims;
 use dev::DevKey;
-use keys::KeyError;
 
 /// Clerk signs with RSA; HMAC and `none` are never accepted, so a token
 /// "signed" with our public key as an HMAC secret cannot pass.

@@ -12,14 +12,15 @@ use serde::de::DeserializeOwned;
 
 use super::apply_change;
 use super::rules::{
-    Change, customer_changes, fetched_version, invoice_changes, invoice_status_rank,
-    payment_method_row, price_row, product_row, subscription_row, subscription_status_rank,
+    Change, checkout_changes, customer_changes, fetched_version, invoice_changes,
+    invoice_status_rank, payment_method_row, price_row, product_row, subscription_row,
+    subscription_status_rank,
 };
 use crate::domain::{OrgId, unix_now};
 use crate::store::{Store, StoreError, SyncedRow, Tx};
 use crate::stripe::StripeClient;
 use crate::stripe::objects::{
-    FullCustomer, Invoice, List, PaymentMethod, Price, Product, Subscription,
+    CheckoutSession, FullCustomer, Invoice, List, PaymentMethod, Price, Product, Subscription,
 };
 
 /// Stripe's largest page.
@@ -59,6 +60,35 @@ pub async fn sync(
         report.customers += 1;
     }
     Ok(report)
+}
+
+/// Syncs one customer by id: what a page does when a user returns from Stripe.
+pub async fn sync_customer_by_id(
+    store: &Store,
+    stripe: &StripeClient,
+    customer: &str,
+) -> anyhow::Result<SyncReport> {
+    let mut report = SyncReport::default();
+    let fetched: FullCustomer = stripe
+        .get(&format!("/v1/customers/{customer}"))
+        .await
+        .with_context(|| format!("could not fetch customer {customer}"))?;
+    sync_customer(store, stripe, &fetched, &mut report).await?;
+    report.customers = 1;
+    Ok(report)
+}
+
+/// Applies a checkout session fetched from Stripe (the return from
+/// checkout), with the same rules as `checkout.session.completed`.
+pub async fn apply_checkout_session(
+    store: &Store,
+    session: &CheckoutSession,
+) -> anyhow::Result<()> {
+    let changes = checkout_changes(session)?;
+    let mut tx = store.begin().await?;
+    super::apply_changes(&mut tx, &changes).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn sync_catalog(

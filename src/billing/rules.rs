@@ -181,7 +181,7 @@ pub fn invoice_status_rank(status: Option<&str>) -> i64 {
     }
 }
 
-fn checkout_changes(session: &CheckoutSession) -> Result<Vec<Change>, PlanError> {
+pub fn checkout_changes(session: &CheckoutSession) -> Result<Vec<Change>, PlanError> {
     let Some(org) = session.org_id() else {
         return Ok(Vec::new()); // not started by us
     };

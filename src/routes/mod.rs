@@ -3,6 +3,7 @@
 mod billing;
 mod health;
 mod home;
+pub mod pages;
 mod portal;
 mod webhooks;
 
@@ -16,6 +17,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::readyz)
         .service(home::home)
         .service(home::stylesheet)
+        .service(home::tabs_script)
+        .service(pages::organization)
+        .service(pages::subscribe)
+        .service(pages::buy_credits)
         .service(
             web::scope("/api/v1/operations/payment")
                 .service(portal::customer_portal)

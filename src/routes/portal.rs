@@ -1,39 +1,55 @@
 //! `GET /api/v1/operations/payment/customer-portal`: send the signed-in user
-//! to Stripe's Customer Portal for their organization (see
-//! docs: `shared/spec/customer-portal.txt`).
+//! to Stripe's Customer Portal for their organization (the contract is
+//! `shared/spec/customer-portal.txt`). With `?flow=…` it deep-links into one
+//! portal flow.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
+use serde::Deserialize;
 use url::Url;
 
 use crate::auth::Identity;
 use crate::error::ApiError;
+use crate::routes::pages::{NOT_A_MANAGER, can_manage};
 use crate::startup::AppState;
-use crate::stripe::CreatePortalSession;
+use crate::store::{AuditEntry, Organization};
+use crate::stripe::{CreatePortalSession, FlowData};
+
+#[derive(Deserialize)]
+pub struct PortalQuery {
+    flow: Option<String>,
+    subscription: Option<String>,
+}
 
 #[get("/customer-portal")]
 pub async fn customer_portal(
     identity: Identity,
+    query: web::Query<PortalQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let membership = identity.require_org()?;
+    if !can_manage(&state, membership) {
+        return Err(ApiError::Forbidden(NOT_A_MANAGER.to_owned()));
+    }
     let org = state
         .orgs
         .ensure(&state.store, &membership.id, membership.slug.as_deref())
         .await
         .map_err(ApiError::internal)?;
-    let customer = org.stripe_customer_id.ok_or_else(|| {
+    let customer = org.stripe_customer_id.clone().ok_or_else(|| {
         ApiError::NotFound(
             "Your organization does not have a billing account yet. Subscribe to a plan or buy credits first."
                 .to_owned(),
         )
     })?;
+    let flow = deep_link(&state, &org, &query).await?;
     // The return URL comes from configuration only: a forged Host header must
     // not turn Stripe's portal into an open redirect.
     let params = CreatePortalSession {
         customer: customer.as_str(),
         return_url: &state.plans_url,
         configuration: state.portal_configuration.as_deref(),
+        flow_data: flow,
     };
     let idempotency_key = format!("portal-{}", uuid::Uuid::new_v4());
     let session = state
@@ -42,17 +58,64 @@ pub async fn customer_portal(
         .await
         .map_err(ApiError::internal)?;
     let location = portal_location(&session.url)?;
-    log::info!(
-        "portal session {} opened for {} ({customer}) by {}",
-        session.id,
-        org.id,
-        identity.user_id
-    );
+    state
+        .audit
+        .record(AuditEntry {
+            org_id: org.id.to_string(),
+            user_id: identity.user_id.to_string(),
+            action: "portal",
+            stripe_session_id: Some(session.id.clone()),
+        })
+        .await;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, location.as_str()))
         // The portal URL is a bearer credential: no cache may keep it.
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+/// `?flow=payment_method_update`, or `subscription_cancel` /
+/// `subscription_update` with `&subscription=sub_…` of this organization.
+async fn deep_link<'a>(
+    state: &'a AppState,
+    org: &Organization,
+    query: &'a PortalQuery,
+) -> Result<Option<FlowData<'a>>, ApiError> {
+    let Some(flow) = query.flow.as_deref() else {
+        return Ok(None);
+    };
+    let kind = match flow {
+        "payment_method_update" => "payment_method_update",
+        "subscription_cancel" => "subscription_cancel",
+        "subscription_update" => "subscription_update",
+        _ => {
+            return Err(ApiError::Validation(
+                "flow must be payment_method_update, subscription_cancel or subscription_update."
+                    .to_owned(),
+            ));
+        }
+    };
+    let subscription = if kind == "payment_method_update" {
+        None
+    } else {
+        let id = query
+            .subscription
+            .as_deref()
+            .ok_or_else(|| ApiError::Validation(format!("{kind} needs a subscription.")))?;
+        let customer = org.stripe_customer_id.as_ref().map(|c| c.as_str());
+        let owner = state
+            .store
+            .subscription_customer(id)
+            .await
+            .map_err(ApiError::internal)?;
+        if owner.is_none() || owner.as_deref() != customer {
+            return Err(ApiError::Validation(
+                "That subscription is not your organization's.".to_owned(),
+            ));
+        }
+        Some(id)
+    };
+    Ok(Some(FlowData::new(kind, subscription, &state.plans_url)))
 }
 
 /// Stripe's answer is trusted, but a malformed URL must be a 500, not a

@@ -3,15 +3,19 @@
 //! placeholders, `ON CONFLICT`, `RETURNING`) and compiled for both backends by
 //! `with_pool!`, so both keep their native types and connection options.
 
+mod audit;
 mod events;
 mod org_cache;
 mod organizations;
+mod pages;
 mod state;
 mod sync;
 
+pub use audit::{AuditEntry, AuditLog};
 pub use events::{EventRecord, RecordOutcome, StoredEvent};
 pub use org_cache::OrgCache;
 pub use organizations::{LinkError, LinkOutcome, Organization};
+pub use pages::{AdminFilter, AdminOrgRow, CatalogPrice, LedgerEntry, PaymentMethodRowView};
 pub use state::{BillingState, InvoiceView, PaymentMethodView, SubscriptionView};
 pub use sync::{
     CreditGrant, CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,

@@ -197,6 +197,16 @@ impl Store {
         Ok(Some(page))
     }
 
+    /// The customer a synced subscription belongs to.
+    pub async fn subscription_customer(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT customer_id FROM subscriptions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
     async fn invoice_created(&self, customer: &str, id: &str) -> Result<Option<i64>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT created FROM invoices WHERE id = $1 AND customer_id = $2")

@@ -10,6 +10,60 @@ pub struct CreatePortalSession<'a> {
     pub return_url: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub configuration: Option<&'a str>,
+    /// A deep link into one portal flow instead of the portal's home page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_data: Option<FlowData<'a>>,
+}
+
+/// `flow_data` of a portal session.
+#[derive(Debug, Serialize)]
+pub struct FlowData<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_cancel: Option<SubscriptionRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_update: Option<SubscriptionRef<'a>>,
+    pub after_completion: AfterCompletion<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubscriptionRef<'a> {
+    pub subscription: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AfterCompletion<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub redirect: Redirect<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Redirect<'a> {
+    pub return_url: &'a str,
+}
+
+impl<'a> FlowData<'a> {
+    /// `payment_method_update`, `subscription_cancel` or `subscription_update`,
+    /// returning to `return_url` when done.
+    pub fn new(kind: &'static str, subscription: Option<&'a str>, return_url: &'a str) -> Self {
+        let target = subscription.map(|subscription| SubscriptionRef { subscription });
+        let (cancel, update) = match kind {
+            "subscription_cancel" => (target, None),
+            "subscription_update" => (None, target),
+            _ => (None, None),
+        };
+        Self {
+            kind,
+            subscription_cancel: cancel,
+            subscription_update: update,
+            after_completion: AfterCompletion {
+                kind: "redirect",
+                redirect: Redirect { return_url },
+            },
+        }
+    }
 }
 
 /// The fields of Stripe's `billing_portal.session` we use; the URL is a bearer
@@ -45,6 +99,7 @@ mod tests {
             customer: "cus_1",
             return_url: "https://app.example.com/organization#/plans",
             configuration: Some("bpc_1"),
+            flow_data: None,
         };
         let encoded = serde_qs::to_string(&with_config).unwrap();
         let fields: Vec<(String, String)> = url::form_urlencoded::parse(encoded.as_bytes())

@@ -191,6 +191,71 @@ impl TestApp {
         }
     }
 
+    /// GET a page as a browser signed in with `claims`: (status, headers, body).
+    pub async fn page(
+        &self,
+        path: &str,
+        claims: &Value,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .header("Cookie", format!("__session={}", sign(claims)))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap())
+    }
+
+    /// Opens /organization like a browser: the session cookie and the form's CSRF token.
+    pub async fn form_session(&self, claims: &Value) -> FormSession {
+        let (status, headers, body) = self.page("/organization", claims).await;
+        assert_eq!(status, 200, "{body}");
+        let cookie = headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("lb_session="))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+            .unwrap_or_default();
+        let csrf = body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        FormSession {
+            cookie,
+            csrf,
+            token: sign(claims),
+        }
+    }
+
+    /// POSTs a form to `path` with the browser's cookies and `origin`.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        session: &FormSession,
+        origin: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header(
+                "Cookie",
+                format!("__session={}; {}", session.token, session.cookie),
+            )
+            .form(fields);
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        request.send().await.unwrap()
+    }
+
     /// The acme organization, linked to a customer, with Stripe creating sessions.
     pub async fn paying_org(&self) {
         self.org_with_customer("org_acme", "cus_NciAYcXfLnqBoz")
@@ -213,6 +278,12 @@ impl TestApp {
             .filter(|r| r.url.path() == at)
             .collect()
     }
+}
+
+pub struct FormSession {
+    pub cookie: String,
+    pub csrf: String,
+    pub token: String,
 }
 
 pub fn form_fields(request: &wiremock::Request) -> Vec<(String, String)> {

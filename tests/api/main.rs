@@ -7,6 +7,7 @@ mod auth;
 mod health;
 mod helpers;
 mod org_link;
+mod pages;
 mod portal;
 mod reconcile;
 mod stripe_fixtures;

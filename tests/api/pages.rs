@@ -1,0 +1,636 @@
+//! The organization page, its Plans tab in every state, checkout, CSRF and roles.
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+use crate::stripe_fixtures::*;
+
+fn member(org: &str) -> Value {
+    let mut claims = claims_v2(org);
+    claims["o"]["rol"] = "member".into();
+    claims
+}
+
+async fn deliver(app: &TestApp, events: &[Value]) {
+    for e in events {
+        assert_eq!(app.post_event(e).await.status().as_u16(), 200);
+    }
+}
+
+async fn plans_html(app: &TestApp, org: &str) -> String {
+    let (status, _, body) = app.page("/organization", &claims_v2(org)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn signed_out_visitors_get_a_401_page_or_the_sign_in_redirect() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(format!("{}/organization", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(response.text().await.unwrap().contains("Sign in required"));
+
+    let redirecting = TestApp::builder()
+        .env("CLERK_SIGN_IN_URL", "https://accounts.lance.test/sign-in")
+        .spawn()
+        .await;
+    let response = redirecting
+        .client
+        .get(format!("{}/organization", redirecting.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "https://accounts.lance.test/sign-in?redirect_url=https%3A%2F%2Fapp.lance.test%2Forganization"
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_an_organization_gets_a_400_page_that_says_so() {
+    let app = TestApp::spawn().await;
+    let (status, _, body) = app.page("/organization", &claims_without_org()).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("No organization selected"));
+}
+
+#[tokio::test]
+async fn pages_send_security_headers_and_no_inline_script() {
+    let app = TestApp::spawn().await;
+    let (_, headers, body) = app.page("/organization", &claims_v2("org_acme")).await;
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(
+        headers["referrer-policy"],
+        "strict-origin-when-cross-origin"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(
+        !body.contains("<script>") && !body.contains("style=\""),
+        "no inline script or style"
+    );
+    assert!(body.contains(r#"<script src="/static/tabs.js" defer></script>"#));
+}
+
+#[tokio::test]
+async fn the_general_tab_shows_the_organization() {
+    let app = TestApp::spawn().await;
+    let body = plans_html(&app, "org_acme").await;
+    assert!(body.contains(r#"id="/general""#) && body.contains(r#"id="/plans""#));
+    assert!(body.contains("<code>org_acme</code>") && body.contains("acme"));
+}
+
+#[tokio::test]
+async fn the_plans_tab_shows_every_subscription_state() {
+    let app = TestApp::spawn().await;
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("active", "Active", &["Renews on Dec 14, 2023"]),
+        ("trialing", "Trial", &["Trial ends on"]),
+        (
+            "past_due",
+            "Past due",
+            &["Your last payment failed", "?flow=payment_method_update"],
+        ),
+        (
+            "unpaid",
+            "Unpaid",
+            &["suspended", "?flow=payment_method_update"],
+        ),
+        ("canceled", "Canceled", &["Canceled on"]),
+        ("paused", "Paused", &["Paused: no invoices"]),
+        ("incomplete", "Incomplete", &["has not gone through"]),
+    ];
+    for (i, (status, badge, texts)) in cases.iter().enumerate() {
+        let org = format!("org_state{i}");
+        let customer = format!("cus_State{i}");
+        app.org_with_customer(&org, &customer).await;
+        let mut sub = subscription(&format!("sub_state{i}"), &customer, status);
+        sub["trial_end"] = 1_701_000_000.into();
+        sub["canceled_at"] = if *status == "canceled" {
+            1_701_000_000.into()
+        } else {
+            Value::Null
+        };
+        deliver(
+            &app,
+            &[event(
+                &format!("evt_state{i}"),
+                "customer.subscription.created",
+                100,
+                sub,
+            )],
+        )
+        .await;
+
+        let body = plans_html(&app, &org).await;
+        assert!(
+            body.contains(&format!(">{badge}</span>")),
+            "{status}: badge {badge}"
+        );
+        for text in *texts {
+            assert!(body.contains(text), "{status}: {text}");
+        }
+        assert!(
+            body.contains("$49.00 / month") && body.contains("3 seats"),
+            "{status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cancellation_at_period_end_reads_cancels_on() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    let mut sub = subscription("sub_1", "cus_A", "active");
+    sub["cancel_at_period_end"] = true.into();
+    deliver(
+        &app,
+        &[event("evt_1", "customer.subscription.updated", 100, sub)],
+    )
+    .await;
+    let body = plans_html(&app, "org_acme").await;
+    assert!(body.contains("Cancels on Dec 14, 2023"), "{body}");
+    assert!(
+        !body.contains("flow=subscription_cancel"),
+        "already canceling: no cancel link"
+    );
+}
+
+#[tokio::test]
+async fn several_subscriptions_payment_method_credits_and_history_show() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    let mut yen = invoice("in_yen", "cus_A", "sub_2", "paid", 1_700_000_000);
+    yen["currency"] = "jpy".into();
+    deliver(
+        &app,
+        &[
+            event("evt_p", "product.created", 1, product("prod_pro", "Pro")),
+            event(
+                "evt_1",
+                "customer.subscription.created",
+                100,
+                subscription("sub_1", "cus_A", "active"),
+            ),
+            event(
+                "evt_2",
+                "customer.subscription.created",
+                101,
+                subscription("sub_2", "cus_A", "trialing"),
+            ),
+            event(
+                "evt_pm",
+                "payment_method.attached",
+                102,
+                payment_method("pm_1", Some("cus_A"), "4242"),
+            ),
+            event("evt_in", "invoice.paid", 103, yen),
+            event(
+                "evt_cr",
+                "checkout.session.completed",
+                104,
+                checkout("cs_1", "org_acme", "cus_A", "payment", "paid", Some(1500)),
+            ),
+        ],
+    )
+    .await;
+
+    let body = plans_html(&app, "org_acme").await;
+    assert_eq!(body.matches(r#"class="card plan""#).count(), 2);
+    assert!(body.contains("<h3>Pro</h3>"));
+    assert!(body.contains("Visa •••• 4242, expires 08/2030"));
+    assert!(body.contains("<strong>1,500</strong> credits"));
+    assert!(body.contains("¥4,900"), "zero-decimal currency");
+    assert!(body.contains("https://invoice.stripe.com/i/in_yen") && body.contains("/in_yen/pdf"));
+    assert!(
+        body.contains(r#"id="manage-billing" href="/api/v1/operations/payment/customer-portal""#)
+    );
+    assert!(body.contains("Last synced"));
+}
+
+#[tokio::test]
+async fn a_customer_without_subscriptions_says_so() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    let body = plans_html(&app, "org_acme").await;
+    assert!(body.contains("No subscription yet."));
+    assert!(body.contains("No invoices yet."));
+}
+
+#[tokio::test]
+async fn without_a_customer_the_catalog_is_offered() {
+    let app = TestApp::builder()
+        .env("STRIPE_PRICE_IDS", "price_configured")
+        .spawn()
+        .await;
+    let body = plans_html(&app, "org_new").await;
+    assert!(
+        body.contains(r#"name="price" value="price_configured""#),
+        "configured prices when nothing is synced"
+    );
+
+    let mut price = object("price");
+    price["id"] = "price_pro_monthly".into();
+    price["product"] = "prod_pro".into();
+    deliver(
+        &app,
+        &[
+            event("evt_p", "product.created", 1, product("prod_pro", "Pro")),
+            event("evt_pr", "price.created", 2, price),
+        ],
+    )
+    .await;
+    let body = plans_html(&app, "org_new").await;
+    assert!(
+        body.contains("<h3>Pro</h3>") && body.contains("$20.00 / month"),
+        "{body}"
+    );
+    assert!(body.contains(r#"name="price" value="price_pro_monthly""#));
+    assert!(body.contains(">Subscribe</button>"));
+}
+
+async fn stripe_checkout(app: &TestApp) {
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "cus_Created", "object": "customer"})),
+        )
+        .mount(&app.stripe)
+        .await;
+    Mock::given(method("POST")).and(path("/v1/checkout/sessions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "cs_test_1", "object": "checkout.session", "url": "https://checkout.stripe.com/c/pay/cs_test_1"})))
+        .mount(&app.stripe).await;
+}
+
+#[tokio::test]
+async fn subscribing_creates_the_customer_once_and_redirects_to_checkout() {
+    let app = TestApp::builder()
+        .env("STRIPE_PRICE_IDS", "price_basic")
+        .spawn()
+        .await;
+    stripe_checkout(&app).await;
+    let session = app.form_session(&claims_v2("org_new")).await;
+
+    let response = app
+        .post_form(
+            "/organization/checkout/subscription",
+            &session,
+            Some(PUBLIC_URL),
+            &[("csrf", &session.csrf), ("price", "price_basic")],
+        )
+        .await;
+
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "https://checkout.stripe.com/c/pay/cs_test_1"
+    );
+    let customer = &app.stripe_requests("/v1/customers").await[0];
+    assert!(form_fields(customer).contains(&("metadata[org_id]".into(), "org_new".into())));
+    assert_eq!(customer.headers["idempotency-key"], "customer-for-org_new");
+    let checkout = form_fields(&app.stripe_requests("/v1/checkout/sessions").await[0]);
+    for expected in [
+        ("mode", "subscription"),
+        ("customer", "cus_Created"),
+        ("client_reference_id", "org_new"),
+        ("line_items[0][price]", "price_basic"),
+        ("line_items[0][quantity]", "1"),
+        (
+            "success_url",
+            "https://app.lance.test/organization?checkout={CHECKOUT_SESSION_ID}#/plans",
+        ),
+        ("cancel_url", "https://app.lance.test/organization#/plans"),
+        ("metadata[org_id]", "org_new"),
+        ("subscription_data[metadata][org_id]", "org_new"),
+    ] {
+        assert!(
+            checkout.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} in {checkout:?}"
+        );
+    }
+    let (_, state) = app
+        .get_json("/api/v1/operations/payment/subscription", "org_new")
+        .await;
+    assert_eq!(state["customer"], "cus_Created");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM billing_audit WHERE action = 'checkout_subscription' AND stripe_session_id = 'cs_test_1'").await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_clicks_share_one_customer() {
+    let app = TestApp::builder()
+        .env("STRIPE_PRICE_IDS", "price_basic")
+        .spawn()
+        .await;
+    stripe_checkout(&app).await;
+    let session = app.form_session(&claims_v2("org_new")).await;
+    let fields = [("csrf", session.csrf.as_str()), ("price", "price_basic")];
+    let clicks = (0..6).map(|_| {
+        app.post_form(
+            "/organization/checkout/subscription",
+            &session,
+            Some(PUBLIC_URL),
+            &fields,
+        )
+    });
+    let responses = futures_util::future::join_all(clicks).await;
+    assert!(responses.iter().all(|r| r.status().as_u16() == 303));
+    let keys: std::collections::HashSet<String> = app
+        .stripe_requests("/v1/customers")
+        .await
+        .iter()
+        .map(|r| r.headers["idempotency-key"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "every creation carries the organization's key, so Stripe makes one customer"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM organizations WHERE stripe_customer_id = 'cus_Created'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn buying_credits_starts_a_payment_checkout_for_the_credits() {
+    let app = TestApp::builder()
+        .env("STRIPE_CREDITS_PRICE_ID", "price_credits")
+        .env("CREDITS_PER_UNIT", "250")
+        .spawn()
+        .await;
+    stripe_checkout(&app).await;
+    let session = app.form_session(&claims_v2("org_acme")).await;
+    assert!(
+        app.page("/organization", &claims_v2("org_acme"))
+            .await
+            .2
+            .contains("Buy credits")
+    );
+
+    let response = app
+        .post_form(
+            "/organization/checkout/credits",
+            &session,
+            Some(PUBLIC_URL),
+            &[("csrf", &session.csrf), ("quantity", "4")],
+        )
+        .await;
+
+    assert_eq!(response.status().as_u16(), 303);
+    let checkout = form_fields(&app.stripe_requests("/v1/checkout/sessions").await[0]);
+    for expected in [
+        ("mode", "payment"),
+        ("line_items[0][price]", "price_credits"),
+        ("line_items[0][quantity]", "4"),
+        ("metadata[credits]", "1000"),
+    ] {
+        assert!(
+            checkout.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?}"
+        );
+    }
+    let bad = app
+        .post_form(
+            "/organization/checkout/credits",
+            &session,
+            Some(PUBLIC_URL),
+            &[("csrf", &session.csrf), ("quantity", "0")],
+        )
+        .await;
+    assert_eq!(bad.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn forged_forms_are_refused() {
+    let app = TestApp::builder()
+        .env("STRIPE_PRICE_IDS", "price_basic")
+        .spawn()
+        .await;
+    stripe_checkout(&app).await;
+    let session = app.form_session(&claims_v2("org_new")).await;
+    let cases = [
+        ("no token", Some(PUBLIC_URL), ""),
+        ("wrong token", Some(PUBLIC_URL), "forged"),
+        (
+            "other origin",
+            Some("https://evil.test"),
+            session.csrf.as_str(),
+        ),
+        ("no origin", None, session.csrf.as_str()),
+    ];
+    for (name, origin, token) in cases {
+        let response = app
+            .post_form(
+                "/organization/checkout/subscription",
+                &session,
+                origin,
+                &[("csrf", token), ("price", "price_basic")],
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 403, "{name}");
+    }
+    assert!(app.stripe_requests("/v1/customers").await.is_empty());
+    let unknown_plan = app
+        .post_form(
+            "/organization/checkout/subscription",
+            &session,
+            Some(PUBLIC_URL),
+            &[("csrf", &session.csrf), ("price", "price_secret")],
+        )
+        .await;
+    assert_eq!(unknown_plan.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn roles_outside_billing_manage_roles_can_view_but_not_manage() {
+    let app = TestApp::builder()
+        .env("BILLING_MANAGE_ROLES", "org:admin")
+        .env("STRIPE_PRICE_IDS", "price_basic")
+        .spawn()
+        .await;
+    app.paying_org().await;
+    let (status, _, body) = app.page("/organization", &member("org_acme")).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("manage-billing") && body.contains("Ask an organization admin"));
+
+    let response = app.get_portal(&sign(&member("org_acme"))).await;
+    assert_eq!(response.status().as_u16(), 403);
+    let json: Value = response.json().await.unwrap();
+    assert_eq!(json["error"]["code"], "FORBIDDEN");
+    assert_eq!(
+        app.get_portal(&sign(&claims_v2("org_acme")))
+            .await
+            .status()
+            .as_u16(),
+        302,
+        "admins may"
+    );
+
+    let session = app.form_session(&member("org_new")).await;
+    let response = app
+        .post_form(
+            "/organization/checkout/subscription",
+            &session,
+            Some(PUBLIC_URL),
+            &[("csrf", &session.csrf), ("price", "price_basic")],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 403);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("cannot manage billing")
+    );
+}
+
+#[tokio::test]
+async fn portal_deep_links_become_flow_data_for_the_organizations_own_subscription() {
+    let app = TestApp::spawn().await;
+    app.paying_org().await;
+    deliver(
+        &app,
+        &[
+            event(
+                "evt_1",
+                "customer.subscription.created",
+                100,
+                subscription("sub_mine", "cus_NciAYcXfLnqBoz", "active"),
+            ),
+            event(
+                "evt_2",
+                "customer.subscription.created",
+                100,
+                subscription("sub_theirs", "cus_Other", "active"),
+            ),
+        ],
+    )
+    .await;
+    let token = sign(&claims_v2("org_acme"));
+    let get = |query: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.client
+                .get(format!("{}{query}", app.portal_url()))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        get("?flow=subscription_cancel&subscription=sub_mine").await,
+        302
+    );
+    assert_eq!(get("?flow=payment_method_update").await, 302);
+    assert_eq!(
+        get("?flow=subscription_cancel&subscription=sub_theirs").await,
+        400
+    );
+    assert_eq!(get("?flow=subscription_update").await, 400);
+    assert_eq!(get("?flow=delete_everything").await, 400);
+
+    let requests = app.portal_requests().await;
+    let cancel = form_fields(&requests[0]);
+    assert!(cancel.contains(&("flow_data[type]".into(), "subscription_cancel".into())));
+    assert!(cancel.contains(&(
+        "flow_data[subscription_cancel][subscription]".into(),
+        "sub_mine".into()
+    )));
+    assert!(cancel.contains(&(
+        "flow_data[after_completion][redirect][return_url]".into(),
+        PLANS_URL.into()
+    )));
+    assert!(
+        form_fields(&requests[1])
+            .contains(&("flow_data[type]".into(), "payment_method_update".into()))
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM billing_audit WHERE action = 'portal' AND org_id = 'org_acme'"
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn returning_from_checkout_shows_the_purchase_before_the_webhook() {
+    let app = TestApp::spawn().await;
+    let session = checkout(
+        "cs_done",
+        "org_new",
+        "cus_New",
+        "subscription",
+        "paid",
+        None,
+    );
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_done"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(session))
+        .mount(&app.stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_New"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(customer(
+            "cus_New",
+            Some("org_new"),
+            None,
+        )))
+        .mount(&app.stripe)
+        .await;
+    let list = |data: Vec<Value>| json!({"object": "list", "data": data, "has_more": false});
+    Mock::given(method("GET"))
+        .and(path("/v1/subscriptions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(list(vec![subscription("sub_new", "cus_New", "active")])),
+        )
+        .mount(&app.stripe)
+        .await;
+    for empty in ["/v1/invoices", "/v1/customers/cus_New/payment_methods"] {
+        Mock::given(method("GET"))
+            .and(path(empty))
+            .respond_with(ResponseTemplate::new(200).set_body_json(list(vec![])))
+            .mount(&app.stripe)
+            .await;
+    }
+
+    let (status, _, body) = app
+        .page("/organization?checkout=cs_done", &claims_v2("org_new"))
+        .await;
+
+    assert_eq!(status, 200);
+    assert!(body.contains("Thank you! Your purchase is complete."));
+    assert!(body.contains(">Active</span>"), "{body}");
+
+    let (_, _, slow) = app
+        .page("/organization?checkout=cs_unknown", &claims_v2("org_other"))
+        .await;
+    assert!(slow.contains("still syncing"));
+}
