@@ -1,6 +1,7 @@
 //! Askama view models: plain structs prepared in Rust, one per page, so the
 //! templates hold nothing but loops and conditionals.
 
+pub mod admin;
 pub mod format;
 
 use askama::Template;

@@ -1,5 +1,6 @@
 //! The route table: every URL the service answers, in one place.
 
+mod admin;
 mod billing;
 mod health;
 mod home;
@@ -21,6 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::organization)
         .service(pages::subscribe)
         .service(pages::buy_credits)
+        .service(admin::organizations)
+        .service(admin::organization)
+        .service(admin::resync)
+        .service(admin::webhooks)
+        .service(admin::replay_event)
         .service(
             web::scope("/api/v1/operations/payment")
                 .service(portal::customer_portal)

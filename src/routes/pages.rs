@@ -137,7 +137,7 @@ pub const NOT_A_MANAGER: &str =
     "Your role in this organization cannot manage billing. Ask an organization admin.";
 
 /// The session's CSRF token, created on first use.
-fn csrf_token(session: &Session) -> Result<String, PageError> {
+pub fn csrf_token(session: &Session) -> Result<String, PageError> {
     if let Some(token) = session
         .get::<String>(CSRF_KEY)
         .map_err(PageError::internal)?

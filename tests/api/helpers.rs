@@ -211,7 +211,12 @@ impl TestApp {
 
     /// Opens /organization like a browser: the session cookie and the form's CSRF token.
     pub async fn form_session(&self, claims: &Value) -> FormSession {
-        let (status, headers, body) = self.page("/organization", claims).await;
+        self.form_session_at("/organization", claims).await
+    }
+
+    /// Opens the page at `path` like a browser: its session cookie and CSRF token.
+    pub async fn form_session_at(&self, path: &str, claims: &Value) -> FormSession {
+        let (status, headers, body) = self.page(path, claims).await;
         assert_eq!(status, 200, "{body}");
         let cookie = headers
             .get_all("set-cookie")

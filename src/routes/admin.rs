@@ -1,0 +1,263 @@
+//! The operators' pages: every organization's synced plan state, one
+//! organization in detail with a resync, and webhook health with replay.
+//! Only Clerk users in `ADMIN_USER_IDS` get in; everyone else sees a 404.
+
+use actix_session::Session;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::auth::{Authenticator, Identity};
+use crate::billing::reconcile;
+use crate::billing::replay::{Selection, replay};
+use crate::domain::OrgId;
+use crate::pages::admin::{
+    AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, AdminWebhooksPage, EventLine, STATUSES,
+};
+use crate::routes::pages::{PageError, check_csrf, csrf_token, page_identity};
+use crate::startup::AppState;
+use crate::store::AdminFilter;
+
+const PAGE_SIZE: i64 = 50;
+
+async fn operator(
+    req: &HttpRequest,
+    state: &AppState,
+    auth: &Authenticator,
+) -> Result<Identity, PageError> {
+    let identity = page_identity(req, state, auth).await?;
+    if state
+        .pages
+        .admin_user_ids
+        .iter()
+        .any(|id| id == identity.user_id.as_str())
+    {
+        Ok(identity)
+    } else {
+        log::warn!(
+            "{} tried to open {} without being an operator",
+            identity.user_id,
+            req.path()
+        );
+        Err(PageError::NotFound)
+    }
+}
+
+fn html(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    status: Option<String>,
+    page: Option<i64>,
+}
+
+#[get("/admin")]
+pub async fn organizations(
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
+) -> Result<HttpResponse, PageError> {
+    operator(&req, &state, &auth).await?;
+    let status = query
+        .status
+        .clone()
+        .filter(|s| STATUSES.contains(&s.as_str()));
+    let search = query
+        .q
+        .clone()
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
+    let page = query.page.unwrap_or(1).clamp(1, 10_000);
+    let filter = AdminFilter {
+        status: status.clone(),
+        search: search.clone(),
+    };
+    // One extra row tells whether there is a next page.
+    let mut rows = state
+        .store
+        .admin_organizations(&filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+        .await
+        .map_err(PageError::internal)?;
+    let has_next = rows.len() as i64 > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE as usize);
+    let link = |p: i64| {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(q) = &search {
+            url.append_pair("q", q);
+        }
+        if let Some(s) = &status {
+            url.append_pair("status", s);
+        }
+        url.append_pair("page", &p.to_string());
+        format!("/admin?{}", url.finish())
+    };
+    let view = AdminListPage {
+        rows: rows.iter().map(AdminOrgLine::new).collect(),
+        status: status.clone().unwrap_or_default(),
+        search: search.clone().unwrap_or_default(),
+        statuses: STATUSES,
+        page,
+        prev_link: (page > 1).then(|| link(page - 1)),
+        next_link: has_next.then(|| link(page + 1)),
+    };
+    Ok(html(view.render().map_err(PageError::internal)?))
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    done: Option<String>,
+}
+
+#[get("/admin/orgs/{id}")]
+pub async fn organization(
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+    query: web::Query<NoticeQuery>,
+    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
+) -> Result<HttpResponse, PageError> {
+    operator(&req, &state, &auth).await?;
+    let org_id = OrgId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let org = state
+        .store
+        .find_organization(&org_id)
+        .await
+        .map_err(PageError::internal)?
+        .ok_or(PageError::NotFound)?;
+    let customer = org
+        .stripe_customer_id
+        .as_ref()
+        .map(|c| c.as_str().to_owned());
+    let store = &state.store;
+    let c = customer.as_deref();
+    let data = AdminOrgData {
+        id: org.id.to_string(),
+        slug: org.slug.clone(),
+        billing: store
+            .billing_state(org.id.as_str(), c)
+            .await
+            .map_err(PageError::internal)?,
+        invoices: match c {
+            Some(c) => store
+                .invoices_page(c, None, 50)
+                .await
+                .map_err(PageError::internal)?
+                .unwrap_or_default(),
+            None => Vec::new(),
+        },
+        cards: match c {
+            Some(c) => store
+                .payment_methods_of(c)
+                .await
+                .map_err(PageError::internal)?,
+            None => Vec::new(),
+        },
+        ledger: store
+            .credit_ledger(org.id.as_str(), c)
+            .await
+            .map_err(PageError::internal)?,
+        events: match c {
+            Some(c) => store
+                .events_of_customer(c, 25)
+                .await
+                .map_err(PageError::internal)?,
+            None => Vec::new(),
+        },
+        customer,
+    };
+    let view = AdminOrgPage::new(data, csrf_token(&session)?, query.done.clone());
+    Ok(html(view.render().map_err(PageError::internal)?))
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+#[post("/admin/orgs/{id}/resync")]
+pub async fn resync(
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
+) -> Result<HttpResponse, PageError> {
+    let identity = operator(&req, &state, &auth).await?;
+    check_csrf(&req, &session, &form.csrf, &state.origin)?;
+    let org_id = OrgId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let report = reconcile::sync(&state.store, &state.stripe, Some(&org_id))
+        .await
+        .map_err(PageError::internal)?;
+    log::info!("{} resynced {org_id}: {report}", identity.user_id);
+    let notice =
+        url::form_urlencoded::byte_serialize(report.to_string().as_bytes()).collect::<String>();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((
+            header::LOCATION,
+            format!("/admin/orgs/{org_id}?done={notice}"),
+        ))
+        .finish())
+}
+
+#[get("/admin/webhooks")]
+pub async fn webhooks(
+    req: HttpRequest,
+    session: Session,
+    query: web::Query<NoticeQuery>,
+    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
+) -> Result<HttpResponse, PageError> {
+    operator(&req, &state, &auth).await?;
+    let failed = state
+        .store
+        .failed_events(50)
+        .await
+        .map_err(PageError::internal)?;
+    let recent = state
+        .store
+        .recent_events(50)
+        .await
+        .map_err(PageError::internal)?;
+    let view = AdminWebhooksPage {
+        csrf: csrf_token(&session)?,
+        notice: query.done.clone(),
+        failed: failed.iter().map(EventLine::new).collect(),
+        recent: recent.iter().map(EventLine::new).collect(),
+    };
+    Ok(html(view.render().map_err(PageError::internal)?))
+}
+
+#[post("/admin/webhooks/{id}/replay")]
+pub async fn replay_event(
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
+) -> Result<HttpResponse, PageError> {
+    let identity = operator(&req, &state, &auth).await?;
+    check_csrf(&req, &session, &form.csrf, &state.origin)?;
+    let report = replay(&state.store, Selection::One(id.clone()))
+        .await
+        .map_err(PageError::internal)?;
+    if report.missing > 0 {
+        return Err(PageError::NotFound);
+    }
+    log::info!("{} replayed {id}: {report}", identity.user_id);
+    let notice = url::form_urlencoded::byte_serialize(format!("{id}: {report}").as_bytes())
+        .collect::<String>();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/admin/webhooks?done={notice}")))
+        .finish())
+}
