@@ -30,6 +30,9 @@
     });
   });
 
-  window.addEventListener("hashchange", function () { show(location.hash, true); });
+  window.addEventListener("hashchange", function () { show(location.hash, true); window.scrollTo(0, 0); });
   show(location.hash, false);
+  // The browser jumps to the #/plans anchor after loading; with tabs that
+  // only hides the header.
+  window.addEventListener("load", function () { window.scrollTo(0, 0); });
 })();

@@ -5,6 +5,7 @@
 
 mod admin;
 mod auth;
+mod browser;
 mod health;
 mod helpers;
 mod org_link;
