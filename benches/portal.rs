@@ -50,22 +50,13 @@ async fn run() -> Result<(), String> {
         server.port
     );
     check_one_redirect(&url, &token)?;
-    let report = run_wrk(&url, &token, connections, seconds, threads)?;
-    let field = |prefix: &str| {
-        report
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-            .unwrap_or_default()
-    };
-    // wrk counts 3xx as success; anything else (a 4xx/5xx) shows up here.
-    let errors = report
-        .lines()
-        .find(|l| l.contains("Non-2xx or 3xx responses"))
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap_or("0")
-        .to_owned();
+    let report = common::wrk(
+        &url,
+        &[format!("Authorization: Bearer {token}")],
+        connections,
+        seconds,
+        threads,
+    )?;
     let backend = server.backend();
     println!(
         "\nportal benchmark ({backend}, {connections} connections, {threads} wrk threads, {seconds} s)"
@@ -73,44 +64,14 @@ async fn run() -> Result<(), String> {
     println!("| backend | redirects/s | p50 | p99 | non-302 | server peak RSS |");
     println!("|---|---|---|---|---|---|");
     println!(
-        "| {backend} | {:.0} | {} | {} | {errors} | {:.1} MiB |",
-        field("Requests/sec:").parse::<f64>().unwrap_or(0.0),
-        field("50%"),
-        field("99%"),
+        "| {backend} | {:.0} | {} | {} | {} | {:.1} MiB |",
+        report.requests_per_sec,
+        report.p50,
+        report.p99,
+        report.errors,
         server.peak_rss_mib()
     );
     Ok(())
-}
-
-fn run_wrk(
-    url: &str,
-    token: &str,
-    connections: u64,
-    seconds: u64,
-    threads: u64,
-) -> Result<String, String> {
-    let output = Command::new("wrk")
-        .args([
-            "--latency",
-            "-t",
-            &threads.to_string(),
-            "-c",
-            &connections.to_string(),
-        ])
-        .args([
-            "-d",
-            &format!("{seconds}s"),
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            url,
-        ])
-        .output()
-        .map_err(|e| format!("could not run wrk (apt install wrk): {e}"))?;
-    let report = String::from_utf8_lossy(&output.stdout).to_string();
-    if !report.contains("Requests/sec:") {
-        return Err(format!("unexpected wrk output:\n{report}"));
-    }
-    Ok(report)
 }
 
 fn check_one_redirect(url: &str, token: &str) -> Result<(), String> {

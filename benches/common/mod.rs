@@ -39,6 +39,15 @@ impl Server {
             ("BIND_ADDR", format!("127.0.0.1:{port}")),
             ("RUST_LOG", "warn".to_owned()),
         ];
+        // Server sizing knobs, passed through when set.
+        for (knob, var) in [
+            ("BENCH_DATABASE_MAX_CONNECTIONS", "DATABASE_MAX_CONNECTIONS"),
+            ("BENCH_WORKERS", "WORKERS"),
+        ] {
+            if let Ok(value) = std::env::var(knob) {
+                env.push((var, value));
+            }
+        }
         env.extend(extra.iter().cloned());
         // A placeholder child until `start`; replaced there.
         let child = Command::new("true").spawn().map_err(|e| e.to_string())?;
@@ -173,4 +182,60 @@ pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     }
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1000.0
+}
+
+/// What `wrk --latency` reported.
+pub struct WrkReport {
+    pub requests_per_sec: f64,
+    pub p50: String,
+    pub p99: String,
+    /// Responses other than 2xx/3xx.
+    pub errors: u64,
+}
+
+/// Runs `wrk` (Debian package `wrk`) against `url` with `headers`.
+pub fn wrk(
+    url: &str,
+    headers: &[String],
+    connections: u64,
+    seconds: u64,
+    threads: u64,
+) -> Result<WrkReport, String> {
+    let mut command = std::process::Command::new("wrk");
+    command.args([
+        "--latency",
+        "-t",
+        &threads.to_string(),
+        "-c",
+        &connections.to_string(),
+    ]);
+    command.args(["-d", &format!("{seconds}s")]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let output = command
+        .arg(url)
+        .output()
+        .map_err(|e| format!("could not run wrk (apt-get install wrk): {e}"))?;
+    let report = String::from_utf8_lossy(&output.stdout).to_string();
+    let field = |prefix: &str| {
+        report
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+    };
+    let requests_per_sec = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("unexpected wrk output:\n{report}"))?;
+    Ok(WrkReport {
+        requests_per_sec,
+        p50: field("50%").unwrap_or_default(),
+        p99: field("99%").unwrap_or_default(),
+        errors: report
+            .lines()
+            .find(|l| l.contains("Non-2xx or 3xx responses"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0),
+    })
 }

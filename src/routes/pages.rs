@@ -17,7 +17,7 @@ use crate::billing::reconcile;
 use crate::domain::StripeCustomerId;
 use crate::pages::{ErrorPage, Notice, OrganizationContext, OrganizationPage};
 use crate::startup::AppState;
-use crate::store::{AuditEntry, LinkError, LinkOutcome, Organization};
+use crate::store::{AuditEntry, BillingState, InvoiceView, LinkError, LinkOutcome, Organization};
 use crate::stripe::{CreateCheckoutSession, CreateCustomer, LineItem, SubscriptionData};
 
 /// How long a page waits for Stripe when refreshing after a return from it.
@@ -201,30 +201,71 @@ pub async fn organization(
 ) -> Result<HttpResponse, PageError> {
     let identity = page_identity(&req, &state, &auth).await?;
     let membership = identity.org.as_ref().ok_or(PageError::NoOrganization)?;
-    let org = state
-        .store
-        .ensure_organization(&membership.id, membership.slug.as_deref())
+    let mut org = state
+        .orgs
+        .ensure(&state.store, &membership.id, membership.slug.as_deref())
         .await
         .map_err(PageError::internal)?;
-    let notice = refresh_after_stripe(&state, &org, query.checkout.as_deref()).await;
-    // The refresh may have linked the customer.
-    let org = state
-        .store
-        .find_organization(&org.id)
-        .await
-        .map_err(PageError::internal)?
-        .unwrap_or(org);
-    let html = render_organization(&state, &org, membership, csrf_token(&session)?, notice).await?;
+    let (mut billing, mut invoices) = page_data(&state, &org).await?;
+    let mut notice = None;
+    // Back from Stripe: show the change before its webhook arrives.
+    if let Some(session_id) = query.checkout.as_deref() {
+        notice = Some(refresh_after_checkout(&state, &org, session_id).await);
+        org = state
+            .store
+            .find_organization(&org.id)
+            .await
+            .map_err(PageError::internal)?
+            .unwrap_or(org);
+        (billing, invoices) = page_data(&state, &org).await?;
+    } else if let (true, Some(customer)) = (billing.portal_visited, &org.stripe_customer_id) {
+        notice = refresh_after_portal(&state, &org, customer).await;
+        (billing, invoices) = page_data(&state, &org).await?;
+    }
+    let data = (billing, invoices);
+    let html = render_organization(
+        &state,
+        &org,
+        membership,
+        data,
+        csrf_token(&session)?,
+        notice,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(html))
 }
 
+/// The plan state and billing history, read concurrently.
+async fn page_data(
+    state: &AppState,
+    org: &Organization,
+) -> Result<(BillingState, Vec<InvoiceView>), PageError> {
+    let customer = org
+        .stripe_customer_id
+        .as_ref()
+        .map(StripeCustomerId::as_str);
+    let store = &state.store;
+    let invoices = async {
+        match customer {
+            Some(c) => Ok(store
+                .invoices_page(c, None, HISTORY_LENGTH)
+                .await?
+                .unwrap_or_default()),
+            None => Ok(Vec::new()),
+        }
+    };
+    tokio::try_join!(store.billing_state(org.id.as_str(), customer), invoices)
+        .map_err(PageError::internal)
+}
+
 pub async fn render_organization(
     state: &AppState,
     org: &Organization,
     membership: &OrgMembership,
+    (billing, invoices): (BillingState, Vec<InvoiceView>),
     csrf: String,
     notice: Option<Notice>,
 ) -> Result<String, PageError> {
@@ -232,19 +273,6 @@ pub async fn render_organization(
         .stripe_customer_id
         .as_ref()
         .map(StripeCustomerId::as_str);
-    let store = &state.store;
-    let billing = store
-        .billing_state(org.id.as_str(), customer)
-        .await
-        .map_err(PageError::internal)?;
-    let invoices = match customer {
-        Some(c) => store
-            .invoices_page(c, None, HISTORY_LENGTH)
-            .await
-            .map_err(PageError::internal)?
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
     let catalog = if customer.is_some() {
         Vec::new()
     } else {
@@ -287,44 +315,34 @@ async fn offers(state: &AppState) -> Result<Vec<crate::store::CatalogPrice>, Pag
         .collect())
 }
 
-/// After a checkout (`?checkout=cs_…`) or a portal visit, fetch the changed
-/// state from Stripe so the user sees it before the webhook arrives. Bounded
-/// in time; on failure the synced state shows with a note.
-async fn refresh_after_stripe(
+/// After a checkout (`?checkout=cs_…`), fetch the session and the
+/// customer from Stripe, bounded in time; on failure the synced state shows
+/// with a note.
+async fn refresh_after_checkout(state: &AppState, org: &Organization, session_id: &str) -> Notice {
+    let refreshed =
+        tokio::time::timeout(REFRESH_TIMEOUT, refresh_checkout(state, org, session_id)).await;
+    match refreshed {
+        Ok(Ok(())) => Notice {
+            kind: "ok",
+            text: "Thank you! Your purchase is complete.".to_owned(),
+        },
+        Ok(Err(err)) => {
+            log::warn!("refresh after checkout {session_id} failed: {err:#}");
+            still_syncing()
+        }
+        Err(_) => still_syncing(),
+    }
+}
+
+/// After a portal visit (the portal returns to this page), fetch the
+/// customer's state from Stripe once.
+async fn refresh_after_portal(
     state: &AppState,
     org: &Organization,
-    checkout: Option<&str>,
+    customer: &StripeCustomerId,
 ) -> Option<Notice> {
-    if let Some(session_id) = checkout {
-        let refreshed =
-            tokio::time::timeout(REFRESH_TIMEOUT, refresh_checkout(state, org, session_id)).await;
-        return Some(match refreshed {
-            Ok(Ok(())) => Notice {
-                kind: "ok",
-                text: "Thank you! Your purchase is complete.".to_owned(),
-            },
-            Ok(Err(err)) => {
-                log::warn!("refresh after checkout {session_id} failed: {err:#}");
-                still_syncing()
-            }
-            Err(_) => still_syncing(),
-        });
-    }
-    let customer = org.stripe_customer_id.as_ref()?;
-    let visited = state
-        .store
-        .portal_visited_since_refresh(org.id.as_str())
-        .await
-        .unwrap_or(false);
-    if !visited {
-        return None;
-    }
-    let refreshed = tokio::time::timeout(
-        REFRESH_TIMEOUT,
-        reconcile::sync_customer_by_id(&state.store, &state.stripe, customer.as_str()),
-    )
-    .await;
-    match refreshed {
+    let sync = reconcile::sync_customer_by_id(&state.store, &state.stripe, customer.as_str());
+    match tokio::time::timeout(REFRESH_TIMEOUT, sync).await {
         Ok(Ok(_)) => {
             let _ = state.store.mark_refreshed(org.id.as_str()).await;
             None

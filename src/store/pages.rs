@@ -89,21 +89,6 @@ impl Store {
         }))
     }
 
-    /// True when a portal session was opened for `org_id` after its last refresh:
-    /// the user may have changed something in Stripe's portal.
-    pub async fn portal_visited_since_refresh(&self, org_id: &str) -> Result<bool, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM billing_audit a JOIN organizations o ON o.id = a.org_id \
-                 WHERE a.org_id = $1 AND a.action = 'portal' \
-                 AND a.created_at >= COALESCE(o.refreshed_at, 0))",
-            )
-            .bind(org_id)
-            .fetch_one(pool)
-            .await?
-        }))
-    }
-
     pub async fn mark_refreshed(&self, org_id: &str) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query("UPDATE organizations SET refreshed_at = $2 WHERE id = $1")

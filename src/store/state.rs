@@ -49,6 +49,30 @@ pub struct InvoiceView {
     pub created: i64,
 }
 
+#[derive(sqlx::FromRow)]
+struct Summary {
+    credit_balance: i64,
+    synced_at: Option<i64>,
+    portal_visited: bool,
+    pm_id: Option<String>,
+    brand: Option<String>,
+    last4: Option<String>,
+    exp_month: Option<i64>,
+    exp_year: Option<i64>,
+}
+
+impl Summary {
+    fn payment_method(&self) -> Option<PaymentMethodView> {
+        Some(PaymentMethodView {
+            id: self.pm_id.clone()?,
+            brand: self.brand.clone(),
+            last4: self.last4.clone(),
+            exp_month: self.exp_month,
+            exp_year: self.exp_year,
+        })
+    }
+}
+
 /// An organization's synced plan state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BillingState {
@@ -57,35 +81,38 @@ pub struct BillingState {
     pub credit_balance: i64,
     /// When we last wrote anything for this customer (unix seconds).
     pub synced_at: Option<i64>,
+    /// A portal session was opened since the state was last fetched from
+    /// Stripe: what the page shows may be stale.
+    pub portal_visited: bool,
 }
 
 impl Store {
-    /// The state for `org_id`, whose Stripe customer is `customer` (if any).
+    /// The state for `org_id`, whose Stripe customer is `customer` (if any),
+    /// in two queries: the page's hot path.
     pub async fn billing_state(
         &self,
         org_id: &str,
         customer: Option<&str>,
     ) -> Result<BillingState, StoreError> {
-        let credit_balance = self.credit_balance(org_id, customer).await?;
         let Some(customer) = customer else {
             return Ok(BillingState {
                 subscriptions: Vec::new(),
                 payment_method: None,
-                credit_balance,
+                credit_balance: self.credit_balance(org_id, None).await?,
                 synced_at: None,
+                portal_visited: false,
             });
         };
-        let subscriptions = self.subscriptions_of(customer).await?;
-        let subscription_default = subscriptions
-            .iter()
-            .find_map(|s| s.default_payment_method.clone());
+        let (subscriptions, summary) = tokio::try_join!(
+            self.subscriptions_of(customer),
+            self.summary(org_id, customer)
+        )?;
         Ok(BillingState {
-            payment_method: self
-                .payment_method_of(customer, subscription_default)
-                .await?,
             subscriptions,
-            credit_balance,
-            synced_at: self.synced_at(customer).await?,
+            payment_method: summary.payment_method(),
+            credit_balance: summary.credit_balance,
+            synced_at: summary.synced_at,
+            portal_visited: summary.portal_visited,
         })
     }
 
@@ -105,28 +132,37 @@ impl Store {
         }))
     }
 
-    /// The customer's default card (Stripe's invoice default, else the
-    /// subscription's), else the most recently attached one.
-    async fn payment_method_of(
-        &self,
-        customer: &str,
-        subscription_default: Option<String>,
-    ) -> Result<Option<PaymentMethodView>, StoreError> {
+    /// Everything else the plan state needs, in one round trip: the credit
+    /// balance, when we last wrote anything for the customer, whether a
+    /// portal session was opened since the last refresh, and the card to
+    /// show (Stripe's invoice default, else the subscription's, else the
+    /// most recently attached).
+    async fn summary(&self, org_id: &str, customer: &str) -> Result<Summary, StoreError> {
         Ok(with_pool!(self, |pool| {
-            let customer_default: Option<Option<String>> =
-                sqlx::query_scalar("SELECT default_payment_method FROM customers WHERE id = $1")
-                    .bind(customer)
-                    .fetch_optional(pool)
-                    .await?;
-            let preferred = customer_default.flatten().or(subscription_default);
             sqlx::query_as(
-                "SELECT id, brand, last4, exp_month, exp_year FROM payment_methods \
-                 WHERE customer_id = $1 \
-                 ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END, event_created DESC, id DESC LIMIT 1",
+                "SELECT CAST((SELECT COALESCE(SUM(amount), 0) FROM credit_ledger \
+                   WHERE org_id = $1 OR customer_id = $2) AS BIGINT) AS credit_balance, \
+                 (SELECT MAX(t) FROM ( \
+                   SELECT MAX(updated_at) AS t FROM subscriptions WHERE customer_id = $2 \
+                   UNION ALL SELECT MAX(updated_at) FROM invoices WHERE customer_id = $2 \
+                   UNION ALL SELECT MAX(updated_at) FROM payment_methods WHERE customer_id = $2 \
+                   UNION ALL SELECT MAX(updated_at) FROM customers WHERE id = $2) AS synced) AS synced_at, \
+                 EXISTS (SELECT 1 FROM billing_audit a JOIN organizations o ON o.id = a.org_id \
+                   WHERE a.org_id = $1 AND a.action = 'portal' \
+                   AND a.created_at >= COALESCE(o.refreshed_at, 0)) AS portal_visited, \
+                 pm.id AS pm_id, pm.brand, pm.last4, pm.exp_month, pm.exp_year \
+                 FROM (SELECT 1 AS one) AS base LEFT JOIN ( \
+                   SELECT id, brand, last4, exp_month, exp_year FROM payment_methods \
+                   WHERE customer_id = $2 ORDER BY CASE WHEN id = COALESCE( \
+                     (SELECT default_payment_method FROM customers WHERE id = $2), \
+                     (SELECT default_payment_method FROM subscriptions WHERE customer_id = $2 \
+                      AND default_payment_method IS NOT NULL ORDER BY created DESC, id DESC LIMIT 1)) \
+                   THEN 0 ELSE 1 END, \
+                   event_created DESC, id DESC LIMIT 1) AS pm ON TRUE",
             )
+            .bind(org_id)
             .bind(customer)
-            .bind(preferred)
-            .fetch_optional(pool)
+            .fetch_one(pool)
             .await?
         }))
     }
@@ -142,21 +178,6 @@ impl Store {
                  WHERE org_id = $1 OR customer_id = $2",
             )
             .bind(org_id)
-            .bind(customer)
-            .fetch_one(pool)
-            .await?
-        }))
-    }
-
-    async fn synced_at(&self, customer: &str) -> Result<Option<i64>, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT MAX(t) FROM ( \
-                 SELECT MAX(updated_at) AS t FROM subscriptions WHERE customer_id = $1 \
-                 UNION ALL SELECT MAX(updated_at) FROM invoices WHERE customer_id = $1 \
-                 UNION ALL SELECT MAX(updated_at) FROM payment_methods WHERE customer_id = $1 \
-                 UNION ALL SELECT MAX(updated_at) FROM customers WHERE id = $1) AS synced",
-            )
             .bind(customer)
             .fetch_one(pool)
             .await?

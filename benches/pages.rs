@@ -1,0 +1,239 @@
+//! Render benchmark of the Plans page (`GET /organization`) with 24 invoices.
+//!
+//!     cargo bench --bench pages                                  # SQLite
+//!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo bench --bench pages
+//!
+//! 1. End to end: the real release binary on a fresh database, an
+//!    organization with a synced plan, card and 24 invoices (delivered as
+//!    signed webhooks), and `wrk` loading the page with the `__session`
+//!    cookie (auth, queries, rendering and HTTP): pages/s, p50/p99, peak RSS.
+//! 2. The Askama render alone, in-process on one core: pages/s.
+//!
+//! Knobs: BENCH_CONNECTIONS (64), BENCH_SECONDS (10), BENCH_THREADS (2).
+
+mod common;
+
+use std::time::Instant;
+
+use askama::Template;
+use common::{Server, knob};
+use lance_billing::domain::unix_now;
+use lance_billing::pages::{OrganizationContext, OrganizationPage};
+use lance_billing::store::{BillingState, InvoiceView, PaymentMethodView, SubscriptionView};
+use lance_billing::stripe::webhook::signature_header;
+use serde_json::{Value, json};
+
+const SECRET: &str = "whsec_bench_secret";
+const CUSTOMER: &str = "cus_Bench";
+
+#[tokio::main]
+async fn main() {
+    if let Err(err) = run().await {
+        eprintln!("benchmark failed: {err}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let connections = knob("BENCH_CONNECTIONS", 64);
+    let seconds = knob("BENCH_SECONDS", 10);
+    let threads = knob("BENCH_THREADS", 2);
+    let mut server = Server::prepare(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET.to_owned()),
+        ("STRIPE_API_BASE", "http://127.0.0.1:9".to_owned()),
+    ])
+    .await?;
+    server.cli(&[
+        "org",
+        "link",
+        "--org",
+        "org_bench",
+        "--customer",
+        CUSTOMER,
+        "--no-verify",
+    ])?;
+    let token = server.cli(&[
+        "dev",
+        "token",
+        "--org",
+        "org_bench",
+        "--slug",
+        "bench",
+        "--ttl",
+        "3600",
+    ])?;
+    server.start()?;
+    seed(server.port).await?;
+    let url = format!("http://127.0.0.1:{}/organization", server.port);
+    let response = reqwest::Client::new()
+        .get(&url)
+        .header("Cookie", format!("__session={token}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    // A browser sends back the session cookie (its CSRF token) it was given.
+    let session_cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("lb_session="))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    let page = response.text().await.map_err(|e| e.to_string())?;
+    let rows = page.matches("<tr>").count();
+    if rows < 24 {
+        return Err(format!("the page shows {rows} invoice rows, expected 24"));
+    }
+    let cookies = format!("Cookie: __session={token}; {session_cookie}");
+    let report = common::wrk(&url, &[cookies], connections, seconds, threads)?;
+    let renders = render_in_process();
+    let backend = server.backend();
+    println!(
+        "\nPlans page benchmark ({backend}, 24 invoices, {connections} connections, {seconds} s)"
+    );
+    println!(
+        "| backend | pages/s (HTTP, end to end) | p50 | p99 | errors | server peak RSS | Askama render alone |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {backend} | {:.0} | {} | {} | {} | {:.1} MiB | {renders:.0} pages/s on one core |",
+        report.requests_per_sec,
+        report.p50,
+        report.p99,
+        report.errors,
+        server.peak_rss_mib()
+    );
+    Ok(())
+}
+
+/// A plan, a card and 24 paid invoices, delivered as Stripe would.
+async fn seed(port: u16) -> Result<(), String> {
+    let fixtures: Value =
+        serde_json::from_str(include_str!("../tests/fixtures/stripe_objects.json"))
+            .map_err(|e| e.to_string())?;
+    let object = |name: &str| fixtures["resources"][name].clone();
+    let mut events = Vec::new();
+    let mut product = object("product");
+    product["id"] = "prod_QXg1hqf4jFNsqG".into();
+    product["name"] = "Pro".into();
+    events.push(("product.created", product));
+    let mut sub = object("subscription");
+    sub["customer"] = CUSTOMER.into();
+    sub["status"] = "active".into();
+    sub["cancel_at"] = Value::Null;
+    events.push(("customer.subscription.created", sub));
+    let mut card = object("payment_method");
+    card["customer"] = CUSTOMER.into();
+    events.push(("payment_method.attached", card));
+    for i in 0..24 {
+        let mut invoice = object("invoice");
+        invoice["id"] = format!("in_bench{i:02}").into();
+        invoice["customer"] = CUSTOMER.into();
+        invoice["status"] = "paid".into();
+        invoice["number"] = format!("BENCH-{i:04}").into();
+        invoice["created"] = (1_700_000_000 + i * 2_592_000).into();
+        invoice["hosted_invoice_url"] =
+            format!("https://invoice.stripe.com/i/in_bench{i:02}").into();
+        invoice["invoice_pdf"] =
+            format!("https://pay.stripe.com/invoice/in_bench{i:02}/pdf").into();
+        events.push(("invoice.paid", invoice));
+    }
+    let client = reqwest::Client::new();
+    for (i, (kind, data)) in events.into_iter().enumerate() {
+        let body = serde_json::to_vec(&json!({
+            "id": format!("evt_seed{i:03}"), "object": "event", "created": 1_700_000_000 + i as i64,
+            "type": kind, "data": {"object": data}, "livemode": false,
+        }))
+        .map_err(|e| e.to_string())?;
+        let status = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/webhooks/stripe"))
+            .header(
+                "Stripe-Signature",
+                signature_header(SECRET, unix_now(), &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .status();
+        if !status.is_success() {
+            return Err(format!("seeding event {i} answered {status}"));
+        }
+    }
+    Ok(())
+}
+
+/// Builds and renders the page's view model repeatedly for two seconds.
+fn render_in_process() -> f64 {
+    let subscription = SubscriptionView {
+        id: "sub_1".into(),
+        status: "active".into(),
+        price_id: Some("price_1".into()),
+        product_id: Some("prod_1".into()),
+        product_name: Some("Pro".into()),
+        quantity: Some(3),
+        currency: Some("usd".into()),
+        unit_amount: Some(4900),
+        recurring_interval: Some("month".into()),
+        interval_count: Some(1),
+        current_period_start: Some(1_700_000_000),
+        current_period_end: Some(1_702_592_000),
+        cancel_at_period_end: false,
+        cancel_at: None,
+        canceled_at: None,
+        trial_end: None,
+        default_payment_method: None,
+    };
+    let invoices: Vec<InvoiceView> = (0..24)
+        .map(|i| InvoiceView {
+            id: format!("in_{i}"),
+            number: Some(format!("BENCH-{i:04}")),
+            status: Some("paid".into()),
+            currency: "usd".into(),
+            amount_due: 4900,
+            amount_paid: 4900,
+            total: 4900,
+            hosted_invoice_url: Some(format!("https://invoice.stripe.com/i/in_{i}")),
+            invoice_pdf: Some(format!("https://pay.stripe.com/invoice/in_{i}/pdf")),
+            subscription_id: Some("sub_1".into()),
+            period_start: None,
+            period_end: None,
+            created: 1_700_000_000 + i * 2_592_000,
+        })
+        .collect();
+    let started = Instant::now();
+    let mut pages = 0u64;
+    while started.elapsed().as_secs_f64() < 2.0 {
+        let billing = BillingState {
+            subscriptions: vec![subscription.clone()],
+            payment_method: Some(PaymentMethodView {
+                id: "pm_1".into(),
+                brand: Some("visa".into()),
+                last4: Some("4242".into()),
+                exp_month: Some(8),
+                exp_year: Some(2030),
+            }),
+            credit_balance: 1500,
+            synced_at: Some(1_700_000_000),
+            portal_visited: false,
+        };
+        let context = OrganizationContext {
+            org_id: "org_bench".into(),
+            org_slug: Some("bench".into()),
+            role: Some("org:admin".into()),
+            can_manage: true,
+            csrf: "0123456789abcdef0123456789abcdef".into(),
+            has_customer: true,
+            notice: None,
+            sells_credits: false,
+        };
+        let html = OrganizationPage::new(context, billing, invoices.clone(), Vec::new())
+            .render()
+            .unwrap_or_default();
+        std::hint::black_box(html);
+        pages += 1;
+    }
+    pages as f64 / started.elapsed().as_secs_f64()
+}
