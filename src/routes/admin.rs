@@ -15,7 +15,7 @@ use crate::domain::OrgId;
 use crate::pages::admin::{
     AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, AdminWebhooksPage, EventLine, STATUSES,
 };
-use crate::routes::pages::{PageError, check_csrf, csrf_token, page_identity};
+use crate::routes::pages::{PageError, check_csrf, csrf_token, html_page, page_identity};
 use crate::startup::AppState;
 use crate::store::AdminFilter;
 
@@ -44,11 +44,12 @@ async fn operator(
     }
 }
 
-fn html(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body)
+/// Back to `path` after a POST, with what happened as `?done=`.
+fn redirect_with_notice(path: &str, notice: &str) -> HttpResponse {
+    let notice: String = url::form_urlencoded::byte_serialize(notice.as_bytes()).collect();
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("{path}?done={notice}")))
+        .finish()
 }
 
 #[derive(Deserialize)]
@@ -108,7 +109,7 @@ pub async fn organizations(
         prev_link: (page > 1).then(|| link(page - 1)),
         next_link: has_next.then(|| link(page + 1)),
     };
-    Ok(html(view.render().map_err(PageError::internal)?))
+    Ok(html_page(view.render().map_err(PageError::internal)?))
 }
 
 #[derive(Deserialize)]
@@ -175,7 +176,7 @@ pub async fn organization(
         customer,
     };
     let view = AdminOrgPage::new(data, csrf_token(&session)?, query.done.clone());
-    Ok(html(view.render().map_err(PageError::internal)?))
+    Ok(html_page(view.render().map_err(PageError::internal)?))
 }
 
 #[derive(Deserialize)]
@@ -199,14 +200,10 @@ pub async fn resync(
         .await
         .map_err(PageError::internal)?;
     log::info!("{} resynced {org_id}: {report}", identity.user_id);
-    let notice =
-        url::form_urlencoded::byte_serialize(report.to_string().as_bytes()).collect::<String>();
-    Ok(HttpResponse::SeeOther()
-        .insert_header((
-            header::LOCATION,
-            format!("/admin/orgs/{org_id}?done={notice}"),
-        ))
-        .finish())
+    Ok(redirect_with_notice(
+        &format!("/admin/orgs/{org_id}"),
+        &report.to_string(),
+    ))
 }
 
 #[get("/admin/webhooks")]
@@ -234,7 +231,7 @@ pub async fn webhooks(
         failed: failed.iter().map(EventLine::new).collect(),
         recent: recent.iter().map(EventLine::new).collect(),
     };
-    Ok(html(view.render().map_err(PageError::internal)?))
+    Ok(html_page(view.render().map_err(PageError::internal)?))
 }
 
 #[post("/admin/webhooks/{id}/replay")]
@@ -255,9 +252,8 @@ pub async fn replay_event(
         return Err(PageError::NotFound);
     }
     log::info!("{} replayed {id}: {report}", identity.user_id);
-    let notice = url::form_urlencoded::byte_serialize(format!("{id}: {report}").as_bytes())
-        .collect::<String>();
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/admin/webhooks?done={notice}")))
-        .finish())
+    Ok(redirect_with_notice(
+        "/admin/webhooks",
+        &format!("{id}: {report}"),
+    ))
 }

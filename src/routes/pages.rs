@@ -186,6 +186,14 @@ pub fn check_csrf(
     }
 }
 
+/// A rendered page; pages show per-user billing, so no cache keeps them.
+pub fn html_page(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
 #[derive(Deserialize)]
 pub struct PageQuery {
     checkout: Option<String>,
