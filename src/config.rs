@@ -57,6 +57,19 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// A comma-separated list; blanks between commas are ignored; unset is empty.
+    fn list(&self, var: &str) -> Vec<String> {
+        self.get(var)
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn require(&self, var: &'static str, hint: &str) -> Result<&str, ConfigError> {
         self.get(var)
             .ok_or_else(|| ConfigError::new(var, format!("is not set: {hint}")))
@@ -225,14 +238,10 @@ impl WebhookSettings {
     /// `None` when `STRIPE_WEBHOOK_SECRET` is unset: the endpoint then refuses deliveries.
     pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
         let tolerance = env.duration_or("STRIPE_WEBHOOK_TOLERANCE", Duration::from_secs(300))?;
-        let Some(raw) = env.get("STRIPE_WEBHOOK_SECRET") else {
+        if env.get("STRIPE_WEBHOOK_SECRET").is_none() {
             return Ok(None);
-        };
-        let secrets: Vec<&str> = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
+        }
+        let secrets = env.list("STRIPE_WEBHOOK_SECRET");
         if secrets.is_empty() || secrets.iter().any(|s| !s.starts_with("whsec_")) {
             return Err(ConfigError::new(
                 "STRIPE_WEBHOOK_SECRET",
@@ -240,10 +249,7 @@ impl WebhookSettings {
             ));
         }
         Ok(Some(Self {
-            secrets: secrets
-                .into_iter()
-                .map(|s| SecretString::from(s.to_owned()))
-                .collect(),
+            secrets: secrets.into_iter().map(SecretString::from).collect(),
             tolerance,
         }))
     }
@@ -289,16 +295,7 @@ impl AuthSettings {
             jwks_url,
             jwt_key_pem,
             issuer: env.get("CLERK_ISSUER").map(str::to_owned),
-            authorized_parties: env
-                .get("CLERK_AUTHORIZED_PARTIES")
-                .map(|list| {
-                    list.split(',')
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            authorized_parties: env.list("CLERK_AUTHORIZED_PARTIES"),
             clerk_secret_key: env
                 .get("CLERK_SECRET_KEY")
                 .map(|k| SecretString::from(k.to_owned())),
@@ -385,18 +382,7 @@ pub struct PagesSettings {
 
 impl PagesSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let list = |var: &str| -> Vec<String> {
-            env.get(var)
-                .map(|l| {
-                    l.split(',')
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let price_ids = list("STRIPE_PRICE_IDS");
+        let price_ids = env.list("STRIPE_PRICE_IDS");
         if price_ids.iter().any(|p| !p.starts_with("price_")) {
             return Err(ConfigError::new(
                 "STRIPE_PRICE_IDS",
@@ -430,8 +416,8 @@ impl PagesSettings {
                 .get("CLERK_SIGN_IN_URL")
                 .map(|raw| env.url("CLERK_SIGN_IN_URL", raw))
                 .transpose()?,
-            manage_roles: list("BILLING_MANAGE_ROLES"),
-            admin_user_ids: list("ADMIN_USER_IDS"),
+            manage_roles: env.list("BILLING_MANAGE_ROLES"),
+            admin_user_ids: env.list("ADMIN_USER_IDS"),
             price_ids,
             credits_price_id,
             credits_per_unit: env.parse_or("CREDITS_PER_UNIT", 1, "a positive whole number")?,

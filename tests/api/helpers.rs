@@ -171,6 +171,19 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A Stripe client aimed at this app's stand-in Stripe, as the CLI builds one.
+    pub fn stripe_client(&self, max_retries: u32) -> lance_billing::stripe::StripeClient {
+        let uri = self.stripe.uri();
+        let retries = max_retries.to_string();
+        let env = Env::from_pairs([
+            ("STRIPE_SECRET_KEY", STRIPE_KEY),
+            ("STRIPE_API_BASE", uri.as_str()),
+            ("STRIPE_MAX_RETRIES", retries.as_str()),
+        ]);
+        let settings = lance_billing::config::StripeSettings::from_env(&env).unwrap();
+        lance_billing::stripe::StripeClient::new(&settings).unwrap()
+    }
+
     /// Runs a query returning one integer on whichever backend the app uses.
     pub async fn count(&self, sql: &'static str) -> i64 {
         match &self.store {

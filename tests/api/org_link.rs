@@ -1,9 +1,7 @@
 //! `lance-billing org link`, through the function the command calls.
 
 use lance_billing::cli::link_org;
-use lance_billing::config::{Env, StripeSettings};
 use lance_billing::domain::{OrgId, StripeCustomerId};
-use lance_billing::stripe::StripeClient;
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -16,16 +14,6 @@ fn org(id: &str) -> OrgId {
 
 fn cus(id: &str) -> StripeCustomerId {
     StripeCustomerId::parse(id).unwrap()
-}
-
-fn stripe_client(app: &TestApp) -> StripeClient {
-    let uri = app.stripe.uri();
-    let env = Env::from_pairs([
-        ("STRIPE_SECRET_KEY", STRIPE_KEY),
-        ("STRIPE_API_BASE", uri.as_str()),
-        ("STRIPE_MAX_RETRIES", "0"),
-    ]);
-    StripeClient::new(&StripeSettings::from_env(&env).unwrap()).unwrap()
 }
 
 async fn stripe_has_customer(app: &TestApp, id: &str, body: serde_json::Value) {
@@ -110,7 +98,7 @@ async fn replacing_an_organizations_customer_needs_replace() {
 #[tokio::test]
 async fn the_customer_is_checked_with_stripe_first() {
     let app = TestApp::spawn().await;
-    let stripe = stripe_client(&app);
+    let stripe = app.stripe_client(0);
     stripe_has_customer(
         &app,
         "cus_Live",

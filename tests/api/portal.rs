@@ -325,7 +325,7 @@ async fn an_unusable_portal_url_from_stripe_is_a_500() {
 #[tokio::test]
 async fn a_broken_database_is_a_500_internal_error() {
     let app = TestApp::spawn().await;
-    sqlx_drop_organizations(&app).await;
+    app.execute("DROP TABLE organizations").await;
 
     let response = app.get_portal(&sign(&claims_v2("org_acme"))).await;
 
@@ -334,23 +334,6 @@ async fn a_broken_database_is_a_500_internal_error() {
         !message.to_lowercase().contains("organizations"),
         "no SQL detail leaks: {message}"
     );
-}
-
-async fn sqlx_drop_organizations(app: &TestApp) {
-    match &app.store {
-        lance_billing::store::Store::Sqlite(pool) => {
-            sqlx::query("DROP TABLE organizations")
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-        lance_billing::store::Store::Postgres(pool) => {
-            sqlx::query("DROP TABLE organizations")
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-    }
 }
 
 #[tokio::test]

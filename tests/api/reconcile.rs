@@ -2,9 +2,7 @@
 
 use lance_billing::billing::reconcile::sync;
 use lance_billing::billing::replay::{Selection, replay};
-use lance_billing::config::{Env, StripeSettings};
 use lance_billing::domain::OrgId;
-use lance_billing::stripe::StripeClient;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, ResponseTemplate};
@@ -27,15 +25,6 @@ async fn stripe_lists(app: &TestApp, at: &str, params: &[(&str, &str)], body: Va
     mock.respond_with(ResponseTemplate::new(200).set_body_json(body))
         .mount(&app.stripe)
         .await;
-}
-
-fn stripe_client(app: &TestApp) -> StripeClient {
-    let uri = app.stripe.uri();
-    let env = Env::from_pairs([
-        ("STRIPE_SECRET_KEY", STRIPE_KEY),
-        ("STRIPE_API_BASE", uri.as_str()),
-    ]);
-    StripeClient::new(&StripeSettings::from_env(&env).unwrap()).unwrap()
 }
 
 /// A Stripe account with two pages of customers, one of them paying.
@@ -129,7 +118,7 @@ async fn sync_pages_through_stripe_and_repairs_what_webhooks_missed() {
     ))
     .await;
 
-    let report = sync(&app.store, &stripe_client(&app), None).await.unwrap();
+    let report = sync(&app.store, &app.stripe_client(2), None).await.unwrap();
 
     assert_eq!(
         report.customers, 3,
@@ -180,7 +169,7 @@ async fn sync_pages_through_stripe_and_repairs_what_webhooks_missed() {
     assert_eq!(third.stripe_customer_id.unwrap().as_str(), "cus_3");
     assert!(report.changed >= 8, "{report}");
 
-    let again = sync(&app.store, &stripe_client(&app), None).await.unwrap();
+    let again = sync(&app.store, &app.stripe_client(2), None).await.unwrap();
     assert_eq!(again.changed, 0, "a second run changes nothing: {again}");
 }
 
@@ -191,7 +180,7 @@ async fn sync_of_one_organization_fetches_only_its_customer() {
 
     let report = sync(
         &app.store,
-        &stripe_client(&app),
+        &app.stripe_client(2),
         Some(&OrgId::parse("org_one").unwrap()),
     )
     .await
@@ -212,7 +201,7 @@ async fn a_sync_failure_reports_the_cause_and_keeps_earlier_state() {
     Mock::given(method("GET")).and(path("/v1/products"))
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}})))
         .mount(&app.stripe).await;
-    let err = sync(&app.store, &stripe_client(&app), None)
+    let err = sync(&app.store, &app.stripe_client(2), None)
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("401"), "{err:#}");
@@ -289,7 +278,7 @@ async fn sync_backs_off_on_rate_limits_and_completes() {
         .await;
     stripe_account(&app).await;
 
-    let report = sync(&app.store, &stripe_client(&app), None).await.unwrap();
+    let report = sync(&app.store, &app.stripe_client(2), None).await.unwrap();
 
     assert_eq!(report.customers, 2);
     assert_eq!(
