@@ -140,6 +140,10 @@ pub struct DatabaseSettings {
     /// May hold a password, so it is kept secret and never logged.
     pub url: SecretString,
     pub max_connections: u32,
+    /// How long the Plans tab's reads may be served from memory; writes made
+    /// through this instance drop them at once, so this bounds only how long
+    /// another instance's writes can go unseen. Zero turns the cache off.
+    pub plans_cache_ttl: Duration,
 }
 
 impl DatabaseSettings {
@@ -159,6 +163,7 @@ impl DatabaseSettings {
         Ok(Self {
             url: SecretString::from(url.to_owned()),
             max_connections: env.parse_or("DATABASE_MAX_CONNECTIONS", 10, "a positive integer")?,
+            plans_cache_ttl: env.duration_or("PLANS_CACHE_TTL", Duration::from_secs(1))?,
         })
     }
 

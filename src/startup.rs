@@ -47,6 +47,10 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = connect_and_migrate(&settings.database).await?;
+        store
+            .follow_other_instances()
+            .await
+            .context("could not listen for other instances' billing changes")?;
         let authenticator = web::Data::new(Authenticator::from_settings(&settings.auth)?);
         let state = web::Data::new(AppState {
             store: store.clone(),

@@ -94,6 +94,15 @@ impl Server {
         Err("the server did not start within 20 s".into())
     }
 
+    /// Stops the server and starts it again with `var` set to `value`.
+    pub fn restart_with(&mut self, var: &'static str, value: &str) -> Result<(), String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.env.retain(|(k, _)| *k != var);
+        self.env.push((var, value.to_owned()));
+        self.start()
+    }
+
     pub fn backend(&self) -> &'static str {
         if self.database_url.starts_with("postgres") {
             "postgres"
@@ -144,10 +153,16 @@ async fn fresh_postgres_schema(base: &str) -> Result<String, String> {
     let mut conn = sqlx::PgConnection::connect(base)
         .await
         .map_err(|e| e.to_string())?;
-    for sql in [
-        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-        format!("CREATE SCHEMA {schema}"),
-    ] {
+    // Earlier runs' schemas: benchmarks run one at a time.
+    let earlier: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'bench\\_%'")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    let drops = earlier
+        .iter()
+        .map(|old| format!("DROP SCHEMA IF EXISTS {old} CASCADE"));
+    for sql in drops.chain([format!("CREATE SCHEMA {schema}")]) {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut conn)
             .await

@@ -64,10 +64,7 @@ impl Ingestor {
 
     /// One writer on SQLite (it has one write lock anyway), a few on PostgreSQL.
     pub fn for_store(store: Store) -> Self {
-        let writers = match store {
-            Store::Sqlite(_) => 1,
-            Store::Postgres(_) => 4,
-        };
+        let writers = if store.is_sqlite() { 1 } else { 4 };
         Self::spawn(store, writers, 64)
     }
 

@@ -6,7 +6,7 @@ pub mod format;
 
 use askama::Template;
 
-use crate::store::{BillingState, CatalogPrice, InvoiceView, SubscriptionView};
+use crate::store::{CatalogPrice, InvoiceView, Plans, SubscriptionView};
 use format::{date, interval, invoice_status, money, subscription_status};
 
 pub const PORTAL_PATH: &str = "/api/v1/operations/payment/customer-portal";
@@ -102,12 +102,8 @@ pub struct OrganizationContext {
 }
 
 impl OrganizationPage {
-    pub fn new(
-        context: OrganizationContext,
-        billing: BillingState,
-        invoices: Vec<InvoiceView>,
-        catalog: Vec<CatalogPrice>,
-    ) -> Self {
+    pub fn new(context: OrganizationContext, plans: &Plans, catalog: &[CatalogPrice]) -> Self {
+        let Plans { billing, invoices } = plans;
         let slug = context.org_slug.unwrap_or_default();
         Self {
             org_name: if slug.is_empty() {
@@ -132,13 +128,13 @@ impl OrganizationPage {
                 .iter()
                 .map(subscription_card)
                 .collect(),
-            payment_method: billing.payment_method.map(|pm| {
+            payment_method: billing.payment_method.as_ref().map(|pm| {
                 let brand = pm
                     .brand
                     .as_deref()
                     .map(title_case)
                     .unwrap_or_else(|| "Card".to_owned());
-                let last4 = pm.last4.unwrap_or_default();
+                let last4 = pm.last4.as_deref().unwrap_or_default();
                 match (pm.exp_month, pm.exp_year) {
                     (Some(m), Some(y)) => format!("{brand} •••• {last4}, expires {m:02}/{y}"),
                     _ => format!("{brand} •••• {last4}"),

@@ -2,6 +2,7 @@
 //! the checkout forms it posts to.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_session::Session;
@@ -17,7 +18,7 @@ use crate::billing::reconcile;
 use crate::domain::StripeCustomerId;
 use crate::pages::{ErrorPage, Notice, OrganizationContext, OrganizationPage};
 use crate::startup::AppState;
-use crate::store::{AuditEntry, BillingState, InvoiceView, LinkError, LinkOutcome, Organization};
+use crate::store::{AuditEntry, LinkError, LinkOutcome, Organization, Plans};
 use crate::stripe::{CreateCheckoutSession, CreateCustomer, LineItem, SubscriptionData};
 
 /// How long a page waits for Stripe when refreshing after a return from it.
@@ -214,7 +215,7 @@ pub async fn organization(
         .ensure(&state.store, &membership.id, membership.slug.as_deref())
         .await
         .map_err(PageError::internal)?;
-    let (mut billing, mut invoices) = page_data(&state, &org).await?;
+    let mut plans = plans_of(&state, &org).await?;
     let mut notice = None;
     // Back from Stripe: show the change before its webhook arrives.
     if let Some(session_id) = query.checkout.as_deref() {
@@ -225,47 +226,33 @@ pub async fn organization(
             .await
             .map_err(PageError::internal)?
             .unwrap_or(org);
-        (billing, invoices) = page_data(&state, &org).await?;
-    } else if let (true, Some(customer)) = (billing.portal_visited, &org.stripe_customer_id) {
+        plans = plans_of(&state, &org).await?;
+    } else if let (true, Some(customer)) = (plans.billing.portal_visited, &org.stripe_customer_id) {
         notice = refresh_after_portal(&state, &org, customer).await;
-        (billing, invoices) = page_data(&state, &org).await?;
+        plans = plans_of(&state, &org).await?;
     }
-    let data = (billing, invoices);
     let html = render_organization(
         &state,
         &org,
         membership,
-        data,
+        &plans,
         csrf_token(&session)?,
         notice,
     )
     .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(html))
+    Ok(html_page(html))
 }
 
-/// The plan state and billing history, read concurrently.
-async fn page_data(
-    state: &AppState,
-    org: &Organization,
-) -> Result<(BillingState, Vec<InvoiceView>), PageError> {
+/// The plan state and billing history.
+async fn plans_of(state: &AppState, org: &Organization) -> Result<Arc<Plans>, PageError> {
     let customer = org
         .stripe_customer_id
         .as_ref()
         .map(StripeCustomerId::as_str);
-    let store = &state.store;
-    let invoices = async {
-        match customer {
-            Some(c) => Ok(store
-                .invoices_page(c, None, HISTORY_LENGTH)
-                .await?
-                .unwrap_or_default()),
-            None => Ok(Vec::new()),
-        }
-    };
-    tokio::try_join!(store.billing_state(org.id.as_str(), customer), invoices)
+    state
+        .store
+        .plans(org.id.as_str(), customer, HISTORY_LENGTH)
+        .await
         .map_err(PageError::internal)
 }
 
@@ -273,7 +260,7 @@ pub async fn render_organization(
     state: &AppState,
     org: &Organization,
     membership: &OrgMembership,
-    (billing, invoices): (BillingState, Vec<InvoiceView>),
+    plans: &Plans,
     csrf: String,
     notice: Option<Notice>,
 ) -> Result<String, PageError> {
@@ -296,7 +283,7 @@ pub async fn render_organization(
         notice,
         sells_credits: state.pages.credits_price_id.is_some(),
     };
-    OrganizationPage::new(context, billing, invoices, catalog)
+    OrganizationPage::new(context, plans, &catalog)
         .render()
         .map_err(PageError::internal)
 }

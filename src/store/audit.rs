@@ -16,9 +16,10 @@ use crate::domain::unix_now;
 /// back from Stripe. Measured under the portal benchmark: SQLite prefers few
 /// commits (each syncs the disk), PostgreSQL prefers small statements.
 fn batching(store: &Store) -> (Duration, usize) {
-    match store {
-        Store::Sqlite(_) => (Duration::from_millis(20), 1000),
-        Store::Postgres(_) => (Duration::from_millis(5), 100),
+    if store.is_sqlite() {
+        (Duration::from_millis(20), 1000)
+    } else {
+        (Duration::from_millis(5), 100)
     }
 }
 
@@ -82,6 +83,10 @@ impl Store {
             // Each batch size is a different statement: do not cache them.
             insert.build().persistent(false).execute(conn).await?;
         });
+        // A portal visit flags the organization's Plans tab for a refresh.
+        for (entry, _) in entries {
+            tx.changed.org(&entry.org_id);
+        }
         tx.commit().await
     }
 }

@@ -4,10 +4,12 @@
 //! `with_pool!`, so both keep their native types and connection options.
 
 mod audit;
+mod change_feed;
 mod events;
 mod org_cache;
 mod organizations;
 mod pages;
+mod plans_cache;
 mod state;
 mod sync;
 
@@ -16,13 +18,15 @@ pub use events::{EventRecord, RecordOutcome, StoredEvent};
 pub use org_cache::OrgCache;
 pub use organizations::{LinkError, LinkOutcome, Organization};
 pub use pages::{AdminFilter, AdminOrgRow, CatalogPrice, LedgerEntry, PaymentMethodRowView};
-pub use state::{BillingState, InvoiceView, PaymentMethodView, SubscriptionView};
+pub use plans_cache::PlansCache;
+pub use state::{BillingState, InvoiceView, PaymentMethodView, Plans, SubscriptionView};
 pub use sync::{
     CreditGrant, CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
     SubscriptionItemRow, SubscriptionRow, SyncedRow, SyncedTable, Version,
 };
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -44,8 +48,24 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// The database, and the cache of reads that its writes keep current.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub struct Store {
+    pool: Pool,
+    plans: Arc<PlansCache>,
+    /// PostgreSQL: how this instance hears of the others' changes.
+    feed: Option<Feed>,
+}
+
+#[derive(Clone, Debug)]
+struct Feed {
+    channel: String,
+    /// Tells our own announcements apart from the others'.
+    instance: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -54,17 +74,25 @@ pub enum Store {
 /// expanded once per backend, so it is type-checked against both.
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
-        match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
-            $crate::store::Store::Postgres($pool) => $body,
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use with_pool;
 
 /// A write transaction on either backend. Store functions that must commit
-/// together take `&mut Tx`, so sync rules stay backend-agnostic.
-pub enum Tx {
+/// together take `&mut Tx`, so sync rules stay backend-agnostic. Each write
+/// notes whose billing state it changed; `commit` then drops those
+/// organizations' cached Plans reads.
+pub struct Tx {
+    conn: TxConn,
+    changed: plans_cache::Changed,
+    plans: Arc<PlansCache>,
+}
+
+enum TxConn {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
@@ -72,12 +100,12 @@ pub enum Tx {
 /// Like `with_pool!`, for the connection inside a `Tx`.
 macro_rules! with_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
-        match $tx {
-            $crate::store::Tx::Sqlite(tx) => {
+        match &mut $tx.conn {
+            $crate::store::TxConn::Sqlite(tx) => {
                 let $conn = &mut **tx;
                 $body
             }
-            $crate::store::Tx::Postgres(tx) => {
+            $crate::store::TxConn::Postgres(tx) => {
                 let $conn = &mut **tx;
                 $body
             }
@@ -88,10 +116,11 @@ pub(crate) use with_tx;
 
 impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(tx) => tx.commit().await?,
-            Self::Postgres(tx) => tx.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(tx) => tx.commit().await?,
+            TxConn::Postgres(tx) => tx.commit().await?,
         }
+        self.plans.invalidate(&self.changed);
         Ok(())
     }
 }
@@ -137,7 +166,17 @@ impl Store {
                 .acquire_timeout(acquire_timeout)
                 .connect_with(options)
                 .await?;
-            Ok(Self::Postgres(pool))
+            let feed = Feed {
+                channel: change_feed::channel(&pool).await?,
+                instance: uuid::Uuid::new_v4().to_string(),
+            };
+            let store = Self::new(Pool::Postgres(pool.clone()), settings, Some(feed.clone()));
+            store.plans.announce_to(change_feed::spawn_announcer(
+                pool,
+                feed.channel,
+                feed.instance,
+            ));
+            Ok(store)
         } else {
             // WAL lets readers proceed during a write; the busy timeout makes
             // concurrent writers wait for the lock instead of failing. The
@@ -152,15 +191,33 @@ impl Store {
                 .acquire_timeout(acquire_timeout)
                 .connect_with(options)
                 .await?;
-            Ok(Self::Sqlite(pool))
+            Ok(Self::new(Pool::Sqlite(pool), settings, None))
         }
+    }
+
+    fn new(pool: Pool, settings: &DatabaseSettings, feed: Option<Feed>) -> Self {
+        Self {
+            pool,
+            plans: Arc::new(PlansCache::new(settings.plans_cache_ttl)),
+            feed,
+        }
+    }
+
+    /// The pool, for tests and tools that run their own SQL.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(match self {
-            Self::Sqlite(pool) => Tx::Sqlite(pool.begin_write().await?),
-            Self::Postgres(pool) => Tx::Postgres(pool.begin_write().await?),
+        let conn = match &self.pool {
+            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_write().await?),
+            Pool::Postgres(pool) => TxConn::Postgres(pool.begin_write().await?),
+        };
+        Ok(Tx {
+            conn,
+            changed: Default::default(),
+            plans: self.plans.clone(),
         })
     }
 
@@ -178,10 +235,14 @@ impl Store {
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
         }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.pool, Pool::Sqlite(_))
     }
 
     pub async fn close(&self) {

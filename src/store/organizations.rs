@@ -198,6 +198,7 @@ impl Store {
             tx.commit().await?;
             Ok::<_, LinkError>(outcome)
         });
+        self.plans.invalidate_org(org.as_str());
         result.map_err(|err| match err {
             LinkError::Store(StoreError::Database(db)) if is_unique_violation(&db) => {
                 LinkError::Race(customer.clone())

@@ -97,6 +97,7 @@ impl Store {
                 .execute(pool)
                 .await?;
         });
+        self.plans.invalidate_org(org_id);
         Ok(())
     }
 

@@ -1,5 +1,8 @@
 //! Reads of the synced billing state, for the API and the pages.
 
+use std::sync::Arc;
+
+use super::plans_cache::PlansKey;
 use super::{Store, StoreError, with_pool};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -86,7 +89,46 @@ pub struct BillingState {
     pub portal_visited: bool,
 }
 
+/// What the Plans tab shows: the plan state and the newest invoices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plans {
+    pub billing: BillingState,
+    pub invoices: Vec<InvoiceView>,
+}
+
 impl Store {
+    /// The Plans tab's reads for `org_id` (whose Stripe customer is
+    /// `customer`), with its `history` newest invoices: from the cache when
+    /// fresh, else read concurrently and kept.
+    pub async fn plans(
+        &self,
+        org_id: &str,
+        customer: Option<&str>,
+        history: i64,
+    ) -> Result<Arc<Plans>, StoreError> {
+        let key = PlansKey {
+            org: org_id,
+            customer,
+            history,
+        };
+        self.plans.get_or_read(key, || self.read_plans(key)).await
+    }
+
+    async fn read_plans(&self, key: PlansKey<'_>) -> Result<Plans, StoreError> {
+        let invoices = async {
+            match key.customer {
+                Some(c) => Ok(self
+                    .invoices_page(c, None, key.history)
+                    .await?
+                    .unwrap_or_default()),
+                None => Ok(Vec::new()),
+            }
+        };
+        let (billing, invoices) =
+            tokio::try_join!(self.billing_state(key.org, key.customer), invoices)?;
+        Ok(Plans { billing, invoices })
+    }
+
     /// The state for `org_id`, whose Stripe customer is `customer` (if any),
     /// in two queries: the page's hot path.
     pub async fn billing_state(

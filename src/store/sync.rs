@@ -238,6 +238,12 @@ impl Tx {
                 .await?
                 .rows_affected()
         });
+        if affected > 0 {
+            self.changed.customer(&row.id);
+            if let Some(org) = &row.org_id {
+                self.changed.org(org);
+            }
+        }
         Ok(affected > 0)
     }
 
@@ -297,6 +303,7 @@ impl Tx {
                 .rows_affected()
         });
         if affected > 0 {
+            self.changed.customer(&row.customer_id);
             self.replace_subscription_items(&row.id, &row.items).await?;
         }
         Ok(affected > 0)
@@ -391,6 +398,9 @@ impl Tx {
                 .await?
                 .rows_affected()
         });
+        if affected > 0 {
+            self.changed.customer(&row.customer_id);
+        }
         Ok(affected > 0)
     }
 
@@ -429,6 +439,12 @@ impl Tx {
                 .await?
                 .rows_affected()
         });
+        match (&row.customer_id, affected > 0) {
+            (_, false) => {}
+            (Some(customer), true) => self.changed.customer(customer),
+            // Detached: the customer it leaves is not known here.
+            (None, true) => self.changed.everything(),
+        }
         Ok(affected > 0)
     }
 
@@ -460,6 +476,10 @@ impl Tx {
                 .await?
                 .rows_affected()
         });
+        if affected > 0 {
+            // Every subscription to it shows its name.
+            self.changed.everything();
+        }
         Ok(affected > 0)
     }
 
@@ -583,6 +603,14 @@ impl Tx {
             .await?
             .rows_affected()
         });
+        if affected > 0 {
+            if let Some(org) = &grant.org_id {
+                self.changed.org(org);
+            }
+            if let Some(customer) = &grant.customer_id {
+                self.changed.customer(customer);
+            }
+        }
         Ok(affected > 0)
     }
 
@@ -636,6 +664,9 @@ impl Tx {
                 .rows_affected()
             }
         });
+        if affected > 0 {
+            self.changed.org(org);
+        }
         Ok(affected > 0)
     }
 
@@ -652,6 +683,9 @@ impl Tx {
             .await?
             .rows_affected()
         });
+        if affected > 0 {
+            self.changed.customer(customer);
+        }
         Ok(affected > 0)
     }
 

@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lance_billing::config::{Env, Settings};
 use lance_billing::domain::{OrgId, StripeCustomerId, unix_now};
 use lance_billing::startup::Application;
-use lance_billing::store::Store;
+use lance_billing::store::{Pool, Store};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -79,6 +79,7 @@ pub fn sign_with(claims: &Value, alg: Algorithm, kid: Option<&str>, key: &Encodi
 
 pub struct TestApp {
     pub address: String,
+    pub database_url: String,
     pub client: reqwest::Client,
     pub store: Store,
     pub stripe: MockServer,
@@ -186,19 +187,19 @@ impl TestApp {
 
     /// Runs a query returning one integer on whichever backend the app uses.
     pub async fn count(&self, sql: &'static str) -> i64 {
-        match &self.store {
-            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        match self.store.pool() {
+            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         }
     }
 
     /// Runs a statement on whichever backend the app uses.
     pub async fn execute(&self, sql: &'static str) {
-        match &self.store {
-            Store::Sqlite(pool) => {
+        match self.store.pool() {
+            Pool::Sqlite(pool) => {
                 sqlx::query(sql).execute(pool).await.unwrap();
             }
-            Store::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 sqlx::query(sql).execute(pool).await.unwrap();
             }
         }
@@ -372,12 +373,14 @@ impl TestAppBuilder {
         let env = Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let settings = Settings::from_env(&env).expect("test settings are valid");
         let db_settings = settings.database.clone();
+        let database_url = vars["DATABASE_URL"].clone();
         let app = Application::build(settings).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let store = Store::connect(&db_settings).await.unwrap();
         TestApp {
             address,
+            database_url,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

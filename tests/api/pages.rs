@@ -226,6 +226,138 @@ async fn several_subscriptions_payment_method_credits_and_history_show() {
     assert!(body.contains("Last synced"));
 }
 
+/// The Plans tab's reads are cached in memory: each synced change must still
+/// show at the very next load.
+#[tokio::test]
+async fn every_synced_change_shows_at_the_next_load() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_live", "cus_L").await;
+    let steps: Vec<(Value, &str)> = vec![
+        (
+            event(
+                "evt_l1",
+                "customer.subscription.created",
+                100,
+                subscription("sub_l", "cus_L", "active"),
+            ),
+            ">Active</span>",
+        ),
+        (
+            event(
+                "evt_l2",
+                "customer.subscription.updated",
+                101,
+                subscription("sub_l", "cus_L", "past_due"),
+            ),
+            ">Past due</span>",
+        ),
+        (
+            event(
+                "evt_l3",
+                "product.updated",
+                102,
+                product("prod_pro", "Scale"),
+            ),
+            "<h3>Scale</h3>",
+        ),
+        (
+            event(
+                "evt_l4",
+                "payment_method.attached",
+                103,
+                payment_method("pm_l", Some("cus_L"), "1881"),
+            ),
+            "•••• 1881",
+        ),
+        (
+            event(
+                "evt_l5",
+                "invoice.paid",
+                104,
+                invoice("in_live", "cus_L", "sub_l", "paid", 1_700_000_000),
+            ),
+            "https://invoice.stripe.com/i/in_live",
+        ),
+        (
+            event(
+                "evt_l6",
+                "checkout.session.completed",
+                105,
+                checkout("cs_l", "org_live", "cus_L", "payment", "paid", Some(700)),
+            ),
+            "<strong>700</strong> credits",
+        ),
+    ];
+    for (event, shown) in steps {
+        let before = plans_html(&app, "org_live").await;
+        assert!(!before.contains(shown), "{shown} before its event");
+        deliver(&app, &[event]).await;
+        let after = plans_html(&app, "org_live").await;
+        assert!(after.contains(shown), "{shown} after its event");
+    }
+    deliver(
+        &app,
+        &[event(
+            "evt_l7",
+            "payment_method.detached",
+            106,
+            payment_method("pm_l", None, "1881"),
+        )],
+    )
+    .await;
+    assert!(!plans_html(&app, "org_live").await.contains("•••• 1881"));
+}
+
+/// Two instances on one database: a change one syncs shows at the other's
+/// next load, told by PostgreSQL's NOTIFY; SQLite has no such signal, and
+/// there the cache's time to live bounds it.
+#[tokio::test]
+async fn a_change_synced_by_another_instance_shows_promptly() {
+    let postgres = std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"));
+    let ttl = if postgres { "60s" } else { "300ms" };
+    let a = TestApp::builder().env("PLANS_CACHE_TTL", ttl).spawn().await;
+    let b = TestApp::builder()
+        .env("PLANS_CACHE_TTL", ttl)
+        .env("DATABASE_URL", &a.database_url)
+        .spawn()
+        .await;
+    a.org_with_customer("org_twin", "cus_T").await;
+    let sub = |status| subscription("sub_t", "cus_T", status);
+    deliver(
+        &a,
+        &[event(
+            "evt_t1",
+            "customer.subscription.created",
+            100,
+            sub("active"),
+        )],
+    )
+    .await;
+    assert!(plans_html(&a, "org_twin").await.contains(">Active</span>"));
+
+    deliver(
+        &b,
+        &[event(
+            "evt_t2",
+            "customer.subscription.updated",
+            101,
+            sub("past_due"),
+        )],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    while !plans_html(&a, "org_twin")
+        .await
+        .contains(">Past due</span>")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "instance a still shows the old state"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_customer_without_subscriptions_says_so() {
     let app = TestApp::spawn().await;
