@@ -1,27 +1,25 @@
 //! The audit log of portal and checkout sessions. Writes are queued and
 //! committed off the request path, gathered for up to `BATCH_WINDOW` into one
 //! statement, so recording every portal visit costs a few commits a second
-//! rather than a disk sync per click.
+//! rather than a disk sync per click. A full queue holds requests back rather
+//! than drop an entry.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{Store, StoreError, with_tx};
+use super::{Store, StoreError, TxConn};
 use crate::domain::unix_now;
 
 /// How long the writer gathers entries, and how many rows go in one
-/// statement (6 binds each, well inside both backends' limits). Nothing reads
-/// an entry sooner: the portal flag it feeds matters only once the user is
-/// back from Stripe. Measured under the portal benchmark: SQLite prefers few
-/// commits (each syncs the disk), PostgreSQL prefers small statements.
-fn batching(store: &Store) -> (Duration, usize) {
-    if store.is_sqlite() {
-        (Duration::from_millis(20), 1000)
-    } else {
-        (Duration::from_millis(5), 100)
-    }
-}
+/// statement (6 binds each on SQLite, well inside its limit). Nothing reads an
+/// entry sooner: the portal flag it feeds matters only once the user is back
+/// from Stripe. A full batch is written at once, so under load batches go out
+/// back to back. Measured under the portal benchmark (docs/benchmarks.md):
+/// smaller batches cap the writer below the request rate on PostgreSQL, and
+/// the full queue then holds requests back.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+const MAX_BATCH: usize = 1000;
 
 pub struct AuditEntry {
     pub org_id: String,
@@ -38,20 +36,21 @@ pub struct AuditLog {
 impl AuditLog {
     pub fn spawn(store: Store) -> Self {
         let (queue, mut entries) = mpsc::channel::<(AuditEntry, i64)>(10_000);
-        let (window, max_batch) = batching(&store);
         tokio::spawn(async move {
             while let Some(first) = entries.recv().await {
-                tokio::time::sleep(window).await;
+                // Until the batch is full or the window is over, whichever
+                // comes first: under load, batches are written back to back.
+                let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
                 let mut batch = vec![first];
-                while batch.len() < max_batch {
-                    match entries.try_recv() {
-                        Ok(entry) => batch.push(entry),
-                        Err(_) => break,
+                while batch.len() < MAX_BATCH {
+                    let room = MAX_BATCH - batch.len();
+                    let more = entries.recv_many(&mut batch, room);
+                    match tokio::time::timeout_at(deadline, more).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
                     }
                 }
-                if let Err(err) = store.record_audits(&batch).await {
-                    log::error!("could not record {} audit entries: {err}", batch.len());
-                }
+                write_with_retries(&store, &batch).await;
             }
         });
         Self { queue }
@@ -64,25 +63,89 @@ impl AuditLog {
     }
 }
 
+/// A database hiccup must not lose the entries: retry with backoff, and as a
+/// last resort put them in the error log.
+async fn write_with_retries(store: &Store, batch: &[(AuditEntry, i64)]) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=5 {
+        match store.record_audits(batch).await {
+            Ok(()) => return,
+            Err(err) if attempt < 5 => {
+                log::warn!(
+                    "could not record {} audit entries (attempt {attempt}): {err}",
+                    batch.len()
+                );
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(err) => {
+                log::error!("gave up recording {} audit entries: {err}", batch.len());
+                for (entry, at) in batch {
+                    log::error!(
+                        "unrecorded audit entry: {} by {} for {} at {at} ({})",
+                        entry.action,
+                        entry.user_id,
+                        entry.org_id,
+                        entry.stripe_session_id.as_deref().unwrap_or("no session")
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl Store {
-    /// Inserts `entries` (each with its time) as one multi-row statement.
+    /// Inserts `entries` (each with its time) in one statement. Ids are
+    /// UUIDv7, ordered by time, so the primary key grows at its end.
     pub async fn record_audits(&self, entries: &[(AuditEntry, i64)]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        with_tx!(&mut tx, |conn| {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO billing_audit (id, org_id, user_id, action, stripe_session_id, created_at) ",
-            );
-            insert.push_values(entries, |mut row, (entry, at)| {
-                row.push_bind(uuid::Uuid::new_v4().to_string())
-                    .push_bind(entry.org_id.clone())
-                    .push_bind(entry.user_id.clone())
-                    .push_bind(entry.action)
-                    .push_bind(entry.stripe_session_id.clone())
-                    .push_bind(*at);
-            });
-            // Each batch size is a different statement: do not cache them.
-            insert.build().persistent(false).execute(conn).await?;
-        });
+        let ids: Vec<String> = entries
+            .iter()
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        match &mut tx.conn {
+            // One prepared statement for every batch size: arrays, unnested.
+            TxConn::Postgres(conn) => {
+                sqlx::query(
+                    "INSERT INTO billing_audit (id, org_id, user_id, action, stripe_session_id, created_at) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                     $6::bigint[])",
+                )
+                .bind(&ids)
+                .bind(entries.iter().map(|(e, _)| e.org_id.as_str()).collect::<Vec<_>>())
+                .bind(entries.iter().map(|(e, _)| e.user_id.as_str()).collect::<Vec<_>>())
+                .bind(entries.iter().map(|(e, _)| e.action).collect::<Vec<_>>())
+                .bind(
+                    entries
+                        .iter()
+                        .map(|(e, _)| e.stripe_session_id.as_deref())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(entries.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+                .execute(&mut **conn)
+                .await?;
+            }
+            // SQLite has no arrays: a multi-row VALUES list.
+            TxConn::Sqlite(conn) => {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO billing_audit (id, org_id, user_id, action, stripe_session_id, created_at) ",
+                );
+                insert.push_values(entries.iter().zip(&ids), |mut row, ((entry, at), id)| {
+                    row.push_bind(id.as_str())
+                        .push_bind(entry.org_id.as_str())
+                        .push_bind(entry.user_id.as_str())
+                        .push_bind(entry.action)
+                        .push_bind(entry.stripe_session_id.as_deref())
+                        .push_bind(*at);
+                });
+                // Each batch size is a different statement: do not cache them.
+                insert
+                    .build()
+                    .persistent(false)
+                    .execute(&mut **conn)
+                    .await?;
+            }
+        }
         // A portal visit flags the organization's Plans tab for a refresh.
         for (entry, _) in entries {
             tx.changed.org(&entry.org_id);

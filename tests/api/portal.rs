@@ -348,3 +348,28 @@ async fn an_organization_that_just_got_its_customer_opens_the_portal_at_once() {
 
     assert_eq!(app.get_portal(&token).await.status().as_u16(), 302);
 }
+
+#[tokio::test]
+async fn every_concurrent_portal_session_is_audited_once() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_busy", "cus_Busy").await;
+    app.stripe_creates_portal_sessions().await;
+    let token = sign(&claims_v2("org_busy"));
+    let clicks = (0..40).map(|_| app.get_portal(&token));
+    for response in futures_util::future::join_all(clicks).await {
+        assert_eq!(response.status().as_u16(), 302);
+    }
+    // Written off the request path: wait for the writer's batch.
+    let audited = "SELECT COUNT(*) FROM billing_audit WHERE action = 'portal' AND org_id = 'org_busy' \
+                   AND stripe_session_id IS NOT NULL AND user_id <> ''";
+    let started = std::time::Instant::now();
+    while app.count(audited).await < 40 && started.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.count(audited).await, 40);
+    assert_eq!(
+        app.count("SELECT COUNT(DISTINCT id) FROM billing_audit")
+            .await,
+        40
+    );
+}
