@@ -18,7 +18,6 @@ pub use events::{EventRecord, RecordOutcome, StoredEvent};
 pub use org_cache::OrgCache;
 pub use organizations::{LinkError, LinkOutcome, Organization};
 pub use pages::{AdminFilter, AdminOrgRow, CatalogPrice, LedgerEntry, PaymentMethodRowView};
-pub use plans_cache::PlansCache;
 pub use state::{BillingState, InvoiceView, PaymentMethodView, Plans, SubscriptionView};
 pub use sync::{
     CreditGrant, CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
@@ -34,6 +33,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::config::DatabaseSettings;
+use plans_cache::PlansCache;
 
 /// Migrations are embedded in the binary and shared by both backends.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
