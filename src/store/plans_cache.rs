@@ -20,7 +20,8 @@ use tokio::sync::mpsc;
 use super::StoreError;
 use super::state::Plans;
 
-const CAPACITY: usize = 100_000;
+/// Organizations kept at most (an entry with 24 invoices is about 10 KiB).
+const CAPACITY: usize = 10_000;
 
 /// What a transaction changed, by the keys the cache is reached through.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -88,6 +89,18 @@ struct Inner {
     epoch: u64,
     entries: HashMap<String, Entry>,
     org_of_customer: HashMap<String, String>,
+    /// When expired entries were last let go.
+    swept: Option<Instant>,
+}
+
+impl Inner {
+    fn sweep(&mut self, ttl: Duration) {
+        self.entries.retain(|_, entry| entry.at.elapsed() < ttl);
+        let entries = &self.entries;
+        self.org_of_customer
+            .retain(|_, org| entries.contains_key(org));
+        self.swept = Some(Instant::now());
+    }
 }
 
 #[derive(Debug)]
@@ -205,18 +218,16 @@ impl PlansCache {
         if inner.epoch != ticket.0 {
             return;
         }
+        // Expired entries are let go at most once a TTL (or a second), so
+        // memory follows the organizations viewed lately, not ever.
+        let sweep_due = inner
+            .swept
+            .is_none_or(|at| at.elapsed() >= self.ttl.max(Duration::from_secs(1)));
+        if sweep_due || inner.entries.len() >= CAPACITY {
+            inner.sweep(self.ttl);
+        }
         if inner.entries.len() >= CAPACITY {
-            let ttl = self.ttl;
-            inner.entries.retain(|_, entry| entry.at.elapsed() < ttl);
-            let Inner {
-                entries,
-                org_of_customer,
-                ..
-            } = &mut *inner;
-            org_of_customer.retain(|_, org| entries.contains_key(org));
-            if inner.entries.len() >= CAPACITY {
-                return;
-            }
+            return;
         }
         if let Some(customer) = key.customer {
             inner
@@ -409,6 +420,18 @@ mod tests {
             .await;
         assert!(failed.is_err());
         assert_eq!(cached(&cache, "org_1", None), None);
+    }
+
+    #[test]
+    fn expired_entries_are_let_go() {
+        let cache = PlansCache::new(Duration::from_millis(10));
+        fill(&cache, "org_1", Some("cus_1"), 1);
+        std::thread::sleep(Duration::from_millis(20));
+        cache.lock().swept = Some(Instant::now() - Duration::from_secs(2));
+        fill(&cache, "org_2", Some("cus_2"), 1);
+        let inner = cache.lock();
+        assert_eq!(inner.entries.keys().collect::<Vec<_>>(), ["org_2"]);
+        assert_eq!(inner.org_of_customer.keys().collect::<Vec<_>>(), ["cus_2"]);
     }
 
     #[test]
