@@ -17,7 +17,7 @@ use crate::pages::admin::{
 };
 use crate::routes::pages::{PageError, check_csrf, csrf_token, html_page, page_identity};
 use crate::startup::AppState;
-use crate::store::AdminFilter;
+use crate::store::{AdminFilter, StoreError};
 
 const PAGE_SIZE: i64 = 50;
 
@@ -134,49 +134,44 @@ pub async fn organization(
         .await
         .map_err(PageError::internal)?
         .ok_or(PageError::NotFound)?;
-    let customer = org
-        .stripe_customer_id
-        .as_ref()
-        .map(|c| c.as_str().to_owned());
     let store = &state.store;
-    let c = customer.as_deref();
+    let c = org.stripe_customer_id.as_ref().map(|c| c.as_str());
+    let (billing, invoices, cards, ledger, events) = tokio::try_join!(
+        store.billing_state(org.id.as_str(), c),
+        of_customer(c, |c| async move {
+            Ok(store.invoices_page(c, None, 50).await?.unwrap_or_default())
+        }),
+        of_customer(c, |c| store.payment_methods_of(c)),
+        store.credit_ledger(org.id.as_str(), c),
+        of_customer(c, |c| store.events_of_customer(c, 25)),
+    )
+    .map_err(PageError::internal)?;
     let data = AdminOrgData {
         id: org.id.to_string(),
         slug: org.slug.clone(),
-        billing: store
-            .billing_state(org.id.as_str(), c)
-            .await
-            .map_err(PageError::internal)?,
-        invoices: match c {
-            Some(c) => store
-                .invoices_page(c, None, 50)
-                .await
-                .map_err(PageError::internal)?
-                .unwrap_or_default(),
-            None => Vec::new(),
-        },
-        cards: match c {
-            Some(c) => store
-                .payment_methods_of(c)
-                .await
-                .map_err(PageError::internal)?,
-            None => Vec::new(),
-        },
-        ledger: store
-            .credit_ledger(org.id.as_str(), c)
-            .await
-            .map_err(PageError::internal)?,
-        events: match c {
-            Some(c) => store
-                .events_of_customer(c, 25)
-                .await
-                .map_err(PageError::internal)?,
-            None => Vec::new(),
-        },
-        customer,
+        customer: c.map(str::to_owned),
+        billing,
+        invoices,
+        cards,
+        ledger,
+        events,
     };
     let view = AdminOrgPage::new(data, csrf_token(&session)?, query.done.clone());
     Ok(html_page(view.render().map_err(PageError::internal)?))
+}
+
+/// `read` of the organization's customer; nothing when it has none.
+async fn of_customer<'a, T, F>(
+    customer: Option<&'a str>,
+    read: impl FnOnce(&'a str) -> F,
+) -> Result<Vec<T>, StoreError>
+where
+    F: Future<Output = Result<Vec<T>, StoreError>>,
+{
+    match customer {
+        Some(c) => read(c).await,
+        None => Ok(Vec::new()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -215,16 +210,9 @@ pub async fn webhooks(
     auth: web::Data<Authenticator>,
 ) -> Result<HttpResponse, PageError> {
     operator(&req, &state, &auth).await?;
-    let failed = state
-        .store
-        .failed_events(50)
-        .await
-        .map_err(PageError::internal)?;
-    let recent = state
-        .store
-        .recent_events(50)
-        .await
-        .map_err(PageError::internal)?;
+    let (failed, recent) =
+        tokio::try_join!(state.store.failed_events(50), state.store.recent_events(50))
+            .map_err(PageError::internal)?;
     let view = AdminWebhooksPage {
         csrf: csrf_token(&session)?,
         notice: query.done.clone(),

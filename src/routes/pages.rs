@@ -94,10 +94,10 @@ impl ResponseError for PageError {
             message: &message,
             action,
         };
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(page.render().unwrap_or_else(|_| message.clone()))
+        html_response(
+            self.status_code(),
+            page.render().unwrap_or_else(|_| message.clone()),
+        )
     }
 }
 
@@ -189,7 +189,11 @@ pub fn check_csrf(
 
 /// A rendered page; pages show per-user billing, so no cache keeps them.
 pub fn html_page(body: String) -> HttpResponse {
-    HttpResponse::Ok()
+    html_response(StatusCode::OK, body)
+}
+
+fn html_response(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body)
@@ -215,9 +219,8 @@ pub async fn organization(
         .ensure(&state.store, &membership.id, membership.slug.as_deref())
         .await
         .map_err(PageError::internal)?;
-    let mut plans = plans_of(&state, &org).await?;
-    let mut notice = None;
     // Back from Stripe: show the change before its webhook arrives.
+    let mut notice = None;
     if let Some(session_id) = query.checkout.as_deref() {
         notice = Some(refresh_after_checkout(&state, &org, session_id).await);
         org = state
@@ -226,8 +229,13 @@ pub async fn organization(
             .await
             .map_err(PageError::internal)?
             .unwrap_or(org);
-        plans = plans_of(&state, &org).await?;
-    } else if let (true, Some(customer)) = (plans.billing.portal_visited, &org.stripe_customer_id) {
+    }
+    let mut plans = plans_of(&state, &org).await?;
+    if let (None, true, Some(customer)) = (
+        &query.checkout,
+        plans.billing.portal_visited,
+        &org.stripe_customer_id,
+    ) {
         notice = refresh_after_portal(&state, &org, customer).await;
         plans = plans_of(&state, &org).await?;
     }

@@ -161,14 +161,11 @@ impl PlansCache {
         }
         let result = match self.get(key) {
             Ok(plans) => Ok(plans),
-            Err(ticket) => match read().await {
-                Ok(plans) => {
-                    let plans = Arc::new(plans);
-                    self.put(ticket, key, plans.clone());
-                    Ok(plans)
-                }
-                Err(err) => Err(err),
-            },
+            Err(ticket) => read().await.map(|plans| {
+                let plans = Arc::new(plans);
+                self.put(ticket, key, plans.clone());
+                plans
+            }),
         };
         drop(first);
         self.release_read_lock(key.org, lock);
