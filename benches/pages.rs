@@ -14,15 +14,18 @@
 //! Knobs: BENCH_CONNECTIONS (64), BENCH_SECONDS (10), BENCH_THREADS (2).
 
 mod common;
+#[path = "../tests/support/db.rs"]
+mod db;
 
 use std::time::Instant;
 
 use askama::Template;
 use common::{Server, knob};
 use lance_billing::domain::unix_now;
-use lance_billing::pages::{OrganizationContext, OrganizationPage};
-use lance_billing::store::{BillingState, InvoiceView, PaymentMethodView, Plans, SubscriptionView};
+use lance_billing::store::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
 use lance_billing::stripe::webhook::signature_header;
+use lance_billing::views::{OrganizationContext, OrganizationPage};
+use lance_billing::web::PORTAL_PATH;
 use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_bench_secret";
@@ -218,7 +221,7 @@ fn render_in_process() -> f64 {
     let plans = Plans {
         billing: BillingState {
             subscriptions: vec![subscription.clone()],
-            payment_method: Some(PaymentMethodView {
+            payment_method: Some(Card {
                 id: "pm_1".into(),
                 brand: Some("visa".into()),
                 last4: Some("4242".into()),
@@ -243,6 +246,7 @@ fn render_in_process() -> f64 {
             has_customer: true,
             notice: None,
             sells_credits: false,
+            portal_path: PORTAL_PATH,
         };
         let html = OrganizationPage::new(context, &plans, &[])
             .render()

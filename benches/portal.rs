@@ -10,6 +10,8 @@
 //! Knobs: BENCH_CONNECTIONS (64), BENCH_SECONDS (10), BENCH_THREADS (2).
 
 mod common;
+#[path = "../tests/support/db.rs"]
+mod db;
 
 use std::net::TcpListener;
 use std::process::Command;

@@ -10,6 +10,8 @@
 //! a 2xx means the event is committed (SQLite synchronous=FULL in WAL mode).
 
 mod common;
+#[path = "../tests/support/db.rs"]
+mod db;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

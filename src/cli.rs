@@ -8,7 +8,7 @@ use crate::billing::reconcile;
 use crate::billing::replay::{Selection, replay};
 use crate::config::{AuthSettings, DatabaseSettings, Env, Settings, StripeSettings};
 use crate::domain::{OrgId, StripeCustomerId, UserId};
-use crate::startup::{Application, connect_and_migrate};
+use crate::server::{Application, connect_and_migrate};
 use crate::store::{LinkOutcome, Store};
 use crate::stripe::StripeClient;
 

@@ -1,15 +1,21 @@
 //! lance-billing: the billing side of lance. Organizations (from Clerk) pay
 //! through Stripe; this service opens Stripe's Customer Portal for them,
 //! syncs Stripe's state back through webhooks, and renders billing pages.
+//!
+//! From the top down: `cli` (commands) → `server` (the HTTP server around
+//! the route table) → `web` (routes, guards, handlers) → `state` (what the
+//! handlers share), `views` (page models) and `billing` (sync rules,
+//! checkout) → `store` (SQL, caches) and `stripe` (the API client) → `auth`,
+//! `config`, `domain`.
 
 pub mod auth;
 pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod error;
-pub mod pages;
-pub mod routes;
-pub mod startup;
+pub mod server;
+pub mod state;
 pub mod store;
 pub mod stripe;
+pub mod views;
+pub mod web;

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::db::{TestDb, fresh_database_url};
+
 pub const BINARY: &str = env!("CARGO_BIN_EXE_lance-billing");
 
 pub struct Server {
@@ -22,10 +24,10 @@ impl Server {
     /// in BENCH_DATABASE_URL), development sign-in, and `extra`.
     pub async fn prepare(extra: &[(&'static str, String)]) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let database_url = match std::env::var("BENCH_DATABASE_URL") {
-            Ok(url) => fresh_postgres_schema(&url).await?,
-            Err(_) => format!("sqlite://{}/bench.db", dir.path().display()),
-        };
+        let postgres = std::env::var("BENCH_DATABASE_URL").ok();
+        let database_url = fresh_database_url(dir.path(), postgres.as_deref(), "bench")
+            .await
+            .map_err(|e| e.to_string())?;
         let port = free_port()?;
         let mut env = vec![
             ("DATABASE_URL", database_url.clone()),
@@ -146,48 +148,12 @@ pub fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// A new schema in the given PostgreSQL database.
-async fn fresh_postgres_schema(base: &str) -> Result<String, String> {
-    use sqlx::Connection;
-    let schema = format!("bench_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(base)
-        .await
-        .map_err(|e| e.to_string())?;
-    // Earlier runs' schemas: benchmarks run one at a time.
-    let earlier: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'bench\\_%'")
-            .fetch_all(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-    let drops = earlier
-        .iter()
-        .map(|old| format!("DROP SCHEMA IF EXISTS {old} CASCADE"));
-    for sql in drops.chain([format!("CREATE SCHEMA {schema}")]) {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Ok(format!("{base}{sep}options[search_path]={schema}"))
-}
-
 /// Runs one SQL query returning a number against the server's database.
 pub async fn count(server: &Server, sql: &'static str) -> Result<i64, String> {
-    use sqlx::Connection;
-    let url = &server.database_url;
-    let result = if server.backend() == "postgres" {
-        let mut conn = sqlx::PgConnection::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        sqlx::query_scalar(sql).fetch_one(&mut conn).await
-    } else {
-        let mut conn = sqlx::SqliteConnection::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        sqlx::query_scalar(sql).fetch_one(&mut conn).await
-    };
-    result.map_err(|e| e.to_string())
+    let db = TestDb::connect(&server.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    db.scalar(sql).await.map_err(|e| e.to_string())
 }
 
 /// p-th percentile of sorted durations, in milliseconds.

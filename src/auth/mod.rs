@@ -1,5 +1,6 @@
 //! Clerk session tokens: where they come from (`Authorization: Bearer` or the
-//! `__session` cookie), how they are verified, and the `Identity` extractor.
+//! `__session` cookie) and how they are verified. The web layer turns an
+//! `Identity` into the guards a handler asks for (`crate::web::guards`).
 
 mod claims;
 pub mod dev;
@@ -8,15 +9,11 @@ mod keys;
 pub use claims::{Identity, OrgMembership};
 pub use keys::{JwksCache, KeyError, KeyStore};
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{HttpRequest, http::header};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::config::AuthSettings;
 use crate::domain::unix_now;
-use crate::error::ApiError;
 use claims::ClerkClaims;
 use dev::DevKey;
 
@@ -49,23 +46,6 @@ pub enum AuthError {
     UnauthorizedParty(String),
     #[error("claims rejected: {0}")]
     Claims(#[from] claims::ClaimsError),
-}
-
-impl From<AuthError> for ApiError {
-    fn from(err: AuthError) -> Self {
-        match err {
-            // We cannot tell a good token from a bad one without Clerk's keys:
-            // that is our outage, not the user's mistake.
-            AuthError::Key(KeyError::Unavailable) => ApiError::internal(err),
-            AuthError::Missing => {
-                ApiError::Unauthorized("Authentication required: sign in and try again.")
-            }
-            other => {
-                log::info!("authentication failed: {other}");
-                ApiError::Unauthorized("Authentication required: sign in and try again.")
-            }
-        }
-    }
 }
 
 pub struct Authenticator {
@@ -236,32 +216,4 @@ pub fn token_from_request(req: &HttpRequest) -> Result<String, AuthError> {
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty())
         .ok_or(AuthError::Missing)
-}
-
-impl FromRequest for Identity {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let authenticator = req.app_data::<web::Data<Authenticator>>().cloned();
-        let token = token_from_request(req);
-        Box::pin(async move {
-            let authenticator = authenticator.ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("Authenticator is not registered"))
-            })?;
-            Ok(authenticator.verify(&token?).await?)
-        })
-    }
-}
-
-impl Identity {
-    /// The active organization, or the contract's 400 when there is none.
-    pub fn require_org(&self) -> Result<&OrgMembership, ApiError> {
-        self.org.as_ref().ok_or_else(|| {
-            ApiError::Validation(
-                "You are not associated with an organization. Select or create an organization and try again."
-                    .to_owned(),
-            )
-        })
-    }
 }

@@ -3,6 +3,7 @@
 //! transaction, `ingest` batches webhook deliveries into durable commits,
 //! and `reconcile` repairs what webhooks missed.
 
+pub mod checkout;
 pub mod ingest;
 pub mod reconcile;
 pub mod replay;

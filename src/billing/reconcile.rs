@@ -273,7 +273,7 @@ fn is_side_effect(change: &Change) -> bool {
 }
 
 async fn differs<R: SyncedRow>(tx: &mut Tx, row: &R) -> Result<bool, StoreError> {
-    let stored = tx.stored_hash(R::TABLE, row.id()).await?;
+    let stored = tx.stored_hash::<R>(row.id()).await?;
     Ok(stored.as_deref() != Some(row.content_hash().as_str()))
 }
 

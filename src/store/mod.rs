@@ -3,26 +3,41 @@
 //! placeholders, `ON CONFLICT`, `RETURNING`) and compiled for both backends by
 //! `with_pool!`, so both keep their native types and connection options.
 
+//!
+//! | file            | what                                                     |
+//! |-----------------|----------------------------------------------------------|
+//! | `mod.rs`        | `Store` and `Tx` over either backend, migrations         |
+//! | `rows.rs`       | synced rows, each table's columns declared once          |
+//! | `sync.rs`       | writes of synced rows inside a `Tx`                      |
+//! | `organizations` | organizations and their link to a Stripe customer        |
+//! | `events.rs`     | the log of Stripe events                                 |
+//! | `plan_state.rs` | an organization's plan state and invoices (API, pages)   |
+//! | `catalog.rs`    | prices on offer                                          |
+//! | `admin.rs`      | the operators' reads                                     |
+//! | `audit.rs`      | the audit log, written off the request path              |
+//! | `cache/`        | in-memory reads kept current by every commit             |
+
+mod admin;
 mod audit;
-mod change_feed;
+mod cache;
+mod catalog;
 mod events;
-mod org_cache;
 mod organizations;
-mod pages;
-mod plans_cache;
-mod state;
+mod plan_state;
+mod rows;
 mod sync;
 
+pub use admin::{AdminFilter, AdminOrgRow, LedgerEntry};
 pub use audit::{AuditEntry, AuditLog};
+pub use catalog::CatalogPrice;
 pub use events::{EventRecord, RecordOutcome, StoredEvent};
-pub use org_cache::OrgCache;
 pub use organizations::{LinkError, LinkOutcome, Organization};
-pub use pages::{AdminFilter, AdminOrgRow, CatalogPrice, LedgerEntry, PaymentMethodRowView};
-pub use state::{BillingState, InvoiceView, PaymentMethodView, Plans, SubscriptionView};
-pub use sync::{
-    CreditGrant, CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
-    SubscriptionItemRow, SubscriptionRow, SyncedRow, SyncedTable, Version,
+pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
+pub use rows::{
+    CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow, SubscriptionItemRow,
+    SubscriptionRow, SyncedRow, Version,
 };
+pub use sync::CreditGrant;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -33,7 +48,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::config::DatabaseSettings;
-use plans_cache::PlansCache;
+use cache::{Changed, OrgCache, PlansCache};
 
 /// Migrations are embedded in the binary and shared by both backends.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -48,11 +63,13 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// The database, and the cache of reads that its writes keep current.
+/// The database, and the caches of reads that its writes keep current.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
     plans: Arc<PlansCache>,
+    /// Organizations with a customer, briefly, for the portal's hot path.
+    orgs: Arc<OrgCache>,
     /// PostgreSQL: how this instance hears of the others' changes.
     feed: Option<Feed>,
 }
@@ -65,7 +82,7 @@ struct Feed {
 }
 
 #[derive(Clone, Debug)]
-pub enum Pool {
+enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -88,7 +105,7 @@ pub(crate) use with_pool;
 /// organizations' cached Plans reads.
 pub struct Tx {
     conn: TxConn,
-    changed: plans_cache::Changed,
+    changed: Changed,
     plans: Arc<PlansCache>,
 }
 
@@ -167,11 +184,11 @@ impl Store {
                 .connect_with(options)
                 .await?;
             let feed = Feed {
-                channel: change_feed::channel(&pool).await?,
+                channel: cache::change_feed::channel(&pool).await?,
                 instance: uuid::Uuid::new_v4().to_string(),
             };
             let store = Self::new(Pool::Postgres(pool.clone()), settings, Some(feed.clone()));
-            store.plans.announce_to(change_feed::spawn_announcer(
+            store.plans.announce_to(cache::change_feed::spawn_announcer(
                 pool,
                 feed.channel,
                 feed.instance,
@@ -199,13 +216,9 @@ impl Store {
         Self {
             pool,
             plans: Arc::new(PlansCache::new(settings.plans_cache_ttl)),
+            orgs: Arc::default(),
             feed,
         }
-    }
-
-    /// The pool, for tests and tools that run their own SQL.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
     }
 
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite).

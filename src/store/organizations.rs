@@ -1,7 +1,7 @@
 //! The `organizations` table: one row per Clerk organization, holding the
 //! link to its Stripe customer.
 
-use super::{BeginWrite, Store, StoreError, is_unique_violation, with_pool};
+use super::{BeginWrite, Store, StoreError, Tx, is_unique_violation, with_pool, with_tx};
 use crate::domain::{OrgId, StripeCustomerId, unix_now};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +91,23 @@ impl Store {
         row.map(Organization::try_from).transpose()
     }
 
+    /// `ensure_organization`, answered from memory when an organization with
+    /// a customer was read a moment ago: the portal's and the page's hot path.
+    pub async fn ensure_organization_cached(
+        &self,
+        id: &OrgId,
+        slug: Option<&str>,
+    ) -> Result<Organization, StoreError> {
+        if let Some(org) = self.orgs.fresh(id, slug) {
+            return Ok(org);
+        }
+        let org = self.ensure_organization(id, slug).await?;
+        if org.stripe_customer_id.is_some() {
+            self.orgs.remember(&org);
+        }
+        Ok(org)
+    }
+
     /// Returns the organization, creating its row on first sight and keeping
     /// the slug current. The common case is a single indexed read.
     pub async fn ensure_organization(
@@ -146,6 +163,20 @@ impl Store {
             .await?
         });
         row.try_into()
+    }
+
+    /// The organization was just refreshed from Stripe: portal visits before
+    /// now no longer make its Plans tab stale.
+    pub async fn mark_refreshed(&self, org_id: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE organizations SET refreshed_at = $2 WHERE id = $1")
+                .bind(org_id)
+                .bind(unix_now() + 1)
+                .execute(pool)
+                .await?;
+        });
+        self.plans.invalidate_org(org_id);
+        Ok(())
     }
 
     /// Every (organization, customer) link.
@@ -205,6 +236,82 @@ impl Store {
             }
             other => other,
         })
+    }
+}
+
+impl Tx {
+    /// Links `customer` to `org` unless either is already linked elsewhere:
+    /// the first link wins, so a late or replayed event cannot move a
+    /// customer between organizations. Creates the organization row if needed.
+    /// Returns whether the link was made now.
+    pub async fn link_customer_if_free(
+        &mut self,
+        org: &str,
+        customer: &str,
+    ) -> Result<bool, StoreError> {
+        let now = unix_now();
+        let affected = with_tx!(self, |conn| {
+            let taken: Option<String> =
+                sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
+                    .bind(customer)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            // A late checkout or customer event must not relink a deleted customer.
+            let deleted: Option<bool> =
+                sqlx::query_scalar("SELECT deleted FROM customers WHERE id = $1")
+                    .bind(customer)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if taken.is_some() || deleted == Some(true) {
+                0
+            } else {
+                sqlx::query(
+                    "INSERT INTO organizations (id, stripe_customer_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO UPDATE \
+                     SET stripe_customer_id = excluded.stripe_customer_id, updated_at = excluded.updated_at \
+                     WHERE organizations.stripe_customer_id IS NULL",
+                )
+                .bind(org)
+                .bind(customer)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+            }
+        });
+        if affected > 0 {
+            self.changed.org(org);
+        }
+        Ok(affected > 0)
+    }
+
+    /// A deleted Stripe customer can no longer open the portal: forget the link.
+    pub async fn unlink_customer(&mut self, customer: &str) -> Result<bool, StoreError> {
+        let affected = with_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE organizations SET stripe_customer_id = NULL, updated_at = $2 \
+                 WHERE stripe_customer_id = $1",
+            )
+            .bind(customer)
+            .bind(unix_now())
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+        if affected > 0 {
+            self.changed.customer(customer);
+        }
+        Ok(affected > 0)
+    }
+
+    /// The organization a customer is linked to, if any.
+    pub async fn org_of_customer(&mut self, customer: &str) -> Result<Option<String>, StoreError> {
+        Ok(with_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
+                .bind(customer)
+                .fetch_optional(conn)
+                .await?
+        }))
     }
 }
 

@@ -3,9 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../support/db.rs"]
+mod db;
+
 mod admin;
 mod auth;
 mod browser;
+mod contract;
 mod health;
 mod helpers;
 mod org_link;

@@ -254,14 +254,9 @@ async fn replay_applies_failed_events_and_leaves_applied_ones_unchanged() {
 async fn insert_unprocessed_event(app: &TestApp, payload: &str) {
     const SQL: &str = "INSERT INTO stripe_events (id, type, created, livemode, payload, received_at, attempts, last_error) \
                        VALUES ('evt_stuck', 'customer.subscription.created', 100, FALSE, $1, 100, 1, 'old bug')";
-    match app.store.pool() {
-        lance_billing::store::Pool::Sqlite(pool) => {
-            sqlx::query(SQL).bind(payload).execute(pool).await.unwrap();
-        }
-        lance_billing::store::Pool::Postgres(pool) => {
-            sqlx::query(SQL).bind(payload).execute(pool).await.unwrap();
-        }
-    }
+    crate::with_db!(&app.db, |pool| {
+        sqlx::query(SQL).bind(payload).execute(pool).await.unwrap();
+    })
 }
 
 #[tokio::test]

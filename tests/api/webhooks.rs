@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::stripe_fixtures::*;
 use lance_billing::domain::unix_now;
-use lance_billing::store::Pool;
 
 async fn applied(app: &TestApp, event: &Value) -> String {
     let response = app.post_event(event).await;
@@ -34,18 +33,11 @@ async fn subscription_row(
     const SQL: &str = "SELECT status, cancel_at_period_end, quantity, current_period_end, \
                        (SELECT quantity FROM subscription_items WHERE subscription_id = s.id) \
                        FROM subscriptions s WHERE id = $1";
-    match app.store.pool() {
-        Pool::Sqlite(pool) => sqlx::query_as(SQL)
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .unwrap(),
-        Pool::Postgres(pool) => sqlx::query_as(SQL)
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .unwrap(),
-    }
+    crate::with_db!(&app.db, |pool| sqlx::query_as(SQL)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .unwrap())
 }
 
 #[tokio::test]

@@ -1,0 +1,343 @@
+//! Typed configuration read from environment variables (and `.env`, loaded by
+//! `main`). Each command parses only the sections it needs, so `migrate` works
+//! without Stripe keys. Every error names the variable and never its secret value.
+
+mod env;
+#[cfg(test)]
+mod tests;
+
+pub use env::{ConfigError, Env};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// May hold a password, so it is kept secret and never logged.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// How long the Plans tab's reads may be served from memory; writes made
+    /// through this instance drop them at once, so this bounds only how long
+    /// another instance's writes can go unseen. Zero turns the cache off.
+    pub plans_cache_ttl: Duration,
+}
+
+impl DatabaseSettings {
+    pub const DEFAULT_URL: &'static str = "sqlite://lance-billing.db";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let url = env.get("DATABASE_URL").unwrap_or(Self::DEFAULT_URL);
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        Ok(Self {
+            url: SecretString::from(url.to_owned()),
+            max_connections: env.parse_or("DATABASE_MAX_CONNECTIONS", 10, "a positive integer")?,
+            plans_cache_ttl: env.duration_or("PLANS_CACHE_TTL", Duration::from_secs(1))?,
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.url.expose_secret().starts_with("postgres")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    pub secret_key: SecretString,
+    pub api_base: Url,
+    pub api_version: String,
+    pub portal_configuration: Option<String>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+impl StripeSettings {
+    /// The API version our parsing is written against; events may still arrive
+    /// rendered at older or newer versions (see `billing`).
+    pub const DEFAULT_API_VERSION: &'static str = "2025-09-30.clover";
+    pub const DEFAULT_API_BASE: &'static str = "https://api.stripe.com";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let key = env.require(
+            "STRIPE_SECRET_KEY",
+            "set it to your Stripe secret key (sk_test_… or a restricted rk_… key)",
+        )?;
+        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+            return Err(ConfigError::new(
+                "STRIPE_SECRET_KEY",
+                "must be a Stripe secret key starting with sk_ or rk_ (a publishable pk_ key will not work)",
+            ));
+        }
+        let base = env.get("STRIPE_API_BASE").unwrap_or(Self::DEFAULT_API_BASE);
+        let portal_configuration = env.get("STRIPE_PORTAL_CONFIGURATION").map(str::to_owned);
+        if portal_configuration
+            .as_ref()
+            .is_some_and(|bpc| !bpc.starts_with("bpc_"))
+        {
+            return Err(ConfigError::new(
+                "STRIPE_PORTAL_CONFIGURATION",
+                "must be a portal configuration id starting with bpc_",
+            ));
+        }
+        Ok(Self {
+            secret_key: SecretString::from(key.to_owned()),
+            api_base: env.url("STRIPE_API_BASE", base)?,
+            api_version: env
+                .get("STRIPE_API_VERSION")
+                .unwrap_or(Self::DEFAULT_API_VERSION)
+                .to_owned(),
+            portal_configuration,
+            connect_timeout: env.duration_or("STRIPE_CONNECT_TIMEOUT", Duration::from_secs(5))?,
+            timeout: env.duration_or("STRIPE_TIMEOUT", Duration::from_secs(10))?,
+            max_retries: env.parse_or("STRIPE_MAX_RETRIES", 2, "a whole number")?,
+        })
+    }
+
+    pub fn is_live(&self) -> bool {
+        let key = self.secret_key.expose_secret();
+        key.starts_with("sk_live_") || key.starts_with("rk_live_")
+    }
+}
+
+/// Verification of Stripe's webhook deliveries.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Several while a secret is being rolled: a delivery signed with any passes.
+    pub secrets: Vec<SecretString>,
+    pub tolerance: Duration,
+}
+
+impl WebhookSettings {
+    /// `None` when `STRIPE_WEBHOOK_SECRET` is unset: the endpoint then refuses deliveries.
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let tolerance = env.duration_or("STRIPE_WEBHOOK_TOLERANCE", Duration::from_secs(300))?;
+        if env.get("STRIPE_WEBHOOK_SECRET").is_none() {
+            return Ok(None);
+        }
+        let secrets = env.list("STRIPE_WEBHOOK_SECRET");
+        if secrets.is_empty() || secrets.iter().any(|s| !s.starts_with("whsec_")) {
+            return Err(ConfigError::new(
+                "STRIPE_WEBHOOK_SECRET",
+                "must be one or more comma-separated signing secrets starting with whsec_",
+            ));
+        }
+        Ok(Some(Self {
+            secrets: secrets.into_iter().map(SecretString::from).collect(),
+            tolerance,
+        }))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub jwks_url: Option<Url>,
+    /// Clerk's PEM public key for networkless verification.
+    pub jwt_key_pem: Option<String>,
+    pub issuer: Option<String>,
+    pub authorized_parties: Vec<String>,
+    /// Clerk's secret key, sent only to fetch `https://api.clerk.com/v1/jwks`.
+    pub clerk_secret_key: Option<SecretString>,
+    /// The locally generated development key file, trusted only when `DEV_AUTH` is on.
+    pub dev_key_file: Option<PathBuf>,
+}
+
+impl AuthSettings {
+    pub const DEFAULT_DEV_KEY_FILE: &'static str = ".lance-dev/dev-key.pem";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let jwks_url = env
+            .get("CLERK_JWKS_URL")
+            .map(|raw| env.url("CLERK_JWKS_URL", raw))
+            .transpose()?;
+        // Clerk's dashboard shows the key with newlines; one-line env files often
+        // carry it with literal `\n`, so accept both.
+        let jwt_key_pem = env.get("CLERK_JWT_KEY").map(|k| k.replace("\\n", "\n"));
+        if let Some(pem) = &jwt_key_pem {
+            jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| {
+                ConfigError::new("CLERK_JWT_KEY", "is not a PEM-encoded RSA public key")
+            })?;
+        }
+        let dev_key_file = env.flag("DEV_AUTH")?.then(|| Self::dev_key_path(env));
+        if jwks_url.is_none() && jwt_key_pem.is_none() && dev_key_file.is_none() {
+            return Err(ConfigError::new(
+                "CLERK_JWKS_URL",
+                "is not set: set CLERK_JWKS_URL or CLERK_JWT_KEY to verify Clerk sessions (or DEV_AUTH=true for local development)",
+            ));
+        }
+        Ok(Self {
+            jwks_url,
+            jwt_key_pem,
+            issuer: env.get("CLERK_ISSUER").map(str::to_owned),
+            authorized_parties: env.list("CLERK_AUTHORIZED_PARTIES"),
+            clerk_secret_key: env
+                .get("CLERK_SECRET_KEY")
+                .map(|k| SecretString::from(k.to_owned())),
+            dev_key_file,
+        })
+    }
+
+    pub fn dev_key_path(env: &Env) -> PathBuf {
+        PathBuf::from(
+            env.get("DEV_KEY_FILE")
+                .unwrap_or(Self::DEFAULT_DEV_KEY_FILE),
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind_addr: SocketAddr,
+    /// The origin users reach (`https://{host}`); the only source of URLs we
+    /// hand to Stripe, never the request's Host header.
+    pub public_url: Url,
+    pub workers: Option<usize>,
+}
+
+impl ServerSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let raw = env.require(
+            "PUBLIC_URL",
+            "set it to the https://host users reach this service at (http://localhost:8080 for local use)",
+        )?;
+        let public_url = env.url("PUBLIC_URL", raw)?;
+        if public_url.path() != "/"
+            || public_url.query().is_some()
+            || public_url.fragment().is_some()
+        {
+            return Err(ConfigError::new(
+                "PUBLIC_URL",
+                "must be an origin only, like https://app.example.com (no path, query or fragment)",
+            ));
+        }
+        let workers = match env.get("WORKERS") {
+            None => None,
+            Some(_) => Some(env.parse_or("WORKERS", 1usize, "a positive integer")?),
+        };
+        Ok(Self {
+            bind_addr: env.parse_or(
+                "BIND_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+                "an address like 127.0.0.1:8080",
+            )?,
+            public_url,
+            workers: workers.filter(|w| *w > 0),
+        })
+    }
+
+    /// `{PUBLIC_URL}/organization#/plans`: where Stripe's portal sends users back.
+    pub fn plans_url(&self) -> String {
+        format!("{}/organization#/plans", self.origin())
+    }
+
+    pub fn origin(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+/// The pages: who may do what, and what is for sale.
+#[derive(Debug, Clone)]
+pub struct PagesSettings {
+    /// Where unauthenticated page loads go (Clerk's hosted sign-in); a 401 page when unset.
+    pub sign_in_url: Option<Url>,
+    /// Organization roles (`org:admin`) that may open the portal and start checkout; empty = every member.
+    pub manage_roles: Vec<String>,
+    /// Clerk user ids of operators allowed into `/admin`.
+    pub admin_user_ids: Vec<String>,
+    /// Prices offered when no catalog has been synced yet.
+    pub price_ids: Vec<String>,
+    /// The one-time price credits are bought with, if credits are sold.
+    pub credits_price_id: Option<String>,
+    /// Credits one unit of `credits_price_id` buys, unless its synced `metadata.credits` says otherwise.
+    pub credits_per_unit: i64,
+    /// Signs the session cookie (CSRF tokens); 64+ bytes. Random per process when unset.
+    pub session_key: Option<SecretString>,
+}
+
+impl PagesSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let price_ids = env.list("STRIPE_PRICE_IDS");
+        if price_ids.iter().any(|p| !p.starts_with("price_")) {
+            return Err(ConfigError::new(
+                "STRIPE_PRICE_IDS",
+                "must be a comma list of price_… ids",
+            ));
+        }
+        let credits_price_id = env.get("STRIPE_CREDITS_PRICE_ID").map(str::to_owned);
+        if credits_price_id
+            .as_ref()
+            .is_some_and(|p| !p.starts_with("price_"))
+        {
+            return Err(ConfigError::new(
+                "STRIPE_CREDITS_PRICE_ID",
+                "must be a price_… id",
+            ));
+        }
+        let session_key = env
+            .get("SESSION_KEY")
+            .map(|k| SecretString::from(k.to_owned()));
+        if session_key
+            .as_ref()
+            .is_some_and(|k| k.expose_secret().len() < 64)
+        {
+            return Err(ConfigError::new(
+                "SESSION_KEY",
+                "must be at least 64 characters long",
+            ));
+        }
+        Ok(Self {
+            sign_in_url: env
+                .get("CLERK_SIGN_IN_URL")
+                .map(|raw| env.url("CLERK_SIGN_IN_URL", raw))
+                .transpose()?,
+            manage_roles: env.list("BILLING_MANAGE_ROLES"),
+            admin_user_ids: env.list("ADMIN_USER_IDS"),
+            price_ids,
+            credits_price_id,
+            credits_per_unit: env.parse_or("CREDITS_PER_UNIT", 1, "a positive whole number")?,
+            session_key,
+        })
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub stripe: StripeSettings,
+    pub webhooks: Option<WebhookSettings>,
+    pub auth: AuthSettings,
+    pub pages: PagesSettings,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let settings = Self {
+            server: ServerSettings::from_env(env)?,
+            database: DatabaseSettings::from_env(env)?,
+            stripe: StripeSettings::from_env(env)?,
+            webhooks: WebhookSettings::from_env(env)?,
+            auth: AuthSettings::from_env(env)?,
+            pages: PagesSettings::from_env(env)?,
+        };
+        if settings.auth.dev_key_file.is_some() && settings.stripe.is_live() {
+            return Err(ConfigError::new(
+                "DEV_AUTH",
+                "must not be enabled with a live Stripe key: development sign-in would let anyone open any organization's billing",
+            ));
+        }
+        Ok(settings)
+    }
+}

@@ -1,0 +1,148 @@
+//! Builds the application from typed settings. `main` and the tests call the
+//! same `Application::build`, so tests exercise the real server: the session
+//! middleware, the security headers and the route table of `crate::web`.
+
+use std::net::TcpListener;
+
+use actix_session::SessionMiddleware;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::web::Data;
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use crate::auth::Authenticator;
+use crate::billing::Ingestor;
+use crate::config::{DatabaseSettings, PagesSettings, Settings};
+use crate::state::AppState;
+use crate::store::{AuditLog, Store};
+use crate::stripe::StripeClient;
+use crate::stripe::webhook::WebhookVerifier;
+use crate::web;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = connect_and_migrate(&settings.database).await?;
+        store
+            .follow_other_instances()
+            .await
+            .context("could not listen for other instances' billing changes")?;
+        let authenticator = Data::new(Authenticator::from_settings(&settings.auth)?);
+        let state = Data::new(AppState {
+            store: store.clone(),
+            stripe: StripeClient::new(&settings.stripe)
+                .context("could not build the Stripe client")?,
+            plans_url: settings.server.plans_url(),
+            origin: settings.server.origin(),
+            pages: settings.pages.clone(),
+            audit: AuditLog::spawn(store.clone()),
+            portal_configuration: settings.stripe.portal_configuration.clone(),
+            webhooks: settings
+                .webhooks
+                .as_ref()
+                .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
+            ingestor: Ingestor::for_store(store.clone()),
+        });
+        let listener = TcpListener::bind(settings.server.bind_addr)
+            .with_context(|| format!("could not listen on {}", settings.server.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let session_key = session_key(&settings.pages);
+        let secure_cookies = settings.server.public_url.scheme() == "https";
+        let csp = content_security_policy(&settings);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(
+                    SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                        .cookie_name("lb_session".to_owned())
+                        .cookie_secure(secure_cookies)
+                        .cookie_http_only(true)
+                        .cookie_same_site(SameSite::Lax)
+                        .build(),
+                )
+                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .wrap(security_headers(&csp))
+                .app_data(state.clone())
+                .app_data(authenticator.clone())
+                .configure(web::routes)
+        })
+        .listen(listener)?;
+        if let Some(workers) = settings.server.workers {
+            server = server.workers(workers);
+        }
+        log::info!(
+            "lance-billing listening on {} ({} database)",
+            settings.server.bind_addr.ip().to_string() + ":" + &port.to_string(),
+            store.backend_name()
+        );
+        Ok(Self {
+            port,
+            server: server.run(),
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.store.close().await;
+        result
+    }
+}
+
+/// Headers every response carries. Pages load nothing from elsewhere and run
+/// no inline script; forms may only lead to us and to Stripe's checkout.
+fn security_headers(csp: &str) -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "strict-origin-when-cross-origin"))
+        .add(("Content-Security-Policy", csp.to_owned()))
+}
+
+fn content_security_policy(settings: &Settings) -> String {
+    // Chrome applies form-action to the redirect after a POST, so the
+    // checkout host must be allowed; a stand-in Stripe (tests) is its API origin.
+    let mut checkout_hosts = "https://checkout.stripe.com".to_owned();
+    let api = &settings.stripe.api_base;
+    if api.host_str() != Some("api.stripe.com") {
+        checkout_hosts.push(' ');
+        checkout_hosts.push_str(api.origin().ascii_serialization().as_str());
+    }
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         form-action 'self' {checkout_hosts}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+}
+
+/// The session cookie (CSRF tokens) is signed with SESSION_KEY; without one,
+/// a random key per process (sessions then do not survive restarts or span
+/// instances: set SESSION_KEY when running several).
+fn session_key(pages: &PagesSettings) -> Key {
+    match &pages.session_key {
+        Some(secret) => Key::derive_from(secret.expose_secret().as_bytes()),
+        None => Key::generate(),
+    }
+}
+
+pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+    let store = Store::connect(settings)
+        .await
+        .context("could not connect to the database (check DATABASE_URL)")?;
+    store
+        .migrate()
+        .await
+        .context("could not apply database migrations")?;
+    Ok(store)
+}

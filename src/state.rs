@@ -1,0 +1,24 @@
+//! What handlers share: one instance per process, behind `web::Data`. It
+//! sits below the web layer and imports nothing from it, so handlers and
+//! the server that mounts them both depend on it and not on each other.
+
+use crate::billing::Ingestor;
+use crate::config::PagesSettings;
+use crate::store::{AuditLog, Store};
+use crate::stripe::StripeClient;
+use crate::stripe::webhook::WebhookVerifier;
+
+pub struct AppState {
+    pub store: Store,
+    pub stripe: StripeClient,
+    /// `{PUBLIC_URL}/organization#/plans`, computed once at startup.
+    pub plans_url: String,
+    pub portal_configuration: Option<String>,
+    /// `PUBLIC_URL` without a trailing slash: the only origin we build URLs from.
+    pub origin: String,
+    pub pages: PagesSettings,
+    pub audit: AuditLog,
+    /// `None` when no webhook secret is configured.
+    pub webhooks: Option<WebhookVerifier>,
+    pub ingestor: Ingestor,
+}

@@ -1,0 +1,126 @@
+//! Reads for the operators' pages: every organization's plan state, and one
+//! organization's ledger, cards and events.
+
+use super::{Card, Store, StoreError, StoredEvent, with_pool};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AdminOrgRow {
+    pub id: String,
+    pub slug: Option<String>,
+    pub stripe_customer_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub status: Option<String>,
+    pub product_name: Option<String>,
+    pub quantity: Option<i64>,
+    pub unit_amount: Option<i64>,
+    pub currency: Option<String>,
+    pub recurring_interval: Option<String>,
+    pub interval_count: Option<i64>,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: Option<bool>,
+    pub cancel_at: Option<i64>,
+    pub credit_balance: i64,
+    pub last_event_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct LedgerEntry {
+    pub source_type: String,
+    pub source_id: String,
+    pub amount: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AdminFilter {
+    pub status: Option<String>,
+    pub search: Option<String>,
+}
+
+impl Store {
+    pub async fn admin_organizations(
+        &self,
+        filter: &AdminFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AdminOrgRow>, StoreError> {
+        let search = filter
+            .search
+            .as_deref()
+            .map(|s| format!("%{}%", s.to_lowercase()));
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT o.id, o.slug, o.stripe_customer_id, s.id AS subscription_id, s.status, \
+                 p.name AS product_name, s.quantity, s.unit_amount, s.currency, s.recurring_interval, \
+                 s.interval_count, s.current_period_end, s.cancel_at_period_end, s.cancel_at, \
+                 CAST((SELECT COALESCE(SUM(l.amount), 0) FROM credit_ledger l \
+                       WHERE l.org_id = o.id OR l.customer_id = o.stripe_customer_id) AS BIGINT) AS credit_balance, \
+                 (SELECT MAX(event_created) FROM subscriptions s3 WHERE s3.customer_id = o.stripe_customer_id) \
+                   AS last_event_at \
+                 FROM organizations o \
+                 LEFT JOIN subscriptions s ON s.id = ",
+                // The subscription that describes an organization: its newest.
+                "(SELECT s2.id FROM subscriptions s2 WHERE s2.customer_id = o.stripe_customer_id \
+                 ORDER BY s2.created DESC, s2.id DESC LIMIT 1)",
+                " LEFT JOIN products p ON p.id = s.product_id \
+                 WHERE ($1 = '' OR s.status = $1) \
+                 AND ($2 = '' OR LOWER(o.id) LIKE $2 OR LOWER(COALESCE(o.slug, '')) LIKE $2) \
+                 ORDER BY o.id LIMIT $3 OFFSET $4"
+            ))
+            .bind(filter.status.as_deref().unwrap_or(""))
+            .bind(search.as_deref().unwrap_or(""))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn credit_ledger(
+        &self,
+        org_id: &str,
+        customer: Option<&str>,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT source_type, source_id, amount, created_at FROM credit_ledger \
+                 WHERE org_id = $1 OR customer_id = $2 ORDER BY created_at DESC, source_id DESC LIMIT 100",
+            )
+            .bind(org_id)
+            .bind(customer)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn payment_methods_of(&self, customer: &str) -> Result<Vec<Card>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, brand, last4, exp_month, exp_year FROM payment_methods \
+                 WHERE customer_id = $1 ORDER BY event_created DESC, id",
+            )
+            .bind(customer)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Recent events that mention `customer` (their payloads name it).
+    pub async fn events_of_customer(
+        &self,
+        customer: &str,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let needle = format!("%\"{customer}\"%");
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, type, created, payload, received_at, processed_at, attempts, last_error \
+                 FROM stripe_events WHERE payload LIKE $1 ORDER BY created DESC, id DESC LIMIT $2",
+            )
+            .bind(&needle)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}

@@ -1,0 +1,433 @@
+//! A short-lived, in-process cache of the Plans tab's reads (plan state and
+//! billing history), the page's whole database cost.
+//!
+//! Every write made through this process drops what it touched when its
+//! transaction commits (`Tx::commit`, and the few writes outside a `Tx`), so
+//! one instance always shows its own writes. The time to live bounds only how
+//! long a write made by another instance can go unseen. A read that raced a
+//! write is not kept: each invalidation bumps an epoch, and a read stores its
+//! result only if the epoch it started under is still current. When an entry
+//! expires under load, one request per organization reads it again while the
+//! others wait for that read instead of all reaching the database at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::store::StoreError;
+use crate::store::plan_state::{Plans, PlansKey};
+
+/// Organizations kept at most (an entry with 24 invoices is about 10 KiB).
+const CAPACITY: usize = 10_000;
+
+/// What a transaction changed, by the keys the cache is reached through.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct Changed {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(in crate::store) customers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(in crate::store) orgs: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(in crate::store) everything: bool,
+}
+
+impl Changed {
+    pub fn customer(&mut self, id: &str) {
+        self.customers.push(id.to_owned());
+    }
+
+    pub fn org(&mut self, id: &str) {
+        self.orgs.push(id.to_owned());
+    }
+
+    /// For rows many organizations show (products), or rows whose previous
+    /// owner is unknown (a detached payment method).
+    pub fn everything(&mut self) {
+        self.everything = true;
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.everything && self.customers.is_empty() && self.orgs.is_empty()
+    }
+
+    pub fn merge(&mut self, other: Changed) {
+        self.customers.extend(other.customers);
+        self.orgs.extend(other.orgs);
+        self.everything |= other.everything;
+    }
+
+    /// Each key once; no keys when everything changed.
+    pub fn deduplicated(mut self) -> Self {
+        if self.everything {
+            self.customers.clear();
+            self.orgs.clear();
+        }
+        for keys in [&mut self.customers, &mut self.orgs] {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        self
+    }
+}
+
+#[derive(Debug)]
+pub struct PlansCache {
+    ttl: Duration,
+    inner: Mutex<Inner>,
+    /// One lock per organization being read, held by its reader.
+    reads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Where this instance's changes are announced to the others, if anywhere.
+    announce: OnceLock<mpsc::UnboundedSender<Changed>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    epoch: u64,
+    entries: HashMap<String, Entry>,
+    org_of_customer: HashMap<String, String>,
+    /// When expired entries were last let go.
+    swept: Option<Instant>,
+}
+
+impl Inner {
+    fn sweep(&mut self, ttl: Duration) {
+        self.entries.retain(|_, entry| entry.at.elapsed() < ttl);
+        let entries = &self.entries;
+        self.org_of_customer
+            .retain(|_, org| entries.contains_key(org));
+        self.swept = Some(Instant::now());
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    customer: Option<String>,
+    history: i64,
+    plans: Arc<Plans>,
+    at: Instant,
+}
+
+/// Where a read started, to be handed back with its result.
+struct Ticket(u64);
+
+impl PlansCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            inner: Mutex::default(),
+            reads: Mutex::default(),
+            announce: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn announce_to(&self, queue: mpsc::UnboundedSender<Changed>) {
+        let _ = self.announce.set(queue);
+    }
+
+    /// The cached reads of `org`, or `read()`'s, kept for the next request.
+    pub async fn get_or_read<F>(
+        &self,
+        key: PlansKey<'_>,
+        read: impl FnOnce() -> F,
+    ) -> Result<Arc<Plans>, StoreError>
+    where
+        F: Future<Output = Result<Plans, StoreError>>,
+    {
+        if let Ok(plans) = self.get(key) {
+            return Ok(plans);
+        }
+        if self.ttl.is_zero() {
+            return read().await.map(Arc::new);
+        }
+        let lock = self.read_lock(key.org);
+        let first = lock.try_lock().ok();
+        if first.is_none() {
+            // Someone is reading it: wait, then read too only if that answer
+            // was not kept (a write raced it).
+            drop(lock.lock().await);
+        }
+        let result = match self.get(key) {
+            Ok(plans) => Ok(plans),
+            Err(ticket) => read().await.map(|plans| {
+                let plans = Arc::new(plans);
+                self.put(ticket, key, plans.clone());
+                plans
+            }),
+        };
+        drop(first);
+        self.release_read_lock(key.org, lock);
+        result
+    }
+
+    fn read_lock(&self, org: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+        reads.entry(org.to_owned()).or_default().clone()
+    }
+
+    /// Forgets the organization's lock once nobody else holds or awaits it.
+    fn release_read_lock(&self, org: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+        // Ours and the map's: no other request has cloned it.
+        if Arc::strong_count(&lock) == 2 {
+            reads.remove(org);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached reads of `org`, if fresh and made for the same customer
+    /// and history length; else a ticket for storing a new read.
+    fn get(&self, key: PlansKey<'_>) -> Result<Arc<Plans>, Ticket> {
+        let inner = self.lock();
+        match inner.entries.get(key.org) {
+            Some(entry)
+                if entry.at.elapsed() < self.ttl
+                    && entry.customer.as_deref() == key.customer
+                    && entry.history == key.history =>
+            {
+                Ok(entry.plans.clone())
+            }
+            _ => Err(Ticket(inner.epoch)),
+        }
+    }
+
+    /// Keeps a read unless something was invalidated since it began.
+    fn put(&self, ticket: Ticket, key: PlansKey<'_>, plans: Arc<Plans>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.epoch != ticket.0 {
+            return;
+        }
+        // Expired entries are let go at most once a TTL (or a second), so
+        // memory follows the organizations viewed lately, not ever.
+        let sweep_due = inner
+            .swept
+            .is_none_or(|at| at.elapsed() >= self.ttl.max(Duration::from_secs(1)));
+        if sweep_due || inner.entries.len() >= CAPACITY {
+            inner.sweep(self.ttl);
+        }
+        if inner.entries.len() >= CAPACITY {
+            return;
+        }
+        if let Some(customer) = key.customer {
+            inner
+                .org_of_customer
+                .insert(customer.to_owned(), key.org.to_owned());
+        }
+        let entry = Entry {
+            customer: key.customer.map(str::to_owned),
+            history: key.history,
+            plans,
+            at: Instant::now(),
+        };
+        inner.entries.insert(key.org.to_owned(), entry);
+    }
+
+    /// Drops what this instance changed, and tells the others.
+    pub(crate) fn invalidate(&self, changed: &Changed) {
+        if changed.is_empty() {
+            return;
+        }
+        self.apply(changed);
+        if let Some(queue) = self.announce.get() {
+            let _ = queue.send(changed.clone());
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut everything = Changed::default();
+        everything.everything();
+        self.apply(&everything);
+    }
+
+    /// Drops what `changed` names.
+    pub(crate) fn apply(&self, changed: &Changed) {
+        if changed.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.epoch += 1;
+        if changed.everything {
+            inner.entries.clear();
+            inner.org_of_customer.clear();
+            return;
+        }
+        for customer in &changed.customers {
+            if let Some(org) = inner.org_of_customer.remove(customer) {
+                inner.entries.remove(&org);
+            }
+        }
+        for org in &changed.orgs {
+            inner.entries.remove(org);
+        }
+    }
+
+    /// For writes made outside a `Tx`.
+    pub(crate) fn invalidate_org(&self, org: &str) {
+        let mut changed = Changed::default();
+        changed.org(org);
+        self.invalidate(&changed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::BillingState;
+
+    fn plans(credit_balance: i64) -> Arc<Plans> {
+        Arc::new(Plans {
+            billing: BillingState {
+                subscriptions: Vec::new(),
+                payment_method: None,
+                credit_balance,
+                synced_at: None,
+                portal_visited: false,
+            },
+            invoices: Vec::new(),
+        })
+    }
+
+    fn key<'a>(org: &'a str, customer: Option<&'a str>) -> PlansKey<'a> {
+        PlansKey {
+            org,
+            customer,
+            history: 24,
+        }
+    }
+
+    fn cached(cache: &PlansCache, org: &str, customer: Option<&str>) -> Option<i64> {
+        cache
+            .get(key(org, customer))
+            .ok()
+            .map(|p| p.billing.credit_balance)
+    }
+
+    fn fill(cache: &PlansCache, org: &str, customer: Option<&str>, balance: i64) {
+        let ticket = cache.get(key(org, customer)).unwrap_err();
+        cache.put(ticket, key(org, customer), plans(balance));
+    }
+
+    #[test]
+    fn serves_a_fresh_read_for_the_same_customer_and_history_only() {
+        let cache = PlansCache::new(Duration::from_secs(60));
+        fill(&cache, "org_1", Some("cus_1"), 5);
+        assert_eq!(cached(&cache, "org_1", Some("cus_1")), Some(5));
+        assert_eq!(cached(&cache, "org_1", Some("cus_2")), None);
+        assert_eq!(cached(&cache, "org_1", None), None);
+        let shorter = PlansKey {
+            history: 10,
+            ..key("org_1", Some("cus_1"))
+        };
+        assert!(cache.get(shorter).is_err());
+        assert_eq!(cached(&cache, "org_2", Some("cus_1")), None);
+    }
+
+    #[test]
+    fn a_write_drops_the_organization_by_customer_by_org_or_all() {
+        let cache = PlansCache::new(Duration::from_secs(60));
+        for (org, customer) in [("org_1", "cus_1"), ("org_2", "cus_2"), ("org_3", "cus_3")] {
+            fill(&cache, org, Some(customer), 1);
+        }
+        let mut changed = Changed::default();
+        changed.customer("cus_1");
+        cache.invalidate(&changed);
+        assert_eq!(cached(&cache, "org_1", Some("cus_1")), None);
+        assert_eq!(cached(&cache, "org_2", Some("cus_2")), Some(1));
+        cache.invalidate_org("org_2");
+        assert_eq!(cached(&cache, "org_2", Some("cus_2")), None);
+        assert_eq!(cached(&cache, "org_3", Some("cus_3")), Some(1));
+        let mut changed = Changed::default();
+        changed.everything();
+        cache.invalidate(&changed);
+        assert_eq!(cached(&cache, "org_3", Some("cus_3")), None);
+    }
+
+    #[test]
+    fn a_read_that_raced_a_write_is_not_kept() {
+        let cache = PlansCache::new(Duration::from_secs(60));
+        let ticket = cache.get(key("org_1", Some("cus_1"))).unwrap_err();
+        cache.invalidate_org("org_9");
+        cache.put(ticket, key("org_1", Some("cus_1")), plans(1));
+        assert_eq!(cached(&cache, "org_1", Some("cus_1")), None);
+    }
+
+    #[test]
+    fn nothing_is_kept_past_its_time_or_with_a_zero_ttl() {
+        let cache = PlansCache::new(Duration::from_millis(20));
+        fill(&cache, "org_1", None, 1);
+        assert_eq!(cached(&cache, "org_1", None), Some(1));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(cached(&cache, "org_1", None), None);
+        let off = PlansCache::new(Duration::ZERO);
+        fill(&off, "org_1", None, 1);
+        assert_eq!(cached(&off, "org_1", None), None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_read() {
+        let cache = Arc::new(PlansCache::new(Duration::from_secs(60)));
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let loads = (0..16).map(|_| {
+            let (cache, reads) = (cache.clone(), reads.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_read(key("org_1", None), || async {
+                        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(Arc::unwrap_or_clone(plans(7)))
+                    })
+                    .await
+                    .unwrap()
+                    .billing
+                    .credit_balance
+            })
+        });
+        for load in loads.collect::<Vec<_>>() {
+            assert_eq!(load.await.unwrap(), 7);
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(cache.reads.lock().unwrap().is_empty(), "locks are released");
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_reported_and_not_kept() {
+        let cache = PlansCache::new(Duration::from_secs(60));
+        let failed = cache
+            .get_or_read(key("org_1", None), || async {
+                Err(StoreError::Corrupt("boom".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(cached(&cache, "org_1", None), None);
+    }
+
+    #[test]
+    fn expired_entries_are_let_go() {
+        let cache = PlansCache::new(Duration::from_millis(10));
+        fill(&cache, "org_1", Some("cus_1"), 1);
+        std::thread::sleep(Duration::from_millis(20));
+        cache.lock().swept = Some(Instant::now() - Duration::from_secs(2));
+        fill(&cache, "org_2", Some("cus_2"), 1);
+        let inner = cache.lock();
+        assert_eq!(inner.entries.keys().collect::<Vec<_>>(), ["org_2"]);
+        assert_eq!(inner.org_of_customer.keys().collect::<Vec<_>>(), ["cus_2"]);
+    }
+
+    #[test]
+    fn an_empty_change_does_not_disturb_reads_in_flight() {
+        let cache = PlansCache::new(Duration::from_secs(60));
+        let ticket = cache.get(key("org_1", None)).unwrap_err();
+        cache.invalidate(&Changed::default());
+        cache.put(ticket, key("org_1", None), plans(3));
+        assert_eq!(cached(&cache, "org_1", None), Some(3));
+    }
+}

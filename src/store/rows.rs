@@ -1,0 +1,426 @@
+//! The rows of Stripe state we keep, each declared once: its fields and the
+//! columns they fill. The declaration gives the row its upsert (with the
+//! version guard), its fingerprint and its `SELECT` of the stored fingerprint,
+//! so a column is named in exactly one place.
+
+use std::sync::LazyLock;
+
+use super::{StoreError, Tx, with_tx};
+use crate::domain::unix_now;
+
+/// Which write wins: compared as (created, rank, source).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    /// The event's `created`, or the fetch time for reconciliation.
+    pub created: i64,
+    /// Breaks same-second ties by the object's own state.
+    pub rank: i64,
+    /// The event id (or `sync`): the last, arbitrary but total, tie-breaker.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRow {
+    pub id: String,
+    pub org_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub default_payment_method: Option<String>,
+    pub deleted: bool,
+    pub version: Version,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionItemRow {
+    pub id: String,
+    pub price_id: Option<String>,
+    pub product_id: Option<String>,
+    pub quantity: Option<i64>,
+    pub currency: Option<String>,
+    pub unit_amount: Option<i64>,
+    pub interval: Option<String>,
+    pub interval_count: Option<i64>,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub customer_id: String,
+    pub status: String,
+    pub price_id: Option<String>,
+    pub product_id: Option<String>,
+    pub quantity: Option<i64>,
+    pub currency: Option<String>,
+    pub unit_amount: Option<i64>,
+    pub interval: Option<String>,
+    pub interval_count: Option<i64>,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub trial_start: Option<i64>,
+    pub trial_end: Option<i64>,
+    pub default_payment_method: Option<String>,
+    pub created: i64,
+    pub items: Vec<SubscriptionItemRow>,
+    pub version: Version,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceRow {
+    pub id: String,
+    pub customer_id: String,
+    pub subscription_id: Option<String>,
+    pub number: Option<String>,
+    pub status: Option<String>,
+    pub currency: String,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub amount_remaining: i64,
+    pub total: i64,
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
+    pub period_start: Option<i64>,
+    pub period_end: Option<i64>,
+    pub created: i64,
+    pub deleted: bool,
+    pub version: Version,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentMethodRow {
+    pub id: String,
+    pub customer_id: Option<String>,
+    pub kind: String,
+    pub brand: Option<String>,
+    pub last4: Option<String>,
+    pub exp_month: Option<i64>,
+    pub exp_year: Option<i64>,
+    pub version: Version,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub active: bool,
+    pub deleted: bool,
+    pub version: Version,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceRow {
+    pub id: String,
+    pub product_id: Option<String>,
+    pub active: bool,
+    pub currency: String,
+    pub unit_amount: Option<i64>,
+    pub kind: Option<String>,
+    pub interval: Option<String>,
+    pub interval_count: Option<i64>,
+    pub nickname: Option<String>,
+    pub lookup_key: Option<String>,
+    pub credits: Option<i64>,
+    pub deleted: bool,
+    pub version: Version,
+}
+
+/// A row whose synced content can be fingerprinted, so reconciliation can
+/// tell a real change from a version bump.
+pub trait SyncedRow: std::fmt::Debug + Clone {
+    /// `SELECT content_hash FROM <table> WHERE id = $1`.
+    const SELECT_HASH: &'static str;
+    fn id(&self) -> &str;
+    fn version_mut(&mut self) -> &mut Version;
+
+    /// SHA-256 of the row's fields with the version blanked out.
+    fn content_hash(&self) -> String {
+        let mut content = self.clone();
+        *content.version_mut() = Version::default();
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            format!("{content:?}").as_bytes(),
+        );
+        digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The columns every synced table ends with, after its own.
+const BOOKKEEPING: [&str; 5] = [
+    "event_created",
+    "event_rank",
+    "event_source",
+    "updated_at",
+    "content_hash",
+];
+
+/// An `INSERT … ON CONFLICT (id) DO UPDATE` of `columns` (the first is `id`).
+/// Columns in `keep_when_null` keep their stored value when the new one is
+/// NULL. With `guarded`, the row changes only when the incoming version is
+/// greater than the stored one, in SQL, so the guard holds across instances.
+pub(super) fn upsert_sql(
+    table: &str,
+    columns: &[&str],
+    keep_when_null: &[&str],
+    guarded: bool,
+) -> String {
+    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+    let updates: Vec<String> = columns
+        .iter()
+        .skip(1)
+        .map(|c| match keep_when_null.contains(c) {
+            true => format!("{c} = COALESCE(excluded.{c}, {table}.{c})"),
+            false => format!("{c} = excluded.{c}"),
+        })
+        .collect();
+    let mut sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+        columns.join(", "),
+        placeholders.join(", "),
+        updates.join(", "),
+    );
+    if guarded {
+        sql.push_str(&format!(
+            " WHERE ({table}.event_created, {table}.event_rank, {table}.event_source) \
+             < (excluded.event_created, excluded.event_rank, excluded.event_source)"
+        ));
+    }
+    sql
+}
+
+/// Declares a synced table: the row type, the table, and each column with the
+/// field that fills it, in order (`id` first, implied; the version
+/// bookkeeping last, implied).
+macro_rules! synced_table {
+    (
+        $row:ident => $table:literal {
+            $($column:literal: $field:ident),+ $(,)?
+        }
+        $(keep_when_null: [$($keep:literal),+])?
+    ) => {
+        impl SyncedRow for $row {
+            const SELECT_HASH: &'static str =
+                concat!("SELECT content_hash FROM ", $table, " WHERE id = $1");
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn version_mut(&mut self) -> &mut Version {
+                &mut self.version
+            }
+        }
+
+        impl $row {
+            /// Writes the row unless the stored one is as new or newer;
+            /// returns whether it was written.
+            pub(super) async fn upsert(&self, tx: &mut Tx) -> Result<bool, StoreError> {
+                static SQL: LazyLock<String> = LazyLock::new(|| {
+                    let columns: Vec<&str> = ["id", $($column),+]
+                        .into_iter()
+                        .chain(BOOKKEEPING)
+                        .collect();
+                    upsert_sql($table, &columns, &[$($($keep),+)?], true)
+                });
+                let v = &self.version;
+                let hash = self.content_hash();
+                let affected = with_tx!(tx, |conn| {
+                    sqlx::query(SQL.as_str())
+                        .bind(&self.id)
+                        $(.bind(&self.$field))+
+                        .bind(v.created)
+                        .bind(v.rank)
+                        .bind(&v.source)
+                        .bind(unix_now())
+                        .bind(&hash)
+                        .execute(conn)
+                        .await?
+                        .rows_affected()
+                });
+                Ok(affected > 0)
+            }
+        }
+    };
+}
+
+synced_table! {
+    CustomerRow => "customers" {
+        "org_id": org_id,
+        "email": email,
+        "name": name,
+        "default_payment_method": default_payment_method,
+        "deleted": deleted,
+    }
+    // An event without the metadata must not unlink what checkout linked.
+    keep_when_null: ["org_id"]
+}
+
+synced_table! {
+    SubscriptionRow => "subscriptions" {
+        "customer_id": customer_id,
+        "status": status,
+        "price_id": price_id,
+        "product_id": product_id,
+        "quantity": quantity,
+        "currency": currency,
+        "unit_amount": unit_amount,
+        "recurring_interval": interval,
+        "interval_count": interval_count,
+        "current_period_start": current_period_start,
+        "current_period_end": current_period_end,
+        "cancel_at_period_end": cancel_at_period_end,
+        "cancel_at": cancel_at,
+        "canceled_at": canceled_at,
+        "ended_at": ended_at,
+        "trial_start": trial_start,
+        "trial_end": trial_end,
+        "default_payment_method": default_payment_method,
+        "created": created,
+    }
+}
+
+synced_table! {
+    InvoiceRow => "invoices" {
+        "customer_id": customer_id,
+        "subscription_id": subscription_id,
+        "number": number,
+        "status": status,
+        "currency": currency,
+        "amount_due": amount_due,
+        "amount_paid": amount_paid,
+        "amount_remaining": amount_remaining,
+        "total": total,
+        "hosted_invoice_url": hosted_invoice_url,
+        "invoice_pdf": invoice_pdf,
+        "period_start": period_start,
+        "period_end": period_end,
+        "created": created,
+        "deleted": deleted,
+    }
+}
+
+synced_table! {
+    PaymentMethodRow => "payment_methods" {
+        "customer_id": customer_id,
+        "type": kind,
+        "brand": brand,
+        "last4": last4,
+        "exp_month": exp_month,
+        "exp_year": exp_year,
+    }
+}
+
+synced_table! {
+    ProductRow => "products" {
+        "name": name,
+        "description": description,
+        "active": active,
+        "deleted": deleted,
+    }
+}
+
+synced_table! {
+    PriceRow => "prices" {
+        "product_id": product_id,
+        "active": active,
+        "currency": currency,
+        "unit_amount": unit_amount,
+        "type": kind,
+        "recurring_interval": interval,
+        "interval_count": interval_count,
+        "nickname": nickname,
+        "lookup_key": lookup_key,
+        "credits": credits,
+        "deleted": deleted,
+    }
+}
+
+impl SubscriptionItemRow {
+    /// Items are part of their subscription's snapshot: not versioned alone.
+    pub(super) async fn upsert(
+        &self,
+        tx: &mut Tx,
+        subscription_id: &str,
+    ) -> Result<(), StoreError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let columns = [
+                "id",
+                "subscription_id",
+                "price_id",
+                "product_id",
+                "quantity",
+                "currency",
+                "unit_amount",
+                "recurring_interval",
+                "interval_count",
+                "current_period_start",
+                "current_period_end",
+            ];
+            upsert_sql("subscription_items", &columns, &[], false)
+        });
+        with_tx!(tx, |conn| {
+            sqlx::query(SQL.as_str())
+                .bind(&self.id)
+                .bind(subscription_id)
+                .bind(&self.price_id)
+                .bind(&self.product_id)
+                .bind(self.quantity)
+                .bind(&self.currency)
+                .bind(self.unit_amount)
+                .bind(&self.interval)
+                .bind(self.interval_count)
+                .bind(self.current_period_start)
+                .bind(self.current_period_end)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guarded_upsert_names_each_column_once_and_compares_versions() {
+        let sql = upsert_sql("t", &["id", "a", "b", "event_created"], &["b"], true);
+        assert_eq!(
+            sql,
+            "INSERT INTO t (id, a, b, event_created) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET a = excluded.a, b = COALESCE(excluded.b, t.b), \
+             event_created = excluded.event_created \
+             WHERE (t.event_created, t.event_rank, t.event_source) \
+             < (excluded.event_created, excluded.event_rank, excluded.event_source)"
+        );
+    }
+
+    #[test]
+    fn an_unguarded_upsert_has_no_version_comparison() {
+        let sql = upsert_sql("t", &["id", "a"], &[], false);
+        assert!(sql.ends_with("DO UPDATE SET a = excluded.a"), "{sql}");
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_the_version() {
+        let mut row = ProductRow {
+            id: "prod_1".into(),
+            name: Some("Pro".into()),
+            description: None,
+            active: true,
+            deleted: false,
+            version: Version::default(),
+        };
+        let before = row.content_hash();
+        row.version.created = 42;
+        assert_eq!(row.content_hash(), before);
+        row.name = Some("Team".into());
+        assert_ne!(row.content_hash(), before);
+    }
+}

@@ -1,0 +1,214 @@
+//! The organization page (General and Plans tabs).
+
+use askama::Template;
+
+use super::format::{self, date, interval, invoice_status, money, subscription_status};
+use crate::store::{CatalogPrice, InvoiceView, Plans, SubscriptionView};
+
+/// A message shown above the plans (after a checkout, or when Stripe was slow).
+pub struct Notice {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+pub struct SubscriptionCard {
+    pub id: String,
+    pub plan: String,
+    pub price: String,
+    pub seats: Option<String>,
+    pub status_label: &'static str,
+    pub status_class: &'static str,
+    pub detail: Option<String>,
+    pub warning: Option<&'static str>,
+    pub can_cancel: bool,
+    pub can_change: bool,
+}
+
+pub struct InvoiceRow {
+    pub date: String,
+    pub number: String,
+    pub amount: String,
+    pub status_label: &'static str,
+    pub status_class: &'static str,
+    pub hosted_url: Option<String>,
+    pub pdf_url: Option<String>,
+}
+
+pub struct PlanOffer {
+    pub price_id: String,
+    pub name: String,
+    pub price: String,
+}
+
+#[derive(Template)]
+#[template(path = "organization.html")]
+pub struct OrganizationPage {
+    pub org_id: String,
+    pub org_name: String,
+    pub org_slug: String,
+    pub role: String,
+    pub can_manage: bool,
+    pub csrf: String,
+    pub portal_path: &'static str,
+    pub has_customer: bool,
+    pub notice: Option<Notice>,
+    pub subscriptions: Vec<SubscriptionCard>,
+    pub payment_method: Option<String>,
+    pub credits: String,
+    pub invoices: Vec<InvoiceRow>,
+    pub synced: Option<String>,
+    pub offers: Vec<PlanOffer>,
+    pub sells_credits: bool,
+}
+
+/// What the organization page needs besides the billing state.
+pub struct OrganizationContext {
+    pub org_id: String,
+    pub org_slug: Option<String>,
+    pub role: Option<String>,
+    pub can_manage: bool,
+    pub csrf: String,
+    pub has_customer: bool,
+    pub notice: Option<Notice>,
+    pub sells_credits: bool,
+    /// Where "Manage billing" goes (the route table's portal path).
+    pub portal_path: &'static str,
+}
+
+impl OrganizationPage {
+    pub fn new(context: OrganizationContext, plans: &Plans, catalog: &[CatalogPrice]) -> Self {
+        let Plans { billing, invoices } = plans;
+        let slug = context.org_slug.unwrap_or_default();
+        Self {
+            org_name: if slug.is_empty() {
+                context.org_id.clone()
+            } else {
+                slug.clone()
+            },
+            org_slug: if slug.is_empty() {
+                "—".to_owned()
+            } else {
+                slug
+            },
+            org_id: context.org_id,
+            role: context.role.unwrap_or_else(|| "member".to_owned()),
+            can_manage: context.can_manage,
+            csrf: context.csrf,
+            portal_path: context.portal_path,
+            has_customer: context.has_customer,
+            notice: context.notice,
+            subscriptions: billing
+                .subscriptions
+                .iter()
+                .map(subscription_card)
+                .collect(),
+            payment_method: billing.payment_method.as_ref().map(|pm| {
+                let brand = pm
+                    .brand
+                    .as_deref()
+                    .map(title_case)
+                    .unwrap_or_else(|| "Card".to_owned());
+                let last4 = pm.last4.as_deref().unwrap_or_default();
+                match (pm.exp_month, pm.exp_year) {
+                    (Some(m), Some(y)) => format!("{brand} •••• {last4}, expires {m:02}/{y}"),
+                    _ => format!("{brand} •••• {last4}"),
+                }
+            }),
+            credits: format::whole(billing.credit_balance),
+            invoices: invoices.iter().map(invoice_row).collect(),
+            synced: billing.synced_at.map(format::date_time),
+            offers: catalog.iter().map(plan_offer).collect(),
+            sells_credits: context.sells_credits,
+        }
+    }
+}
+
+fn subscription_card(s: &SubscriptionView) -> SubscriptionCard {
+    let (status_label, status_class) = subscription_status(&s.status);
+    let price = match (s.unit_amount, &s.currency) {
+        (Some(amount), Some(currency)) => {
+            let every = interval(
+                s.recurring_interval.as_deref().unwrap_or("month"),
+                s.interval_count.unwrap_or(1),
+            );
+            format!("{} / {every}", money(amount, currency))
+        }
+        _ => "Custom pricing".to_owned(),
+    };
+    let live = matches!(s.status.as_str(), "active" | "trialing" | "past_due");
+    SubscriptionCard {
+        id: s.id.clone(),
+        plan: s
+            .product_name
+            .clone()
+            .unwrap_or_else(|| "Subscription".to_owned()),
+        price,
+        seats: s.quantity.filter(|q| *q > 1).map(|q| format!("{q} seats")),
+        status_label,
+        status_class,
+        detail: subscription_detail(s),
+        warning: match s.status.as_str() {
+            "past_due" => {
+                Some("Your last payment failed. Update your payment method to keep your plan.")
+            }
+            "unpaid" => {
+                Some("Payments have failed and the plan is suspended. Update your payment method.")
+            }
+            "incomplete" => Some("The first payment has not gone through yet."),
+            _ => None,
+        },
+        can_cancel: live && !s.cancel_at_period_end,
+        can_change: live,
+    }
+}
+
+fn subscription_detail(s: &SubscriptionView) -> Option<String> {
+    match s.status.as_str() {
+        "canceled" => s.canceled_at.map(|t| format!("Canceled on {}", date(t))),
+        "trialing" => s.trial_end.map(|t| format!("Trial ends on {}", date(t))),
+        "paused" => Some("Paused: no invoices until it resumes".to_owned()),
+        _ if s.cancel_at_period_end || s.cancel_at.is_some() => s
+            .cancel_at
+            .or(s.current_period_end)
+            .map(|t| format!("Cancels on {}", date(t))),
+        _ => s
+            .current_period_end
+            .map(|t| format!("Renews on {}", date(t))),
+    }
+}
+
+fn invoice_row(i: &InvoiceView) -> InvoiceRow {
+    let (status_label, status_class) = invoice_status(i.status.as_deref());
+    InvoiceRow {
+        date: date(i.created),
+        number: i.number.clone().unwrap_or_else(|| "Draft".to_owned()),
+        amount: money(i.total, &i.currency),
+        status_label,
+        status_class,
+        hosted_url: i.hosted_invoice_url.clone(),
+        pdf_url: i.invoice_pdf.clone(),
+    }
+}
+
+fn plan_offer(p: &CatalogPrice) -> PlanOffer {
+    let every = interval(
+        p.recurring_interval.as_deref().unwrap_or("month"),
+        p.interval_count.unwrap_or(1),
+    );
+    PlanOffer {
+        price_id: p.id.clone(),
+        name: p.product_name.clone().unwrap_or_else(|| p.id.clone()),
+        price: p
+            .unit_amount
+            .map(|a| format!("{} / {every}", money(a, &p.currency)))
+            .unwrap_or_else(|| "Custom pricing".to_owned()),
+    }
+}
+
+fn title_case(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,8 @@
+//! JSON handlers, one resource a file. Errors are `ApiError`, so every
+//! failure has the contract's body.
+
+pub mod health;
+pub mod invoices;
+pub mod plan_state;
+pub mod portal;
+pub mod webhooks;

@@ -1,0 +1,197 @@
+//! The operators' pages: every organization's synced plan state, one
+//! organization in detail with a resync, and webhook health with replay.
+//! Only Clerk users in `ADMIN_USER_IDS` get in; everyone else sees a 404.
+
+use actix_session::Session;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::billing::reconcile;
+use crate::billing::replay::{Selection, replay};
+use crate::domain::OrgId;
+use crate::state::AppState;
+use crate::store::{AdminFilter, StoreError};
+use crate::views::admin::{
+    AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, AdminWebhooksPage, EventLine, STATUSES,
+};
+use crate::web::errors::{PageError, html_page, see_other};
+use crate::web::guards::{NoFields, Operator, Posted, csrf_token};
+
+const PAGE_SIZE: i64 = 50;
+
+/// Back to `path` after a POST, with what happened as `?done=`.
+fn redirect_with_notice(path: &str, notice: &str) -> HttpResponse {
+    let notice: String = url::form_urlencoded::byte_serialize(notice.as_bytes()).collect();
+    see_other(&format!("{path}?done={notice}"))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    status: Option<String>,
+    page: Option<i64>,
+}
+
+pub async fn organizations(
+    _: Operator,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let status = query
+        .status
+        .clone()
+        .filter(|s| STATUSES.contains(&s.as_str()));
+    let search = query
+        .q
+        .clone()
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
+    let page = query.page.unwrap_or(1).clamp(1, 10_000);
+    let filter = AdminFilter {
+        status: status.clone(),
+        search: search.clone(),
+    };
+    // One extra row tells whether there is a next page.
+    let mut rows = state
+        .store
+        .admin_organizations(&filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+        .await
+        .map_err(PageError::internal)?;
+    let has_next = rows.len() as i64 > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE as usize);
+    let link = |p: i64| {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(q) = &search {
+            url.append_pair("q", q);
+        }
+        if let Some(s) = &status {
+            url.append_pair("status", s);
+        }
+        url.append_pair("page", &p.to_string());
+        format!("/admin?{}", url.finish())
+    };
+    let view = AdminListPage {
+        rows: rows.iter().map(AdminOrgLine::new).collect(),
+        status: status.clone().unwrap_or_default(),
+        search: search.clone().unwrap_or_default(),
+        statuses: STATUSES,
+        page,
+        prev_link: (page > 1).then(|| link(page - 1)),
+        next_link: has_next.then(|| link(page + 1)),
+    };
+    Ok(html_page(view.render().map_err(PageError::internal)?))
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    done: Option<String>,
+}
+
+pub async fn organization(
+    _: Operator,
+    session: Session,
+    id: web::Path<String>,
+    query: web::Query<NoticeQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let org_id = OrgId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let org = state
+        .store
+        .find_organization(&org_id)
+        .await
+        .map_err(PageError::internal)?
+        .ok_or(PageError::NotFound)?;
+    let store = &state.store;
+    let c = org.stripe_customer_id.as_ref().map(|c| c.as_str());
+    let (billing, invoices, cards, ledger, events) = tokio::try_join!(
+        store.billing_state(org.id.as_str(), c),
+        of_customer(c, |c| async move {
+            Ok(store.invoices_page(c, None, 50).await?.unwrap_or_default())
+        }),
+        of_customer(c, |c| store.payment_methods_of(c)),
+        store.credit_ledger(org.id.as_str(), c),
+        of_customer(c, |c| store.events_of_customer(c, 25)),
+    )
+    .map_err(PageError::internal)?;
+    let data = AdminOrgData {
+        id: org.id.to_string(),
+        slug: org.slug.clone(),
+        customer: c.map(str::to_owned),
+        billing,
+        invoices,
+        cards,
+        ledger,
+        events,
+    };
+    let view = AdminOrgPage::new(data, csrf_token(&session)?, query.done.clone());
+    Ok(html_page(view.render().map_err(PageError::internal)?))
+}
+
+/// `read` of the organization's customer; nothing when it has none.
+async fn of_customer<'a, T, F>(
+    customer: Option<&'a str>,
+    read: impl FnOnce(&'a str) -> F,
+) -> Result<Vec<T>, StoreError>
+where
+    F: Future<Output = Result<Vec<T>, StoreError>>,
+{
+    match customer {
+        Some(c) => read(c).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+pub async fn resync(
+    posted: Posted<Operator, NoFields>,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let Operator(identity) = posted.by;
+    let org_id = OrgId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let report = reconcile::sync(&state.store, &state.stripe, Some(&org_id))
+        .await
+        .map_err(PageError::internal)?;
+    log::info!("{} resynced {org_id}: {report}", identity.user_id);
+    Ok(redirect_with_notice(
+        &format!("/admin/orgs/{org_id}"),
+        &report.to_string(),
+    ))
+}
+
+pub async fn webhooks(
+    _: Operator,
+    session: Session,
+    query: web::Query<NoticeQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (failed, recent) =
+        tokio::try_join!(state.store.failed_events(50), state.store.recent_events(50))
+            .map_err(PageError::internal)?;
+    let view = AdminWebhooksPage {
+        csrf: csrf_token(&session)?,
+        notice: query.done.clone(),
+        failed: failed.iter().map(EventLine::new).collect(),
+        recent: recent.iter().map(EventLine::new).collect(),
+    };
+    Ok(html_page(view.render().map_err(PageError::internal)?))
+}
+
+pub async fn replay_event(
+    posted: Posted<Operator, NoFields>,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let Operator(identity) = posted.by;
+    let report = replay(&state.store, Selection::One(id.clone()))
+        .await
+        .map_err(PageError::internal)?;
+    if report.missing > 0 {
+        return Err(PageError::NotFound);
+    }
+    log::info!("{} replayed {id}: {report}", identity.user_id);
+    Ok(redirect_with_notice(
+        "/admin/webhooks",
+        &format!("{id}: {report}"),
+    ))
+}

@@ -1,0 +1,104 @@
+//! `GET /organization`: the General and Plans tabs. Back from Stripe
+//! (`?checkout=cs_…`, or the portal's return), it refreshes from Stripe first.
+
+use std::sync::Arc;
+
+use actix_session::Session;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::billing::checkout::{self, Refreshed};
+use crate::state::AppState;
+use crate::store::{Organization, Plans};
+use crate::views::{Notice, OrganizationContext, OrganizationPage};
+use crate::web::PORTAL_PATH;
+use crate::web::errors::{PageError, html_page};
+use crate::web::guards::{PageMember, can_manage, csrf_token};
+
+/// How many invoices the billing history shows.
+const HISTORY_LENGTH: i64 = 24;
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    checkout: Option<String>,
+}
+
+pub async fn show(
+    member: PageMember,
+    session: Session,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let store = &state.store;
+    let mut org = store
+        .ensure_organization_cached(&member.org.id, member.org.slug.as_deref())
+        .await
+        .map_err(PageError::internal)?;
+    let mut notice = None;
+    if let Some(session_id) = query.checkout.as_deref() {
+        let refreshed =
+            checkout::refresh_after_checkout(store, &state.stripe, &org, session_id).await;
+        notice = Some(match refreshed {
+            Refreshed::Done => Notice {
+                kind: "ok",
+                text: "Thank you! Your purchase is complete.".to_owned(),
+            },
+            Refreshed::StillSyncing => still_syncing(),
+        });
+        org = store
+            .find_organization(&org.id)
+            .await
+            .map_err(PageError::internal)?
+            .unwrap_or(org);
+    }
+    let mut plans = plans_of(&state, &org).await?;
+    if let (None, true, Some(customer)) = (
+        &query.checkout,
+        plans.billing.portal_visited,
+        &org.stripe_customer_id,
+    ) {
+        let refreshed = checkout::refresh_after_portal(store, &state.stripe, &org, customer).await;
+        notice = (refreshed == Refreshed::StillSyncing).then(still_syncing);
+        plans = plans_of(&state, &org).await?;
+    }
+    let context = OrganizationContext {
+        org_id: org.id.to_string(),
+        org_slug: org.slug.clone(),
+        role: member.org.role.clone(),
+        can_manage: can_manage(&state, &member.org),
+        csrf: csrf_token(&session)?,
+        has_customer: org.stripe_customer_id.is_some(),
+        notice,
+        sells_credits: state.pages.credits_price_id.is_some(),
+        portal_path: PORTAL_PATH,
+    };
+    let catalog = if context.has_customer {
+        Vec::new()
+    } else {
+        checkout::offers(store, &state.pages.price_ids)
+            .await
+            .map_err(PageError::internal)?
+    };
+    let html = OrganizationPage::new(context, &plans, &catalog)
+        .render()
+        .map_err(PageError::internal)?;
+    Ok(html_page(html))
+}
+
+/// The plan state and billing history.
+async fn plans_of(state: &AppState, org: &Organization) -> Result<Arc<Plans>, PageError> {
+    let customer = org.stripe_customer_id.as_ref().map(|c| c.as_str());
+    state
+        .store
+        .plans(org.id.as_str(), customer, HISTORY_LENGTH)
+        .await
+        .map_err(PageError::internal)
+}
+
+fn still_syncing() -> Notice {
+    Notice {
+        kind: "info",
+        text: "Changes you made in Stripe are still syncing and will show here shortly.".to_owned(),
+    }
+}
