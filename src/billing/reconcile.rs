@@ -200,7 +200,7 @@ async fn fetch_customer_objects(
         changes.push(Change::Subscription(subscription_row(sub, version)?));
     }
     for invoice in &invoices {
-        let version = fetched_version(fetched_at, invoice_status_rank(invoice.status.as_deref()));
+        let version = fetched_version(fetched_at, invoice_status_rank(invoice.status()));
         changes.extend(invoice_changes(invoice, version, false)?);
     }
     for method in &methods {

@@ -7,8 +7,57 @@ use crate::store::{
     SubscriptionItemRow, SubscriptionRow, Version,
 };
 use crate::stripe::objects::{
-    CheckoutSession, Event, FullCustomer, Invoice, PaymentMethod, Price, Product, Subscription,
+    CardSource, CheckoutSession, Event, FullCustomer, Invoice, PaymentMethod, Plan, Price, Product,
+    Subscription,
 };
+
+/// Every event type the service acts on: what `webhooks setup` subscribes
+/// the endpoint to, and the only types `plan` applies (others are recorded
+/// and acknowledged). The README lists the same.
+pub const HANDLED_EVENTS: &[&str] = &[
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "customer.source.created",
+    "customer.source.updated",
+    "customer.source.deleted",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.pending_update_applied",
+    "customer.subscription.pending_update_expired",
+    "customer.subscription.trial_will_end",
+    "invoice.created",
+    "invoice.deleted",
+    "invoice.finalization_failed",
+    "invoice.finalized",
+    "invoice.marked_uncollectible",
+    "invoice.overdue",
+    "invoice.paid",
+    "invoice.payment_action_required",
+    "invoice.payment_failed",
+    "invoice.payment_succeeded",
+    "invoice.sent",
+    "invoice.updated",
+    "invoice.voided",
+    "payment_method.attached",
+    "payment_method.automatically_updated",
+    "payment_method.detached",
+    "payment_method.updated",
+    "plan.created",
+    "plan.deleted",
+    "plan.updated",
+    "price.created",
+    "price.deleted",
+    "price.updated",
+    "product.created",
+    "product.deleted",
+    "product.updated",
+];
 
 /// One write an event asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,22 +104,26 @@ pub enum PlanError {
     Invalid(String),
 }
 
-/// The changes `event` asks for; uninteresting types ask for none.
+/// The changes `event` asks for; types not in `HANDLED_EVENTS` ask for none.
 pub fn plan(event: &Event) -> Result<Vec<Change>, PlanError> {
     let kind = event.kind.as_str();
-    match kind {
-        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
-            checkout_changes(&parse(event, "checkout session")?)
-        }
-        "customer.created" | "customer.updated" | "customer.deleted" => {
+    if !HANDLED_EVENTS.contains(&kind) {
+        return Ok(Vec::new());
+    }
+    let (family, action) = kind.rsplit_once('.').unwrap_or((kind, ""));
+    let removed = matches!(action, "deleted");
+    match family {
+        "checkout.session" => checkout_changes(&parse(event, "checkout session")?),
+        "customer" => {
             let customer: FullCustomer = parse(event, "customer")?;
             Ok(customer_changes(
                 &customer,
                 event_version(event, 0),
-                kind == "customer.deleted",
+                removed,
             ))
         }
-        _ if kind.starts_with("customer.subscription.") => {
+        "customer.source" => card_source_changes(event, removed),
+        "customer.subscription" => {
             let subscription: Subscription = parse(event, "subscription")?;
             let version = event_version(event, subscription_status_rank(&subscription.status));
             Ok(vec![Change::Subscription(subscription_row(
@@ -78,42 +131,59 @@ pub fn plan(event: &Event) -> Result<Vec<Change>, PlanError> {
                 version,
             )?)])
         }
-        _ if kind.starts_with("invoice.") => {
+        "invoice" => {
             let invoice: Invoice = parse(event, "invoice")?;
-            let deleted = kind == "invoice.deleted";
-            let rank = invoice_status_rank(invoice.status.as_deref());
-            invoice_changes(&invoice, event_version(event, rank), deleted)
+            let rank = invoice_status_rank(invoice.status());
+            invoice_changes(&invoice, event_version(event, rank), removed)
         }
-        "payment_method.attached"
-        | "payment_method.detached"
-        | "payment_method.updated"
-        | "payment_method.automatically_updated" => {
+        "payment_method" => {
             let method: PaymentMethod = parse(event, "payment method")?;
             Ok(vec![Change::PaymentMethod(payment_method_row(
                 &method,
                 event_version(event, 0),
             ))])
         }
-        _ if kind.starts_with("product.") => {
+        "product" => {
             let product: Product = parse(event, "product")?;
-            let deleted = kind == "product.deleted";
             Ok(vec![Change::Product(product_row(
                 &product,
                 event_version(event, 0),
-                deleted,
+                removed,
             ))])
         }
-        _ if kind.starts_with("price.") => {
+        "price" => {
             let price: Price = parse(event, "price")?;
-            let deleted = kind == "price.deleted";
             Ok(vec![Change::Price(price_row(
                 &price,
                 event_version(event, 0),
-                deleted,
+                removed,
+            ))])
+        }
+        // A plan is the price of the same id.
+        "plan" => {
+            let plan: Plan = parse(event, "plan")?;
+            Ok(vec![Change::Price(price_row(
+                &plan.as_price(),
+                event_version(event, 0),
+                removed,
             ))])
         }
         _ => Ok(Vec::new()),
     }
+}
+
+/// A card saved as a source is a payment method to us; other source kinds
+/// (bank accounts, sources of other types) are not shown.
+fn card_source_changes(event: &Event, removed: bool) -> Result<Vec<Change>, PlanError> {
+    let source: CardSource = parse(event, "customer source")?;
+    if source.object != "card" {
+        return Ok(Vec::new());
+    }
+    let mut row = payment_method_row(&source.as_payment_method(), event_version(event, 0));
+    if removed {
+        row.customer_id = None;
+    }
+    Ok(vec![Change::PaymentMethod(row)])
 }
 
 fn parse<T: serde::de::DeserializeOwned>(
@@ -243,12 +313,16 @@ pub fn subscription_row(
         .customer
         .clone()
         .ok_or_else(|| PlanError::Invalid(format!("subscription {} has no customer", sub.id)))?;
-    let items: Vec<SubscriptionItemRow> = sub
-        .items
-        .data
+    let fetched_items = sub.items();
+    let plan_name = fetched_items
+        .first()
+        .and_then(|item| item.price())
+        .and_then(|price| price.nickname);
+    let items: Vec<SubscriptionItemRow> = fetched_items
         .iter()
         .map(|item| {
-            let price = item.price.as_ref();
+            let price = item.price();
+            let price = price.as_ref();
             SubscriptionItemRow {
                 id: item.id.clone(),
                 price_id: price.map(|p| p.id.clone()),
@@ -279,6 +353,7 @@ pub fn subscription_row(
         unit_amount: primary.as_ref().and_then(|i| i.unit_amount),
         interval: primary.as_ref().and_then(|i| i.interval.clone()),
         interval_count: primary.as_ref().and_then(|i| i.interval_count),
+        plan_name,
         current_period_start,
         current_period_end,
         cancel_at_period_end: sub.cancel_at_period_end,
@@ -312,11 +387,11 @@ pub fn invoice_changes(
         customer_id: customer.clone(),
         subscription_id: invoice.subscription_id().map(str::to_owned),
         number: invoice.number.clone(),
-        status: invoice.status.clone(),
+        status: invoice.status().map(str::to_owned),
         currency: invoice.currency.clone(),
         amount_due: invoice.amount_due,
-        amount_paid: invoice.amount_paid,
-        amount_remaining: invoice.amount_remaining,
+        amount_paid: invoice.amount_paid(),
+        amount_remaining: invoice.amount_remaining(),
         total: invoice.total,
         hosted_invoice_url: invoice.hosted_invoice_url.clone(),
         invoice_pdf: invoice.invoice_pdf.clone(),
@@ -326,7 +401,7 @@ pub fn invoice_changes(
         deleted,
         version,
     })];
-    if invoice.status.as_deref() == Some("paid") {
+    if invoice.status() == Some("paid") {
         let lines: Vec<CreditLine> = invoice
             .lines
             .iter()
@@ -334,7 +409,7 @@ pub fn invoice_changes(
             .map(|line| CreditLine {
                 price_id: line.price_id().map(str::to_owned),
                 quantity: line.quantity.unwrap_or(1),
-                credits_per_unit: line.price.as_ref().and_then(Price::credits),
+                credits_per_unit: line.credits_per_unit(),
             })
             .collect();
         if !lines.is_empty() {
@@ -388,5 +463,45 @@ pub fn price_row(price: &Price, version: Version, deleted: bool) -> PriceRow {
         credits: price.credits(),
         deleted: deleted || price.deleted,
         version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, object: serde_json::Value) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "id": "evt_1", "type": kind, "created": 1, "data": {"object": object},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_handled_type_is_read_and_no_other() {
+        for kind in HANDLED_EVENTS {
+            // An empty object is not a valid one of any kind: the type was read.
+            let planned = plan(&event(kind, serde_json::json!({})));
+            assert!(planned.is_err(), "{kind} is listed but not planned");
+        }
+        for kind in [
+            "invoice.upcoming",
+            "customer.discount.created",
+            "charge.succeeded",
+        ] {
+            assert!(
+                plan(&event(kind, serde_json::json!({})))
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+    }
+
+    #[test]
+    fn the_handled_list_has_no_repeats() {
+        let mut kinds = HANDLED_EVENTS.to_vec();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), HANDLED_EVENTS.len());
     }
 }

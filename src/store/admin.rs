@@ -51,7 +51,7 @@ impl Store {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(concat!(
                 "SELECT o.id, o.slug, o.stripe_customer_id, s.id AS subscription_id, s.status, \
-                 p.name AS product_name, s.quantity, s.unit_amount, s.currency, s.recurring_interval, \
+                 COALESCE(p.name, s.plan_name) AS product_name, s.quantity, s.unit_amount, s.currency, s.recurring_interval, \
                  s.interval_count, s.current_period_end, s.cancel_at_period_end, s.cancel_at, \
                  CAST((SELECT COALESCE(SUM(l.amount), 0) FROM credit_ledger l \
                        WHERE l.org_id = o.id OR l.customer_id = o.stripe_customer_id) AS BIGINT) AS credit_balance, \

@@ -20,7 +20,7 @@ impl Store {
     pub async fn catalog(&self) -> Result<Vec<CatalogPrice>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT pr.id, p.name AS product_name, pr.unit_amount, pr.currency, pr.recurring_interval, \
+                "SELECT pr.id, COALESCE(p.name, pr.nickname) AS product_name, pr.unit_amount, pr.currency, pr.recurring_interval, \
                  pr.interval_count, pr.credits FROM prices pr LEFT JOIN products p ON p.id = pr.product_id \
                  WHERE pr.active = TRUE AND pr.deleted = FALSE AND pr.recurring_interval IS NOT NULL \
                  AND (p.id IS NULL OR (p.active = TRUE AND p.deleted = FALSE)) \
@@ -34,7 +34,7 @@ impl Store {
     pub async fn price(&self, id: &str) -> Result<Option<CatalogPrice>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT pr.id, p.name AS product_name, pr.unit_amount, pr.currency, pr.recurring_interval, \
+                "SELECT pr.id, COALESCE(p.name, pr.nickname) AS product_name, pr.unit_amount, pr.currency, pr.recurring_interval, \
                  pr.interval_count, pr.credits FROM prices pr LEFT JOIN products p ON p.id = pr.product_id \
                  WHERE pr.id = $1",
             )

@@ -170,7 +170,7 @@ impl Store {
     async fn subscriptions_of(&self, customer: &str) -> Result<Vec<SubscriptionView>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT s.id, s.status, s.price_id, s.product_id, p.name AS product_name, s.quantity, \
+                "SELECT s.id, s.status, s.price_id, s.product_id, COALESCE(p.name, s.plan_name) AS product_name, s.quantity, \
                  s.currency, s.unit_amount, s.recurring_interval, s.interval_count, \
                  s.current_period_start, s.current_period_end, s.cancel_at_period_end, s.cancel_at, \
                  s.canceled_at, s.trial_end, s.default_payment_method \

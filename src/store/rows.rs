@@ -56,6 +56,9 @@ pub struct SubscriptionRow {
     pub unit_amount: Option<i64>,
     pub interval: Option<String>,
     pub interval_count: Option<i64>,
+    /// The price's nickname (or a pre-2018 plan's name): shown when the
+    /// product's name is not known.
+    pub plan_name: Option<String>,
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
     pub cancel_at_period_end: bool,
@@ -272,6 +275,7 @@ synced_table! {
         "unit_amount": unit_amount,
         "recurring_interval": interval,
         "interval_count": interval_count,
+        "plan_name": plan_name,
         "current_period_start": current_period_start,
         "current_period_end": current_period_end,
         "cancel_at_period_end": cancel_at_period_end,

@@ -1,9 +1,22 @@
 //! The Stripe objects we sync, as they appear in API responses and event
-//! payloads. Events are rendered at the endpoint's API version, so every
-//! type accepts both the shapes before and after `2025-03-31.basil`: billing
-//! periods on the subscription or on its items, and an invoice's
-//! subscription at `subscription` or `parent.subscription_details.subscription`.
-//! Unknown fields are ignored; fields we need but Stripe may omit are optional.
+//! payloads. Events are rendered at the endpoint's (or account's) API
+//! version, and the Events API returns each event at the version it was
+//! created with, so every type accepts every shape since `2017-08-15`:
+//!
+//! - plans before prices (before `2020-08-27`): a subscription item (or a
+//!   legacy subscription itself) carries a `plan` and no `price`; a plan is
+//!   read as the price of the same id, as Stripe itself allows;
+//! - plans with a `name` and no product (before `2018-02-05`);
+//! - invoices with `date` instead of `created` (before `2019-03-14`) and
+//!   `paid`/`forgiven`/`closed` instead of `status` (before `2018-11-08`);
+//! - cards as customer sources (`card_…`) beside payment methods, and a
+//!   customer's `default_source` beside `invoice_settings.default_payment_method`;
+//! - billing periods on the subscription or on its items, and an invoice's
+//!   subscription at `subscription` or `parent.subscription_details.subscription`
+//!   (`2025-03-31.basil`).
+//!
+//! Unknown fields are ignored (clover's `billing_mode`, dahlia's additions);
+//! fields we need but Stripe may omit are optional.
 
 use std::collections::HashMap;
 
@@ -72,6 +85,58 @@ impl Price {
     }
 }
 
+/// A plan: the price object of API versions before prices, still sent by
+/// older endpoints and still usable wherever a price id is.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    /// Absent before `2018-02-05`, when plans had a `name` of their own.
+    #[serde(default, deserialize_with = "expandable_id")]
+    pub product: Option<String>,
+    /// Absent before `2018-02-05`; such plans were all active.
+    #[serde(default = "yes")]
+    pub active: bool,
+    pub currency: String,
+    pub amount: Option<i64>,
+    pub interval: String,
+    #[serde(default = "one")]
+    pub interval_count: i64,
+    pub nickname: Option<String>,
+    /// Before `2018-02-05`: the plan's display name.
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "metadata")]
+    pub metadata: HashMap<String, String>,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Plan {
+    /// The plan as the price it is: recurring, with the plan's name as its
+    /// nickname when it has no nickname.
+    pub fn as_price(&self) -> Price {
+        Price {
+            id: self.id.clone(),
+            product: self.product.clone(),
+            active: self.active,
+            currency: self.currency.clone(),
+            unit_amount: self.amount,
+            nickname: self.nickname.clone().or_else(|| self.name.clone()),
+            lookup_key: None,
+            recurring: Some(Recurring {
+                interval: self.interval.clone(),
+                interval_count: self.interval_count,
+            }),
+            kind: Some("recurring".to_owned()),
+            metadata: self.metadata.clone(),
+            deleted: self.deleted,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Product {
     pub id: String,
@@ -86,11 +151,22 @@ pub struct Product {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SubscriptionItem {
     pub id: String,
-    pub price: Option<Price>,
+    price: Option<Price>,
+    /// Before `2020-08-27`: the item's plan, and no price.
+    plan: Option<Plan>,
     pub quantity: Option<i64>,
     /// Since `2025-03-31.basil` periods live on items.
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
+}
+
+impl SubscriptionItem {
+    /// The item's price, or its plan read as a price.
+    pub fn price(&self) -> Option<Price> {
+        self.price
+            .clone()
+            .or_else(|| self.plan.as_ref().map(Plan::as_price))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,7 +177,12 @@ pub struct Subscription {
     pub status: String,
     pub created: i64,
     pub currency: Option<String>,
-    pub items: List<SubscriptionItem>,
+    #[serde(default = "no_items")]
+    items: List<SubscriptionItem>,
+    /// Single-plan subscriptions of old API versions carry their plan and
+    /// quantity at the top level too (and, before items existed, only there).
+    plan: Option<Plan>,
+    quantity: Option<i64>,
     /// Before `2025-03-31.basil` periods live on the subscription.
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
@@ -118,7 +199,33 @@ pub struct Subscription {
     pub metadata: HashMap<String, String>,
 }
 
+fn no_items() -> List<SubscriptionItem> {
+    List {
+        data: Vec::new(),
+        has_more: false,
+    }
+}
+
 impl Subscription {
+    /// The subscription's items; a legacy subscription with only a top-level
+    /// plan reads as one item of that plan.
+    pub fn items(&self) -> Vec<SubscriptionItem> {
+        if !self.items.data.is_empty() {
+            return self.items.data.clone();
+        }
+        self.plan
+            .iter()
+            .map(|plan| SubscriptionItem {
+                id: format!("{}:{}", self.id, plan.id),
+                price: None,
+                plan: Some(plan.clone()),
+                quantity: self.quantity,
+                current_period_start: None,
+                current_period_end: None,
+            })
+            .collect()
+    }
+
     /// The item that defines the plan (the first; we sell one price per subscription).
     pub fn primary_item(&self) -> Option<&SubscriptionItem> {
         self.items.data.first()
@@ -152,6 +259,8 @@ pub struct InvoiceLine {
     pub quantity: Option<i64>,
     /// Before basil: the line's price object.
     pub price: Option<Price>,
+    /// Before `2020-08-27`: the line's plan.
+    pub plan: Option<Plan>,
     /// Since basil: `pricing.price_details.price` (an id).
     pub pricing: Option<LinePricing>,
 }
@@ -169,14 +278,27 @@ pub struct PriceDetails {
 
 impl InvoiceLine {
     pub fn price_id(&self) -> Option<&str> {
-        self.price.as_ref().map(|p| p.id.as_str()).or_else(|| {
-            self.pricing
-                .as_ref()?
-                .price_details
-                .as_ref()?
-                .price
-                .as_deref()
-        })
+        self.price
+            .as_ref()
+            .map(|p| p.id.as_str())
+            .or_else(|| self.plan.as_ref().map(|p| p.id.as_str()))
+            .or_else(|| {
+                self.pricing
+                    .as_ref()?
+                    .price_details
+                    .as_ref()?
+                    .price
+                    .as_deref()
+            })
+    }
+
+    /// Credits one unit grants, when the payload embeds the price or plan.
+    pub fn credits_per_unit(&self) -> Option<i64> {
+        match (&self.price, &self.plan) {
+            (Some(price), _) => price.credits(),
+            (None, Some(plan)) => plan.as_price().credits(),
+            (None, None) => None,
+        }
     }
 }
 
@@ -186,29 +308,67 @@ pub struct Invoice {
     pub id: Option<String>,
     #[serde(deserialize_with = "expandable_id")]
     pub customer: Option<String>,
-    pub status: Option<String>,
+    status: Option<String>,
     pub number: Option<String>,
     pub currency: String,
     #[serde(default)]
     pub amount_due: i64,
-    #[serde(default)]
-    pub amount_paid: i64,
-    #[serde(default)]
-    pub amount_remaining: i64,
+    /// Both arrived in `2018-02-28`; read through `amount_paid()` and
+    /// `amount_remaining()`.
+    amount_paid: Option<i64>,
+    amount_remaining: Option<i64>,
     #[serde(default)]
     pub total: i64,
     pub hosted_invoice_url: Option<String>,
     pub invoice_pdf: Option<String>,
     pub period_start: Option<i64>,
     pub period_end: Option<i64>,
+    /// Named `date` before `2019-03-14`.
+    #[serde(alias = "date")]
     pub created: i64,
     #[serde(default, deserialize_with = "expandable_id")]
     subscription: Option<String>,
     parent: Option<InvoiceParent>,
     pub lines: Option<List<InvoiceLine>>,
+    /// Before `2018-11-08` an invoice had no `status`, only these.
+    paid: Option<bool>,
+    forgiven: Option<bool>,
+    closed: Option<bool>,
 }
 
 impl Invoice {
+    /// What was paid; for invoices of API versions without the field, all of
+    /// `amount_due` once paid.
+    pub fn amount_paid(&self) -> i64 {
+        self.amount_paid.unwrap_or(match self.status() {
+            Some("paid") => self.amount_due,
+            _ => 0,
+        })
+    }
+
+    /// What is still owed; for invoices of API versions without the field,
+    /// nothing once paid or written off, else `amount_due`.
+    pub fn amount_remaining(&self) -> i64 {
+        self.amount_remaining.unwrap_or(match self.status() {
+            Some("paid" | "uncollectible" | "void") => 0,
+            _ => self.amount_due,
+        })
+    }
+
+    /// `status`, or for invoices of API versions without one, the status its
+    /// `paid`, `forgiven` and `closed` flags amount to.
+    pub fn status(&self) -> Option<&str> {
+        if let Some(status) = self.status.as_deref() {
+            return Some(status);
+        }
+        match (self.paid, self.forgiven, self.closed) {
+            (Some(true), _, _) => Some("paid"),
+            (_, Some(true), _) | (_, _, Some(true)) => Some("uncollectible"),
+            (Some(false), _, _) => Some("open"),
+            _ => None,
+        }
+    }
+
     pub fn subscription_id(&self) -> Option<&str> {
         self.parent
             .as_ref()
@@ -235,6 +395,37 @@ pub struct PaymentMethod {
     pub card: Option<Card>,
 }
 
+/// A card saved as a customer source (`card_…`), as accounts that predate
+/// payment methods still have; `customer.source.*` events carry it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CardSource {
+    pub id: String,
+    pub object: String,
+    #[serde(default, deserialize_with = "expandable_id")]
+    pub customer: Option<String>,
+    pub brand: Option<String>,
+    pub last4: Option<String>,
+    pub exp_month: Option<i64>,
+    pub exp_year: Option<i64>,
+}
+
+impl CardSource {
+    /// The source as the payment method it works as.
+    pub fn as_payment_method(&self) -> PaymentMethod {
+        PaymentMethod {
+            id: self.id.clone(),
+            kind: "card".to_owned(),
+            customer: self.customer.clone(),
+            card: Some(Card {
+                brand: self.brand.as_deref().map(str::to_ascii_lowercase),
+                last4: self.last4.clone(),
+                exp_month: self.exp_month,
+                exp_year: self.exp_year,
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct InvoiceSettings {
     #[serde(default, deserialize_with = "expandable_id")]
@@ -249,16 +440,20 @@ pub struct FullCustomer {
     pub email: Option<String>,
     pub name: Option<String>,
     pub invoice_settings: Option<InvoiceSettings>,
+    /// Accounts that still charge cards saved as sources.
+    #[serde(default, deserialize_with = "expandable_id")]
+    pub default_source: Option<String>,
     #[serde(default, deserialize_with = "metadata")]
     pub metadata: HashMap<String, String>,
 }
 
 impl FullCustomer {
+    /// The invoice default payment method, else the default source.
     pub fn default_payment_method(&self) -> Option<&str> {
         self.invoice_settings
-            .as_ref()?
-            .default_payment_method
-            .as_deref()
+            .as_ref()
+            .and_then(|s| s.default_payment_method.as_deref())
+            .or(self.default_source.as_deref())
     }
 
     pub fn org_id(&self) -> Option<&str> {

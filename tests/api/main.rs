@@ -7,6 +7,7 @@
 mod db;
 
 mod admin;
+mod api_versions;
 mod auth;
 mod browser;
 mod contract;
