@@ -140,8 +140,17 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
             let stripe = StripeClient::new(&StripeSettings::from_env(env)?)?;
             let report = reconcile::sync(&store, &stripe, org.as_ref()).await?;
+            for line in report.lines() {
+                println!("{line}");
+            }
             println!("{report}");
-            Ok(())
+            match report.unreadable().as_slice() {
+                [] => Ok(()),
+                unreadable => bail!(
+                    "could not read {} from Stripe (everything else was applied)",
+                    unreadable.join(", ")
+                ),
+            }
         }
         Command::Events {
             command: EventsCommand::Replay { failed: _, id },

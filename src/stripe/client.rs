@@ -58,6 +58,11 @@ pub enum StripeError {
     Network(#[source] reqwest::Error),
     #[error("Stripe answered {status} with a body we could not read: {reason}")]
     InvalidResponse { status: StatusCode, reason: String },
+    /// An error status whose body is not Stripe's error JSON (a proxy's
+    /// page, an empty body): still an error with its status, never a
+    /// parse failure.
+    #[error("Stripe answered {status} ({excerpt:?})")]
+    Http { status: StatusCode, excerpt: String },
     #[error("could not encode the request for Stripe: {0}")]
     Encode(String),
 }
@@ -65,7 +70,9 @@ pub enum StripeError {
 impl StripeError {
     pub fn status(&self) -> Option<StatusCode> {
         match self {
-            Self::Api { status, .. } | Self::InvalidResponse { status, .. } => Some(*status),
+            Self::Api { status, .. }
+            | Self::InvalidResponse { status, .. }
+            | Self::Http { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -260,12 +267,28 @@ fn parse_response<R: DeserializeOwned>(
     if status.is_success() {
         return serde_json::from_slice(body).map_err(invalid);
     }
-    let envelope: ErrorEnvelope = serde_json::from_slice(body).map_err(invalid)?;
-    Err(StripeError::Api {
-        status,
-        body: envelope.error,
-        request_id,
-    })
+    match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(envelope) => Err(StripeError::Api {
+            status,
+            body: envelope.error,
+            request_id,
+        }),
+        Err(_) => Err(StripeError::Http {
+            status,
+            excerpt: excerpt(body),
+        }),
+    }
+}
+
+/// The start of a body, as text, for an error message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None if text.is_empty() => "empty body".to_owned(),
+        None => text.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -326,8 +349,12 @@ mod tests {
         assert_eq!(body.kind, "invalid_request_error");
         assert_eq!(body.code.as_deref(), Some("resource_missing"));
         assert_eq!(request_id.as_deref(), Some("req_1"));
-        let garbage = parse_response::<serde_json::Value>(StatusCode::BAD_GATEWAY, b"<html>", None)
+        let garbage = parse_response::<serde_json::Value>(StatusCode::NOT_FOUND, b"<html>", None)
             .unwrap_err();
-        assert!(matches!(garbage, StripeError::InvalidResponse { .. }));
+        assert!(garbage.is_not_found(), "{garbage}");
+        assert!(garbage.to_string().contains("404"), "{garbage}");
+        let unreadable =
+            parse_response::<serde_json::Value>(StatusCode::OK, b"<html>", None).unwrap_err();
+        assert!(matches!(unreadable, StripeError::InvalidResponse { .. }));
     }
 }

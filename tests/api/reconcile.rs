@@ -282,3 +282,88 @@ async fn sync_backs_off_on_rate_limits_and_completes() {
         "one 429, one retry"
     );
 }
+
+#[tokio::test]
+async fn sync_applies_what_it_can_read_when_stripe_refuses_some_resources() {
+    let app = TestApp::spawn().await;
+    stripe_account(&app).await;
+    // A restricted key without the Products permission: Stripe's JSON 403.
+    Mock::given(method("GET"))
+        .and(path("/v1/products"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": {
+            "type": "invalid_request_error",
+            "message": "The provided key 'rk_test_***' does not have the required permissions for this endpoint on account 'acct_1'. Having the 'rak_product_read' permission would allow this request to continue."
+        }})))
+        .with_priority(1)
+        .mount(&app.stripe)
+        .await;
+    // A proxy in front of Stripe answering invoices with an HTML 404.
+    Mock::given(method("GET"))
+        .and(path("/v1/invoices"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_string("<html><body>Not Found</body></html>"),
+        )
+        .with_priority(1)
+        .mount(&app.stripe)
+        .await;
+
+    let report = sync(&app.store, &app.stripe_client(0), None).await.unwrap();
+
+    assert_eq!(report.unreadable(), ["products", "invoices"], "{report}");
+    let (_, state) = app
+        .get_json("/api/v1/operations/payment/subscription", "org_one")
+        .await;
+    assert_eq!(state["customer"], "cus_1", "the customer is linked");
+    assert_eq!(state["subscriptions"][0]["status"], "active", "{state}");
+    assert_eq!(state["payment_method"]["last4"], "4242");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM prices").await,
+        1,
+        "the prices were still read"
+    );
+    let lines = report.lines().join("\n");
+    assert!(
+        lines.contains("products: fetched 0, changed 0, 1 read(s) failed"),
+        "{lines}"
+    );
+    assert!(lines.contains("403"), "{lines}");
+    assert!(
+        lines.contains("invoices: fetched 0, changed 0, 2 read(s) failed"),
+        "{lines}"
+    );
+    assert!(lines.contains("404"), "{lines}");
+    assert!(lines.contains("subscriptions: fetched 1"), "{lines}");
+
+    // The command prints the same lines and exits non-zero, naming them.
+    let stripe_base = app.stripe.uri();
+    let env = lance_billing::config::Env::from_pairs([
+        ("DATABASE_URL", app.database_url.as_str()),
+        ("STRIPE_SECRET_KEY", STRIPE_KEY),
+        ("STRIPE_API_BASE", stripe_base.as_str()),
+        ("STRIPE_MAX_RETRIES", "0"),
+    ]);
+    let cli = <lance_billing::cli::Cli as clap::Parser>::parse_from(["lance-billing", "sync"]);
+    let err = lance_billing::cli::run(cli, &env).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "could not read products, invoices from Stripe (everything else was applied)"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_key_stops_the_sync_at_once() {
+    let app = TestApp::spawn().await;
+    stripe_account(&app).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/customers"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_***"}}),
+        ))
+        .with_priority(1)
+        .mount(&app.stripe)
+        .await;
+    let err = sync(&app.store, &app.stripe_client(0), None)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("401"), "{err:#}");
+}

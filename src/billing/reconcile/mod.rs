@@ -3,11 +3,20 @@
 //! newest state (its version is the fetch time), so it overrides older
 //! events and yields to events created after the fetch. Safe to run while
 //! webhooks arrive, and idempotent: a second run reports no changes.
+//!
+//! It degrades instead of failing: a resource Stripe refuses (a restricted
+//! key without that permission, a resource the account does not have, a
+//! page that keeps failing after retries) is reported and skipped, and
+//! everything else is still applied. Only a refused key (401) stops it.
+
+mod report;
+
+pub use report::{Resource, ResourceLine, SyncReport};
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 
 use anyhow::Context;
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::apply_change;
@@ -18,30 +27,13 @@ use super::rules::{
 };
 use crate::domain::{OrgId, unix_now};
 use crate::store::{Store, StoreError, SyncedRow, Tx};
-use crate::stripe::StripeClient;
 use crate::stripe::objects::{
     CheckoutSession, FullCustomer, Invoice, List, PaymentMethod, Price, Product, Subscription,
 };
+use crate::stripe::{StripeClient, StripeError};
 
 /// Stripe's largest page.
 const PAGE_SIZE: &str = "100";
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SyncReport {
-    pub customers: usize,
-    pub fetched: usize,
-    pub changed: usize,
-}
-
-impl fmt::Display for SyncReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "synced {} customer(s): fetched {} object(s) from Stripe, {} change(s) applied",
-            self.customers, self.fetched, self.changed
-        )
-    }
-}
 
 /// Syncs every organization's customer (and the product catalog), or only `org`'s.
 pub async fn sync(
@@ -53,13 +45,39 @@ pub async fn sync(
     if org.is_none() {
         sync_catalog(store, stripe, &mut report).await?;
     }
-    for customer in customers_to_sync(store, stripe, org).await? {
+    for customer in customers_to_sync(store, stripe, org, &mut report).await? {
         sync_customer(store, stripe, &customer, &mut report)
             .await
             .with_context(|| format!("while syncing customer {}", customer.id))?;
         report.customers += 1;
     }
     Ok(report)
+}
+
+/// A read of `resource` that may be refused: its objects, or `None` after
+/// noting the failure in `report`. A refused key (401) fails the whole sync:
+/// nothing else could be read either.
+async fn read<T>(
+    report: &mut SyncReport,
+    resource: Resource,
+    fetched: impl Future<Output = anyhow::Result<Vec<T>>>,
+) -> anyhow::Result<Option<Vec<T>>> {
+    match fetched.await {
+        Ok(objects) => {
+            report.fetched(resource, objects.len());
+            Ok(Some(objects))
+        }
+        Err(err) if is_refused_key(&err) => Err(err),
+        Err(err) => {
+            report.failed(resource, &err);
+            Ok(None)
+        }
+    }
+}
+
+fn is_refused_key(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<StripeError>()
+        .is_some_and(|e| e.status() == Some(StatusCode::UNAUTHORIZED))
 }
 
 /// Syncs one customer by id: what a page does when a user returns from Stripe.
@@ -73,9 +91,16 @@ pub async fn sync_customer_by_id(
         .get(&format!("/v1/customers/{customer}"))
         .await
         .with_context(|| format!("could not fetch customer {customer}"))?;
+    report.fetched(Resource::Customers, 1);
     sync_customer(store, stripe, &fetched, &mut report).await?;
     report.customers = 1;
-    Ok(report)
+    match report.unreadable().as_slice() {
+        [] => Ok(report),
+        unreadable => anyhow::bail!(
+            "customer {customer}: could not read {}",
+            unreadable.join(", ")
+        ),
+    }
 }
 
 /// Applies a checkout session fetched from Stripe (the return from
@@ -97,30 +122,45 @@ async fn sync_catalog(
     report: &mut SyncReport,
 ) -> anyhow::Result<()> {
     let fetched_at = unix_now();
-    let products: Vec<Product> = list_all(stripe, "/v1/products", &[]).await?;
-    let prices: Vec<Price> = list_all(stripe, "/v1/prices", &[]).await?;
-    report.fetched += products.len() + prices.len();
+    let version = || fetched_version(fetched_at, 0);
+    let products: Vec<Product> = read(
+        report,
+        Resource::Products,
+        list_all(stripe, "/v1/products", &[]),
+    )
+    .await?
+    .unwrap_or_default();
+    // Plans are listed here too: a plan is the price of the same id.
+    let prices: Vec<Price> = read(
+        report,
+        Resource::Prices,
+        list_all(stripe, "/v1/prices", &[]),
+    )
+    .await?
+    .unwrap_or_default();
     let mut changes: Vec<Change> = products
         .iter()
-        .map(|p| Change::Product(product_row(p, fetched_version(fetched_at, 0), false)))
+        .map(|p| Change::Product(product_row(p, version(), false)))
         .collect();
     changes.extend(
         prices
             .iter()
-            .map(|p| Change::Price(price_row(p, fetched_version(fetched_at, 0), false))),
+            .map(|p| Change::Price(price_row(p, version(), false))),
     );
     let mut tx = store.begin().await?;
-    report.changed += apply_fetched(&mut tx, &changes).await?;
+    apply_fetched(&mut tx, &changes, report).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Customers tagged with `metadata.org_id`, plus those linked in our database
-/// (for example by `org link`) whether tagged or not.
+/// (for example by `org link`) whether tagged or not. When the list is
+/// refused, the linked customers are still fetched one by one.
 async fn customers_to_sync(
     store: &Store,
     stripe: &StripeClient,
     org: Option<&OrgId>,
+    report: &mut SyncReport,
 ) -> anyhow::Result<Vec<FullCustomer>> {
     let linked = store.linked_customers().await?;
     let linked: Vec<(String, String)> = match org {
@@ -130,8 +170,14 @@ async fn customers_to_sync(
             .collect(),
         None => linked,
     };
-    let mut customers: Vec<FullCustomer> = list_all::<FullCustomer>(stripe, "/v1/customers", &[])
-        .await?
+    let listed = read(
+        report,
+        Resource::Customers,
+        list_all::<FullCustomer>(stripe, "/v1/customers", &[]),
+    )
+    .await?
+    .unwrap_or_default();
+    let mut customers: Vec<FullCustomer> = listed
         .into_iter()
         .filter(|c| match (org, c.org_id()) {
             (Some(org), tagged) => {
@@ -143,11 +189,16 @@ async fn customers_to_sync(
     // Linked customers the list did not return (deleted ones are not listed).
     let listed: HashSet<String> = customers.iter().map(|c| c.id.clone()).collect();
     for (_, id) in linked.iter().filter(|(_, id)| !listed.contains(id)) {
-        let customer: FullCustomer = stripe
-            .get(&format!("/v1/customers/{id}"))
-            .await
-            .with_context(|| format!("could not fetch customer {id}"))?;
-        customers.push(customer);
+        let one = async {
+            let customer: FullCustomer = stripe
+                .get(&format!("/v1/customers/{id}"))
+                .await
+                .with_context(|| format!("could not fetch customer {id}"))?;
+            Ok(vec![customer])
+        };
+        if let Some(found) = read(report, Resource::Customers, one).await? {
+            customers.extend(found);
+        }
     }
     Ok(customers)
 }
@@ -161,16 +212,27 @@ async fn sync_customer(
     let id = customer.id.as_str();
     let fetched_at = unix_now();
     let mut changes = customer_changes(customer, fetched_version(fetched_at, 0), customer.deleted);
-    report.fetched += 1;
+    let mut methods_listed = false;
     if !customer.deleted {
-        changes.extend(fetch_customer_objects(stripe, id, fetched_at, report).await?);
+        let fetched = fetch_customer_objects(stripe, id, fetched_at, report).await?;
+        methods_listed = fetched.methods_listed;
+        changes.extend(fetched.changes);
     }
     // Fetch first, then write: the write lock is never held across the network.
     let mut tx = store.begin().await?;
-    changes.extend(detached_elsewhere(&mut tx, id, &changes, fetched_at).await?);
-    report.changed += apply_fetched(&mut tx, &changes).await?;
+    // Only a complete list of cards can tell which ones were detached.
+    if methods_listed {
+        changes.extend(detached_elsewhere(&mut tx, id, &changes, fetched_at).await?);
+    }
+    apply_fetched(&mut tx, &changes, report).await?;
     tx.commit().await?;
     Ok(())
+}
+
+struct CustomerObjects {
+    changes: Vec<Change>,
+    /// The payment methods were listed in full.
+    methods_listed: bool,
 }
 
 async fn fetch_customer_objects(
@@ -178,22 +240,36 @@ async fn fetch_customer_objects(
     customer: &str,
     fetched_at: i64,
     report: &mut SyncReport,
-) -> anyhow::Result<Vec<Change>> {
-    let subscriptions: Vec<Subscription> = list_all(
-        stripe,
-        "/v1/subscriptions",
-        &[("customer", customer), ("status", "all")],
+) -> anyhow::Result<CustomerObjects> {
+    let of_customer = [("customer", customer)];
+    let subscriptions: Vec<Subscription> = read(
+        report,
+        Resource::Subscriptions,
+        list_all(
+            stripe,
+            "/v1/subscriptions",
+            &[("customer", customer), ("status", "all")],
+        ),
+    )
+    .await?
+    .unwrap_or_default();
+    let invoices: Vec<Invoice> = read(
+        report,
+        Resource::Invoices,
+        list_all(stripe, "/v1/invoices", &of_customer),
+    )
+    .await?
+    .unwrap_or_default();
+    let methods: Option<Vec<PaymentMethod>> = read(
+        report,
+        Resource::PaymentMethods,
+        list_all(
+            stripe,
+            &format!("/v1/customers/{customer}/payment_methods"),
+            &[],
+        ),
     )
     .await?;
-    let invoices: Vec<Invoice> =
-        list_all(stripe, "/v1/invoices", &[("customer", customer)]).await?;
-    let methods: Vec<PaymentMethod> = list_all(
-        stripe,
-        &format!("/v1/customers/{customer}/payment_methods"),
-        &[],
-    )
-    .await?;
-    report.fetched += subscriptions.len() + invoices.len() + methods.len();
     let mut changes = Vec::new();
     for sub in &subscriptions {
         let version = fetched_version(fetched_at, subscription_status_rank(&sub.status));
@@ -203,13 +279,17 @@ async fn fetch_customer_objects(
         let version = fetched_version(fetched_at, invoice_status_rank(invoice.status()));
         changes.extend(invoice_changes(invoice, version, false)?);
     }
-    for method in &methods {
+    let methods_listed = methods.is_some();
+    for method in methods.iter().flatten() {
         // Listed under this customer: attached to it, whatever the object says.
         let mut row = payment_method_row(method, fetched_version(fetched_at, 0));
         row.customer_id = Some(customer.to_owned());
         changes.push(Change::PaymentMethod(row));
     }
-    Ok(changes)
+    Ok(CustomerObjects {
+        changes,
+        methods_listed,
+    })
 }
 
 /// Cards we think are attached but Stripe no longer lists: a missed
@@ -242,8 +322,11 @@ async fn detached_elsewhere(
 
 /// Applies fetched changes, counting those that altered content (a newer
 /// version with the same content is written, but is not a change).
-async fn apply_fetched(tx: &mut Tx, changes: &[Change]) -> Result<usize, StoreError> {
-    let mut changed = 0;
+async fn apply_fetched(
+    tx: &mut Tx,
+    changes: &[Change],
+    report: &mut SyncReport,
+) -> Result<(), StoreError> {
     for change in changes {
         let content_differs = match change {
             Change::Customer(row) => differs(tx, row).await?,
@@ -256,10 +339,10 @@ async fn apply_fetched(tx: &mut Tx, changes: &[Change]) -> Result<usize, StoreEr
         };
         let applied = apply_change(tx, change).await?;
         if content_differs || (applied && is_side_effect(change)) {
-            changed += 1;
+            report.changed(Resource::of(change));
         }
     }
-    Ok(changed)
+    Ok(())
 }
 
 fn is_side_effect(change: &Change) -> bool {
