@@ -4,8 +4,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::auth::dev::{DevKey, DevTokenRequest};
-use crate::billing::reconcile;
 use crate::billing::replay::{Selection, replay};
+use crate::billing::{catchup, endpoint, reconcile};
 use crate::config::{AuthSettings, DatabaseSettings, Env, Settings, StripeSettings};
 use crate::domain::{OrgId, StripeCustomerId, UserId};
 use crate::server::{Application, connect_and_migrate};
@@ -41,10 +41,15 @@ pub enum Command {
         #[arg(long)]
         org: Option<OrgId>,
     },
-    /// Stored webhook events.
+    /// Stripe events: catch up through the Events API, replay stored ones.
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// The Stripe webhook endpoint.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
     },
     /// Development helpers (never needed in production).
     Dev {
@@ -73,7 +78,29 @@ pub enum OrgCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Create the endpoint at URL subscribed to exactly the events this
+    /// service handles, at STRIPE_API_VERSION, and print its signing secret;
+    /// or bring the endpoint already at URL up to date. Safe to run again.
+    Setup {
+        /// https://{host}/api/v1/webhooks/stripe
+        #[arg(long)]
+        url: url::Url,
+        /// Create another endpoint even if one exists at URL (to roll the API version).
+        #[arg(long)]
+        new: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum EventsCommand {
+    /// Fetch events no webhook delivered from Stripe's Events API (kept 30
+    /// days) and apply them like webhooks; resumes from a stored cursor.
+    CatchUp {
+        /// Look back this far instead of resuming from the cursor (e.g. 72h, 7d).
+        #[arg(long, value_parser = parse_look_back)]
+        since: Option<std::time::Duration>,
+    },
     /// Re-apply stored events (safe: an applied event changes nothing again).
     Replay {
         /// Every event that was recorded but could not be applied.
@@ -153,6 +180,23 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             }
         }
         Command::Events {
+            command: EventsCommand::CatchUp { since },
+        } => {
+            let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
+            let stripe = StripeClient::new(&StripeSettings::from_env(env)?)?;
+            let report = catchup::catch_up(&store, &stripe, since).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Webhooks {
+            command: WebhooksCommand::Setup { url, new },
+        } => {
+            let stripe = StripeClient::new(&StripeSettings::from_env(env)?)?;
+            let outcome = endpoint::setup_endpoint(&stripe, url.as_str(), new).await?;
+            println!("{outcome}");
+            Ok(())
+        }
+        Command::Events {
             command: EventsCommand::Replay { failed: _, id },
         } => {
             let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
@@ -187,6 +231,11 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn parse_look_back(raw: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(raw)
+        .ok_or_else(|| format!("{raw:?} is not a duration such as 72h or 7d"))
 }
 
 async fn serve(env: &Env) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 //! middleware, the security headers and the route table of `crate::web`.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
@@ -13,9 +14,12 @@ use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
-use crate::billing::Ingestor;
+use crate::billing::versions::VersionWatch;
+use crate::billing::{Ingestor, catchup};
 use crate::config::{DatabaseSettings, PagesSettings, Settings};
 use crate::state::AppState;
 use crate::store::{AuditLog, Store};
@@ -23,19 +27,38 @@ use crate::stripe::StripeClient;
 use crate::stripe::webhook::WebhookVerifier;
 use crate::web;
 
+/// How long a stop waits for background tasks and the database, each.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct Application {
     port: u16,
     server: Server,
     store: Store,
+    /// Tells the background tasks to finish.
+    stop: CancellationToken,
+    /// The change feed, the catch-up schedule, the audit writer.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = connect_and_migrate(&settings.database).await?;
-        store
-            .follow_other_instances()
-            .await
-            .context("could not listen for other instances' billing changes")?;
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        tasks.extend(
+            store
+                .follow_other_instances(stop.clone())
+                .await
+                .context("could not listen for other instances' billing changes")?,
+        );
+        if let Some(interval) = settings.stripe.catchup_interval {
+            let stripe =
+                StripeClient::new(&settings.stripe).context("could not build the Stripe client")?;
+            let schedule = catchup::run_every(store.clone(), stripe, interval, stop.clone());
+            tasks.push(tokio::spawn(schedule));
+        }
+        let (audit, audit_writer) = AuditLog::spawn(store.clone(), stop.clone());
+        tasks.push(audit_writer);
         let authenticator = Data::new(Authenticator::from_settings(&settings.auth)?);
         let state = Data::new(AppState {
             store: store.clone(),
@@ -44,13 +67,14 @@ impl Application {
             plans_url: settings.server.plans_url(),
             origin: settings.server.origin(),
             pages: settings.pages.clone(),
-            audit: AuditLog::spawn(store.clone()),
+            audit,
             portal_configuration: settings.stripe.portal_configuration.clone(),
             webhooks: settings
                 .webhooks
                 .as_ref()
                 .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
             ingestor: Ingestor::for_store(store.clone()),
+            versions: VersionWatch::new(&settings.stripe.api_version),
         });
         let listener = TcpListener::bind(settings.server.bind_addr)
             .with_context(|| format!("could not listen on {}", settings.server.bind_addr))?;
@@ -87,6 +111,8 @@ impl Application {
             port,
             server: server.run(),
             store,
+            stop,
+            tasks,
         })
     }
 
@@ -94,9 +120,26 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM or SIGINT, then stops cleanly: no new
+    /// connections, in-flight requests finish (so every acknowledged webhook
+    /// is committed), the audit queue is written, background tasks end, and
+    /// the database pool closes; each wait is bounded.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.store.close().await;
+        log::info!("stopping: finishing background work");
+        self.stop.cancel();
+        for task in self.tasks {
+            if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
+                log::warn!("a background task did not finish within {STOP_TIMEOUT:?}");
+            }
+        }
+        if tokio::time::timeout(STOP_TIMEOUT, self.store.close())
+            .await
+            .is_err()
+        {
+            log::warn!("the database pool did not close within {STOP_TIMEOUT:?}");
+        }
+        log::info!("stopped");
         result
     }
 }

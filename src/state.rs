@@ -3,6 +3,7 @@
 //! the server that mounts them both depend on it and not on each other.
 
 use crate::billing::Ingestor;
+use crate::billing::versions::VersionWatch;
 use crate::config::PagesSettings;
 use crate::store::{AuditLog, Store};
 use crate::stripe::StripeClient;
@@ -21,4 +22,6 @@ pub struct AppState {
     /// `None` when no webhook secret is configured.
     pub webhooks: Option<WebhookVerifier>,
     pub ingestor: Ingestor,
+    /// Webhook events at another API version than ours, told once each.
+    pub versions: VersionWatch,
 }

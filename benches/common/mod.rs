@@ -40,6 +40,8 @@ impl Server {
             ("PUBLIC_URL", "https://app.lance.test".to_owned()),
             ("BIND_ADDR", format!("127.0.0.1:{port}")),
             ("RUST_LOG", "warn".to_owned()),
+            // No Stripe to catch up from.
+            ("STRIPE_CATCHUP_INTERVAL", "0".to_owned()),
         ];
         // Server sizing knobs, passed through when set.
         for (knob, var) in [

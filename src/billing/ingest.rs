@@ -99,37 +99,48 @@ async fn write_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, 
 }
 
 async fn write_batch(store: &Store, batch: Vec<Job>) {
-    let outcomes: Vec<Result<Ingested, IngestError>> =
-        match apply_in_one_transaction(store, &batch).await {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(err) if batch.len() > 1 => {
-                log::warn!(
-                    "a batch of {} event(s) failed ({err}); redoing them one by one",
-                    batch.len()
-                );
-                let mut outcomes = Vec::with_capacity(batch.len());
-                for job in &batch {
-                    let one = apply_in_one_transaction(store, std::slice::from_ref(job)).await;
-                    outcomes.push(one.map(|mut o| o.remove(0)).map_err(IngestError::from));
-                }
-                outcomes
-            }
-            Err(err) => vec![Err(IngestError::from(err))],
-        };
-    for (job, outcome) in batch.into_iter().zip(outcomes) {
-        let _ = job.reply.send(outcome);
+    let (events, replies): (Vec<ReceivedEvent>, Vec<_>) =
+        batch.into_iter().map(|job| (job.event, job.reply)).unzip();
+    let outcomes = ingest_batch(store, &events).await;
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let _ = reply.send(outcome);
     }
 }
 
-/// All of `jobs` in one transaction, or none of them.
+/// Records and applies `events` in one transaction. If it fails, each event
+/// is redone in a transaction of its own, so only a failing event is refused.
+/// Webhook deliveries and the Events-API catch-up both come through here.
+pub async fn ingest_batch(
+    store: &Store,
+    events: &[ReceivedEvent],
+) -> Vec<Result<Ingested, IngestError>> {
+    match apply_in_one_transaction(store, events).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(err) if events.len() > 1 => {
+            log::warn!(
+                "a batch of {} event(s) failed ({err}); redoing them one by one",
+                events.len()
+            );
+            let mut outcomes = Vec::with_capacity(events.len());
+            for event in events {
+                let one = apply_in_one_transaction(store, std::slice::from_ref(event)).await;
+                outcomes.push(one.map(|mut o| o.remove(0)).map_err(IngestError::from));
+            }
+            outcomes
+        }
+        Err(err) => vec![Err(IngestError::from(err))],
+    }
+}
+
+/// All of `events` in one transaction, or none of them.
 async fn apply_in_one_transaction(
     store: &Store,
-    jobs: &[Job],
+    events: &[ReceivedEvent],
 ) -> Result<Vec<Ingested>, StoreError> {
     let mut tx = store.begin().await?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        outcomes.push(record_and_apply(&mut tx, &job.event).await?);
+    let mut outcomes = Vec::with_capacity(events.len());
+    for event in events {
+        outcomes.push(record_and_apply(&mut tx, event).await?);
     }
     tx.commit().await?;
     Ok(outcomes)

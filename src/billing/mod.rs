@@ -3,11 +3,14 @@
 //! transaction, `ingest` batches webhook deliveries into durable commits,
 //! and `reconcile` repairs what webhooks missed.
 
+pub mod catchup;
 pub mod checkout;
+pub mod endpoint;
 pub mod ingest;
 pub mod reconcile;
 pub mod replay;
 pub mod rules;
+pub mod versions;
 
 pub use ingest::{IngestError, Ingested, Ingestor};
 pub use rules::{Change, PlanError, plan};

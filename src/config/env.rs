@@ -96,7 +96,9 @@ impl Env {
             Some(raw) => parse_duration(raw).ok_or_else(|| {
                 ConfigError::new(
                     var,
-                    format!("must be a duration such as `10s` or `500ms`, got {raw:?}"),
+                    format!(
+                        "must be a duration such as `10s`, `500ms`, `5m` or `72h`, got {raw:?}"
+                    ),
                 )
             }),
         }
@@ -123,8 +125,8 @@ impl Env {
     }
 }
 
-/// `10s`, `500ms`, `2m` or a bare number of seconds.
-pub(super) fn parse_duration(raw: &str) -> Option<Duration> {
+/// `10s`, `500ms`, `2m`, `72h`, `7d` or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (number, unit) = raw.split_at(split);
     let n: u64 = number.parse().ok()?;
@@ -132,6 +134,8 @@ pub(super) fn parse_duration(raw: &str) -> Option<Duration> {
         "ms" => Some(Duration::from_millis(n)),
         "" | "s" => Some(Duration::from_secs(n)),
         "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        "d" => Some(Duration::from_secs(n.checked_mul(86_400)?)),
         _ => None,
     }
 }

@@ -6,7 +6,7 @@ mod env;
 #[cfg(test)]
 mod tests;
 
-pub use env::{ConfigError, Env};
+pub use env::{ConfigError, Env, parse_duration};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +61,9 @@ pub struct StripeSettings {
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub max_retries: u32,
+    /// How often the server catches up on events through the Events API
+    /// (`STRIPE_CATCHUP_INTERVAL`); `None` when set to `0`.
+    pub catchup_interval: Option<Duration>,
 }
 
 impl StripeSettings {
@@ -102,6 +105,10 @@ impl StripeSettings {
             connect_timeout: env.duration_or("STRIPE_CONNECT_TIMEOUT", Duration::from_secs(5))?,
             timeout: env.duration_or("STRIPE_TIMEOUT", Duration::from_secs(10))?,
             max_retries: env.parse_or("STRIPE_MAX_RETRIES", 2, "a whole number")?,
+            catchup_interval: Some(
+                env.duration_or("STRIPE_CATCHUP_INTERVAL", Duration::from_secs(300))?,
+            )
+            .filter(|interval| !interval.is_zero()),
         })
     }
 

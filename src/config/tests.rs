@@ -1,6 +1,5 @@
 //! The configuration: defaults, every bad value named, secrets kept out of errors.
 
-use super::env::parse_duration;
 use super::*;
 
 fn minimal() -> Vec<(&'static str, &'static str)> {
@@ -109,8 +108,10 @@ fn durations_accept_common_units() {
     assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
     assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
     assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+    assert_eq!(parse_duration("72h"), Some(Duration::from_secs(259_200)));
+    assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
     assert_eq!(parse_duration("ms"), None);
-    assert_eq!(parse_duration("1h"), None);
+    assert_eq!(parse_duration("1w"), None);
 }
 
 #[test]

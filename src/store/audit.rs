@@ -7,6 +7,8 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::{Store, StoreError, TxConn};
 use crate::domain::unix_now;
@@ -34,10 +36,20 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    pub fn spawn(store: Store) -> Self {
+    /// Spawns the writer. After `stop` it writes what is queued and ends, so
+    /// a stopping server loses no entry; await the handle for that.
+    pub fn spawn(store: Store, stop: CancellationToken) -> (Self, JoinHandle<()>) {
         let (queue, mut entries) = mpsc::channel::<(AuditEntry, i64)>(10_000);
-        tokio::spawn(async move {
-            while let Some(first) = entries.recv().await {
+        let writer = tokio::spawn(async move {
+            loop {
+                let first = tokio::select! {
+                    first = entries.recv() => first,
+                    () = stop.cancelled() => {
+                        drain(&store, &mut entries).await;
+                        return;
+                    }
+                };
+                let Some(first) = first else { return };
                 // Until the batch is full or the window is over, whichever
                 // comes first: under load, batches are written back to back.
                 let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
@@ -53,13 +65,30 @@ impl AuditLog {
                 write_with_retries(&store, &batch).await;
             }
         });
-        Self { queue }
+        (Self { queue }, writer)
     }
 
     pub async fn record(&self, entry: AuditEntry) {
         if self.queue.send((entry, unix_now())).await.is_err() {
             log::error!("the audit log is closed");
         }
+    }
+}
+
+/// Everything still queued, in full batches.
+async fn drain(store: &Store, entries: &mut mpsc::Receiver<(AuditEntry, i64)>) {
+    loop {
+        let mut batch = Vec::new();
+        while batch.len() < MAX_BATCH {
+            match entries.try_recv() {
+                Ok(entry) => batch.push(entry),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        write_with_retries(store, &batch).await;
     }
 }
 

@@ -15,6 +15,8 @@
 //! | `catalog.rs`    | prices on offer                                          |
 //! | `admin.rs`      | the operators' reads                                     |
 //! | `audit.rs`      | the audit log, written off the request path              |
+//! | `health.rs`     | catch-up state, API versions seen, newest event          |
+//! | `jobs.rs`       | one-instance-at-a-time locks for background jobs         |
 //! | `cache/`        | in-memory reads kept current by every commit             |
 
 mod admin;
@@ -22,6 +24,8 @@ mod audit;
 mod cache;
 mod catalog;
 mod events;
+mod health;
+mod jobs;
 mod organizations;
 mod plan_state;
 mod rows;
@@ -31,6 +35,8 @@ pub use admin::{AdminFilter, AdminOrgRow, LedgerEntry};
 pub use audit::{AuditEntry, AuditLog};
 pub use catalog::CatalogPrice;
 pub use events::{EventRecord, RecordOutcome, StoredEvent};
+pub use health::{CatchUpRun, CatchUpState, VersionCount};
+pub use jobs::JobLock;
 pub use organizations::{LinkError, LinkOutcome, Organization};
 pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
 pub use rows::{

@@ -116,6 +116,11 @@ impl StripeClient {
         })
     }
 
+    /// The API version requests are pinned to (`STRIPE_API_VERSION`).
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self

@@ -248,12 +248,3 @@ impl AdminOrgPage {
         }
     }
 }
-
-#[derive(Template)]
-#[template(path = "admin_webhooks.html")]
-pub struct AdminWebhooksPage {
-    pub csrf: String,
-    pub notice: Option<String>,
-    pub failed: Vec<EventLine>,
-    pub recent: Vec<EventLine>,
-}

@@ -11,6 +11,16 @@ const ZERO_DECIMAL: &[&str] = &[
 /// Currencies with three decimals.
 const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
 
+/// How long ago, roughly: `45 s`, `12 min`, `5 h`, `3 d`.
+pub fn age(secs: i64) -> String {
+    match secs.max(0) {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 86_400 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
 /// `4900, "usd"` → `$49.00`; `4900, "jpy"` → `¥4,900`; `1050, "chf"` → `CHF 10.50`.
 pub fn money(minor: i64, currency: &str) -> String {
     let currency = currency.to_ascii_lowercase();

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod format;
 mod organization;
+pub mod webhooks;
 
 pub use organization::{Notice, OrganizationContext, OrganizationPage};
 

@@ -184,3 +184,22 @@ async fn plan_events_update_and_retire_the_catalog_like_price_events() {
         1
     );
 }
+
+#[tokio::test]
+async fn events_at_another_version_are_counted_on_the_webhook_health_page() {
+    let app = TestApp::builder()
+        .env("ADMIN_USER_IDS", "user_2abc")
+        .spawn()
+        .await;
+    deliver(&app, &era("2019-12-03")).await;
+    deliver(&app, &recent_era("2025-09-30.clover")[..1]).await;
+    let (status, _, html) = app.page("/admin/webhooks", &claims_v2("org_ops")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<code>2019-12-03</code></td><td class=\"num\">6</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<code>2025-09-30.clover</code></td><td class=\"num\">1</td>"));
+    assert!(html.contains("Some events arrive at an API version other than ours"));
+    assert!(html.contains("Newest stored event:"));
+}

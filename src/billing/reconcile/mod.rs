@@ -13,7 +13,7 @@ mod report;
 
 pub use report::{Resource, ResourceLine, SyncReport};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use anyhow::Context;
 use reqwest::StatusCode;
@@ -28,12 +28,9 @@ use super::rules::{
 use crate::domain::{OrgId, unix_now};
 use crate::store::{Store, StoreError, SyncedRow, Tx};
 use crate::stripe::objects::{
-    CheckoutSession, FullCustomer, Invoice, List, PaymentMethod, Price, Product, Subscription,
+    CheckoutSession, FullCustomer, Invoice, PaymentMethod, Price, Product, Subscription,
 };
 use crate::stripe::{StripeClient, StripeError};
-
-/// Stripe's largest page.
-const PAGE_SIZE: &str = "100";
 
 /// Syncs every organization's customer (and the product catalog), or only `org`'s.
 pub async fn sync(
@@ -360,38 +357,14 @@ async fn differs<R: SyncedRow>(tx: &mut Tx, row: &R) -> Result<bool, StoreError>
     Ok(stored.as_deref() != Some(row.content_hash().as_str()))
 }
 
-/// Every page of a Stripe list, following `has_more` with `starting_after`.
+/// Every page of a Stripe list.
 async fn list_all<T: DeserializeOwned>(
     stripe: &StripeClient,
     path: &str,
     params: &[(&str, &str)],
 ) -> anyhow::Result<Vec<T>> {
-    let mut items = Vec::new();
-    let mut starting_after: Option<String> = None;
-    loop {
-        let mut query: BTreeMap<&str, &str> = params.iter().copied().collect();
-        query.insert("limit", PAGE_SIZE);
-        if let Some(after) = &starting_after {
-            query.insert("starting_after", after);
-        }
-        let page: List<serde_json::Value> = stripe
-            .get_with_query(path, &query)
-            .await
-            .with_context(|| format!("could not list {path}"))?;
-        let last_id = page
-            .data
-            .last()
-            .and_then(|o| o["id"].as_str())
-            .map(str::to_owned);
-        for object in page.data {
-            items.push(
-                serde_json::from_value(object)
-                    .with_context(|| format!("unexpected object in {path}"))?,
-            );
-        }
-        match (page.has_more, last_id) {
-            (true, Some(id)) => starting_after = Some(id),
-            _ => return Ok(items),
-        }
-    }
+    stripe
+        .list_all(path, params)
+        .await
+        .with_context(|| format!("could not list {path}"))
 }

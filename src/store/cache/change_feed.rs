@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::{Changed, PlansCache};
 use crate::store::{Pool, Store, StoreError};
@@ -88,23 +90,33 @@ fn payload(instance: &str, changed: Changed) -> String {
 }
 
 impl Store {
-    /// Follows the other instances' announcements (PostgreSQL only; SQLite
-    /// has a single instance). Fails if the first connection cannot be made.
-    pub async fn follow_other_instances(&self) -> Result<(), StoreError> {
+    /// Follows the other instances' announcements until `stop` (PostgreSQL
+    /// only; SQLite has a single instance). Fails if the first connection
+    /// cannot be made.
+    pub async fn follow_other_instances(
+        &self,
+        stop: CancellationToken,
+    ) -> Result<Option<JoinHandle<()>>, StoreError> {
         let (Pool::Postgres(pool), Some(feed)) = (&self.pool, &self.feed) else {
-            return Ok(());
+            return Ok(None);
         };
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(&feed.channel).await?;
         let plans = self.plans.clone();
         let instance = feed.instance.clone();
-        tokio::spawn(async move { follow(listener, plans, instance).await });
-        Ok(())
+        let pool = pool.clone();
+        Ok(Some(tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = follow(listener, &pool, plans, instance) => {}
+            }
+        })))
     }
 }
 
-async fn follow(mut listener: PgListener, plans: Arc<PlansCache>, instance: String) {
-    loop {
+/// Until the pool is closed: a closed pool means the service is stopping.
+async fn follow(mut listener: PgListener, pool: &PgPool, plans: Arc<PlansCache>, instance: String) {
+    while !pool.is_closed() {
         match listener.try_recv().await {
             Ok(Some(notification)) => {
                 match serde_json::from_str::<Announcement>(notification.payload()) {
@@ -121,6 +133,7 @@ async fn follow(mut listener: PgListener, plans: Arc<PlansCache>, instance: Stri
                 log::warn!("lost the change feed's connection; clearing the Plans cache");
                 plans.clear();
             }
+            Err(_) if pool.is_closed() => return,
             Err(err) => {
                 log::warn!("the change feed failed ({err}); retrying in 1 s");
                 plans.clear();

@@ -41,6 +41,7 @@ pub async fn stripe(
             ApiError::Validation(format!("Invalid Stripe signature: {err}."))
         })?;
     let received = parse_event(&body)?;
+    state.versions.note(received.event.api_version.as_deref());
     let (id, kind) = (received.event.id.clone(), received.event.kind.clone());
     match state.ingestor.submit(received).await {
         Ok(outcome) => Ok(acknowledge(&id, &kind, outcome)),

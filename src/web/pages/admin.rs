@@ -9,12 +9,13 @@ use serde::Deserialize;
 
 use crate::billing::reconcile;
 use crate::billing::replay::{Selection, replay};
-use crate::domain::OrgId;
+use crate::domain::{OrgId, unix_now};
 use crate::state::AppState;
 use crate::store::{AdminFilter, StoreError};
 use crate::views::admin::{
-    AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, AdminWebhooksPage, EventLine, STATUSES,
+    AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, EventLine, STATUSES,
 };
+use crate::views::webhooks::{AdminWebhooksPage, DeliveryFacts, DeliveryHealth};
 use crate::web::errors::{PageError, html_page, see_other};
 use crate::web::guards::{NoFields, Operator, Posted, csrf_token};
 
@@ -165,14 +166,28 @@ pub async fn webhooks(
     query: web::Query<NoticeQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let (failed, recent) =
-        tokio::try_join!(state.store.failed_events(50), state.store.recent_events(50))
-            .map_err(PageError::internal)?;
+    let store = &state.store;
+    let (failed, recent, versions, catch_up, newest) = tokio::try_join!(
+        store.failed_events(50),
+        store.recent_events(50),
+        store.api_versions(),
+        store.catch_up_state(),
+        store.newest_event_created(),
+    )
+    .map_err(PageError::internal)?;
+    let health = DeliveryHealth::new(DeliveryFacts {
+        ours: state.stripe.api_version(),
+        versions: &versions,
+        catch_up: catch_up.as_ref(),
+        newest,
+        now: unix_now(),
+    });
     let view = AdminWebhooksPage {
         csrf: csrf_token(&session)?,
         notice: query.done.clone(),
         failed: failed.iter().map(EventLine::new).collect(),
         recent: recent.iter().map(EventLine::new).collect(),
+        health,
     };
     Ok(html_page(view.render().map_err(PageError::internal)?))
 }

@@ -119,6 +119,8 @@ impl TestAppBuilder {
             ("STRIPE_MAX_RETRIES", "2"),
             ("CLERK_JWKS_URL", &jwks_url),
             ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            // Tests that want the scheduled catch-up turn it on.
+            ("STRIPE_CATCHUP_INTERVAL", "0"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
