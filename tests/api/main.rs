@@ -18,6 +18,7 @@ mod org_link;
 mod pages;
 mod portal;
 mod reconcile;
+mod stop;
 mod stripe_fixtures;
 mod webhook_setup;
 mod webhooks;

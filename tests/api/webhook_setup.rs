@@ -31,6 +31,20 @@ async fn stripe_has_endpoints(app: &TestApp, endpoints: Vec<Value>) {
         .await;
 }
 
+async fn stripe_answers_post(app: &TestApp, at: &str, body: Value) {
+    Mock::given(method("POST"))
+        .and(path(at))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .mount(&app.stripe)
+        .await;
+}
+
+async fn setup(app: &TestApp) -> EndpointSetup {
+    setup_endpoint(&app.stripe_client(0), URL, false)
+        .await
+        .unwrap()
+}
+
 /// `enabled_events[i]` of a form, in order.
 fn enabled_events(request: &wiremock::Request) -> Vec<String> {
     form_fields(request)
@@ -56,15 +70,9 @@ async fn setup_creates_an_endpoint_for_exactly_the_handled_events_at_our_version
     .await;
     let mut created = endpoint("we_new", URL, HANDLED_EVENTS, Some(OURS), "enabled");
     created["secret"] = "whsec_created_once".into();
-    Mock::given(method("POST"))
-        .and(path("/v1/webhook_endpoints"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(created))
-        .mount(&app.stripe)
-        .await;
+    stripe_answers_post(&app, "/v1/webhook_endpoints", created).await;
 
-    let outcome = setup_endpoint(&app.stripe_client(0), URL, false)
-        .await
-        .unwrap();
+    let outcome = setup(&app).await;
 
     assert_eq!(
         outcome,
@@ -103,21 +111,10 @@ async fn setup_updates_the_events_of_an_existing_endpoint_and_tells_what_differs
         )],
     )
     .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/webhook_endpoints/we_1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(endpoint(
-            "we_1",
-            URL,
-            HANDLED_EVENTS,
-            Some("2019-12-03"),
-            "enabled",
-        )))
-        .mount(&app.stripe)
-        .await;
+    let updated = endpoint("we_1", URL, HANDLED_EVENTS, Some("2019-12-03"), "enabled");
+    stripe_answers_post(&app, "/v1/webhook_endpoints/we_1", updated).await;
 
-    let outcome = setup_endpoint(&app.stripe_client(0), URL, false)
-        .await
-        .unwrap();
+    let outcome = setup(&app).await;
 
     assert_eq!(
         outcome,
@@ -157,9 +154,7 @@ async fn a_second_setup_changes_nothing_and_says_so() {
     )
     .await;
 
-    let outcome = setup_endpoint(&app.stripe_client(0), URL, false)
-        .await
-        .unwrap();
+    let outcome = setup(&app).await;
 
     assert_eq!(
         outcome,
@@ -201,4 +196,25 @@ async fn the_command_prints_the_outcome() {
         URL,
     ]);
     lance_billing::cli::run(cli, &env).await.unwrap();
+}
+
+#[test]
+fn the_readme_lists_exactly_the_handled_events() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("Other event types are recorded")
+        .nth(1)
+        .and_then(|rest| rest.split("**Events at another API version.**").next())
+        .unwrap();
+    let listed: Vec<&str> = section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.contains('.'))
+        .collect();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort_unstable();
+    let mut handled = HANDLED_EVENTS.to_vec();
+    handled.sort_unstable();
+    assert_eq!(listed_sorted, handled);
 }
