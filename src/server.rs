@@ -67,6 +67,7 @@ impl Application {
             plans_url: settings.server.plans_url(),
             origin: settings.server.origin(),
             pages: settings.pages.clone(),
+            access: settings.access.clone(),
             audit,
             portal_configuration: settings.stripe.portal_configuration.clone(),
             webhooks: settings

@@ -4,7 +4,7 @@
 
 use crate::billing::Ingestor;
 use crate::billing::versions::VersionWatch;
-use crate::config::PagesSettings;
+use crate::config::{AccessSettings, PagesSettings};
 use crate::store::{AuditLog, Store};
 use crate::stripe::StripeClient;
 use crate::stripe::webhook::WebhookVerifier;
@@ -18,6 +18,7 @@ pub struct AppState {
     /// `PUBLIC_URL` without a trailing slash: the only origin we build URLs from.
     pub origin: String,
     pub pages: PagesSettings,
+    pub access: AccessSettings,
     pub audit: AuditLog,
     /// `None` when no webhook secret is configured.
     pub webhooks: Option<WebhookVerifier>,

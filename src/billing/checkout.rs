@@ -65,6 +65,7 @@ pub async fn offers(store: &Store, configured: &[String]) -> Result<Vec<CatalogP
         .iter()
         .map(|id| CatalogPrice {
             id: id.clone(),
+            product_id: None,
             product_name: None,
             unit_amount: None,
             currency: "usd".to_owned(),
@@ -235,7 +236,10 @@ pub async fn refresh_after_portal(
 ) -> Refreshed {
     let sync = reconcile::sync_customer_by_id(store, stripe, customer.as_str());
     match tokio::time::timeout(REFRESH_TIMEOUT, sync).await {
-        Ok(Ok(_)) => {
+        Ok(Ok(report)) => {
+            if !report.unreadable().is_empty() {
+                log::warn!("refresh of {} after a portal visit: {report}", org.id);
+            }
             let _ = store.mark_refreshed(org.id.as_str()).await;
             Refreshed::Done
         }

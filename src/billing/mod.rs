@@ -3,6 +3,7 @@
 //! transaction, `ingest` batches webhook deliveries into durable commits,
 //! and `reconcile` repairs what webhooks missed.
 
+pub mod access;
 pub mod catchup;
 pub mod checkout;
 pub mod endpoint;
@@ -31,6 +32,8 @@ pub async fn apply_changes(tx: &mut Tx, changes: &[Change]) -> Result<u64, Store
 pub(crate) async fn apply_change(tx: &mut Tx, change: &Change) -> Result<bool, StoreError> {
     match change {
         Change::Customer(row) => tx.upsert_customer(row).await,
+        Change::Entitlements(row) => tx.upsert_entitlements(row).await,
+        Change::Feature(row) => tx.upsert_feature(row).await,
         Change::UnlinkCustomer(customer) => tx.unlink_customer(customer).await,
         Change::LinkCustomer { org, customer } => {
             tx.link_customer_if_free(org.as_str(), customer).await

@@ -3,12 +3,12 @@
 
 use crate::domain::OrgId;
 use crate::store::{
-    CreditGrant, CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
-    SubscriptionItemRow, SubscriptionRow, Version,
+    CreditGrant, CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
+    ProductRow, SubscriptionItemRow, SubscriptionRow, Version,
 };
 use crate::stripe::objects::{
-    CardSource, CheckoutSession, Event, FullCustomer, Invoice, PaymentMethod, Plan, Price, Product,
-    Subscription,
+    ActiveEntitlement, CardSource, CheckoutSession, EntitlementSummary, Event, Feature,
+    FullCustomer, Invoice, PaymentMethod, Plan, Price, Product, Subscription,
 };
 
 /// Every event type the service acts on: what `webhooks setup` subscribes
@@ -31,6 +31,9 @@ pub const HANDLED_EVENTS: &[&str] = &[
     "customer.subscription.pending_update_applied",
     "customer.subscription.pending_update_expired",
     "customer.subscription.trial_will_end",
+    "entitlements.active_entitlement_summary.updated",
+    "entitlements.feature.created",
+    "entitlements.feature.updated",
     "invoice.created",
     "invoice.deleted",
     "invoice.finalization_failed",
@@ -63,6 +66,9 @@ pub const HANDLED_EVENTS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Customer(CustomerRow),
+    /// The customer's active features, replaced whole.
+    Entitlements(EntitlementsRow),
+    Feature(FeatureRow),
     /// A deleted customer can no longer open the portal.
     UnlinkCustomer(String),
     /// First link wins: never moves a customer between organizations.
@@ -123,6 +129,21 @@ pub fn plan(event: &Event) -> Result<Vec<Change>, PlanError> {
             ))
         }
         "customer.source" => card_source_changes(event, removed),
+        "entitlements.active_entitlement_summary" => {
+            let summary: EntitlementSummary = parse(event, "active entitlement summary")?;
+            Ok(vec![Change::Entitlements(entitlements_row(
+                &summary.customer,
+                &summary.entitlements.data,
+                event_version(event, 0),
+            ))])
+        }
+        "entitlements.feature" => {
+            let feature: Feature = parse(event, "feature")?;
+            Ok(vec![Change::Feature(feature_row(
+                &feature,
+                event_version(event, 0),
+            ))])
+        }
         "customer.subscription" => {
             let subscription: Subscription = parse(event, "subscription")?;
             let version = event_version(event, subscription_status_rank(&subscription.status));
@@ -364,6 +385,7 @@ pub fn subscription_row(
         trial_end: sub.trial_end,
         default_payment_method: sub.default_payment_method.clone(),
         created: sub.created,
+        past_due_since: (sub.status == "past_due").then_some(version.created),
         items,
         version,
     })
@@ -433,6 +455,32 @@ pub fn payment_method_row(method: &PaymentMethod, version: Version) -> PaymentMe
         last4: card.and_then(|c| c.last4.clone()),
         exp_month: card.and_then(|c| c.exp_month),
         exp_year: card.and_then(|c| c.exp_year),
+        version,
+    }
+}
+
+/// The customer's active features: the lookup keys, sorted and once each.
+pub fn entitlements_row(
+    customer: &str,
+    active: &[ActiveEntitlement],
+    version: Version,
+) -> EntitlementsRow {
+    let mut keys: Vec<&str> = active.iter().map(|e| e.lookup_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    EntitlementsRow {
+        id: customer.to_owned(),
+        features: serde_json::to_string(&keys).unwrap_or_else(|_| "[]".to_owned()),
+        version,
+    }
+}
+
+pub fn feature_row(feature: &Feature, version: Version) -> FeatureRow {
+    FeatureRow {
+        id: feature.id.clone(),
+        lookup_key: feature.lookup_key.clone(),
+        name: feature.name.clone(),
+        active: feature.active,
         version,
     }
 }

@@ -327,6 +327,38 @@ pub struct Settings {
     pub webhooks: Option<WebhookSettings>,
     pub auth: AuthSettings,
     pub pages: PagesSettings,
+    pub access: AccessSettings,
+}
+
+/// What organizations may use, and who else may ask.
+#[derive(Debug, Clone)]
+pub struct AccessSettings {
+    /// How long a past-due subscription keeps its features (`BILLING_GRACE_PERIOD`).
+    pub grace_period: Duration,
+    /// Tokens the product's other services present to the internal routes;
+    /// none configured means those routes answer 404.
+    pub internal_tokens: Vec<SecretString>,
+}
+
+impl AccessSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let internal_tokens: Vec<SecretString> = env
+            .list("INTERNAL_API_TOKENS")
+            .into_iter()
+            .map(SecretString::from)
+            .collect();
+        if internal_tokens.iter().any(|t| t.expose_secret().len() < 32) {
+            return Err(ConfigError::new(
+                "INTERNAL_API_TOKENS",
+                "must be comma-separated tokens of at least 32 characters each",
+            ));
+        }
+        Ok(Self {
+            grace_period: env
+                .duration_or("BILLING_GRACE_PERIOD", Duration::from_secs(7 * 86_400))?,
+            internal_tokens,
+        })
+    }
 }
 
 impl Settings {
@@ -338,6 +370,7 @@ impl Settings {
             webhooks: WebhookSettings::from_env(env)?,
             auth: AuthSettings::from_env(env)?,
             pages: PagesSettings::from_env(env)?,
+            access: AccessSettings::from_env(env)?,
         };
         if settings.auth.dev_key_file.is_some() && settings.stripe.is_live() {
             return Err(ConfigError::new(

@@ -7,6 +7,7 @@ use super::{Store, StoreError, with_pool};
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CatalogPrice {
     pub id: String,
+    pub product_id: Option<String>,
     pub product_name: Option<String>,
     pub unit_amount: Option<i64>,
     pub currency: String,
@@ -20,7 +21,7 @@ impl Store {
     pub async fn catalog(&self) -> Result<Vec<CatalogPrice>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT pr.id, COALESCE(p.name, pr.nickname) AS product_name, pr.unit_amount, pr.currency, pr.recurring_interval, \
+                "SELECT pr.id, pr.product_id, COALESCE(p.name, pr.nickname) AS product_name, pr.unit_amount, pr.currency, pr.recurring_interval, \
                  pr.interval_count, pr.credits FROM prices pr LEFT JOIN products p ON p.id = pr.product_id \
                  WHERE pr.active = TRUE AND pr.deleted = FALSE AND pr.recurring_interval IS NOT NULL \
                  AND (p.id IS NULL OR (p.active = TRUE AND p.deleted = FALSE)) \
@@ -34,7 +35,7 @@ impl Store {
     pub async fn price(&self, id: &str) -> Result<Option<CatalogPrice>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT pr.id, COALESCE(p.name, pr.nickname) AS product_name, pr.unit_amount, pr.currency, pr.recurring_interval, \
+                "SELECT pr.id, pr.product_id, COALESCE(p.name, pr.nickname) AS product_name, pr.unit_amount, pr.currency, pr.recurring_interval, \
                  pr.interval_count, pr.credits FROM prices pr LEFT JOIN products p ON p.id = pr.product_id \
                  WHERE pr.id = $1",
             )

@@ -14,6 +14,7 @@
 //! | `plan_state.rs` | an organization's plan state and invoices (API, pages)   |
 //! | `catalog.rs`    | prices on offer                                          |
 //! | `admin.rs`      | the operators' reads                                     |
+//! | `entitlements`  | active features, product features, access facts          |
 //! | `audit.rs`      | the audit log, written off the request path              |
 //! | `health.rs`     | catch-up state, API versions seen, newest event          |
 //! | `jobs.rs`       | one-instance-at-a-time locks for background jobs         |
@@ -23,6 +24,7 @@ mod admin;
 mod audit;
 mod cache;
 mod catalog;
+mod entitlements;
 mod events;
 mod health;
 mod jobs;
@@ -34,14 +36,15 @@ mod sync;
 pub use admin::{AdminFilter, AdminOrgRow, LedgerEntry};
 pub use audit::{AuditEntry, AuditLog};
 pub use catalog::CatalogPrice;
+pub use entitlements::{ENTITLEMENTS_TTL_SECS, EntitlementFacts, ProductFeature, Standing};
 pub use events::{EventRecord, RecordOutcome, StoredEvent};
 pub use health::{CatchUpRun, CatchUpState, VersionCount};
 pub use jobs::JobLock;
 pub use organizations::{LinkError, LinkOutcome, Organization};
 pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
 pub use rows::{
-    CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow, SubscriptionItemRow,
-    SubscriptionRow, SyncedRow, Version,
+    CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
+    SubscriptionItemRow, SubscriptionRow, SyncedRow, Version,
 };
 pub use sync::CreditGrant;
 
@@ -54,7 +57,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::config::DatabaseSettings;
-use cache::{Changed, OrgCache, PlansCache};
+use cache::{Caches, Changed, OrgCache};
+
+/// The caches every write invalidates.
+type StoreCaches = Caches<Plans, EntitlementFacts>;
 
 /// Migrations are embedded in the binary and shared by both backends.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -73,7 +79,7 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
-    plans: Arc<PlansCache>,
+    caches: Arc<StoreCaches>,
     /// Organizations with a customer, briefly, for the portal's hot path.
     orgs: Arc<OrgCache>,
     /// PostgreSQL: how this instance hears of the others' changes.
@@ -112,7 +118,7 @@ pub(crate) use with_pool;
 pub struct Tx {
     conn: TxConn,
     changed: Changed,
-    plans: Arc<PlansCache>,
+    caches: Arc<StoreCaches>,
 }
 
 enum TxConn {
@@ -143,7 +149,7 @@ impl Tx {
             TxConn::Sqlite(tx) => tx.commit().await?,
             TxConn::Postgres(tx) => tx.commit().await?,
         }
-        self.plans.invalidate(&self.changed);
+        self.caches.invalidate(&self.changed);
         Ok(())
     }
 }
@@ -194,11 +200,13 @@ impl Store {
                 instance: uuid::Uuid::new_v4().to_string(),
             };
             let store = Self::new(Pool::Postgres(pool.clone()), settings, Some(feed.clone()));
-            store.plans.announce_to(cache::change_feed::spawn_announcer(
-                pool,
-                feed.channel,
-                feed.instance,
-            ));
+            store
+                .caches
+                .announce_to(cache::change_feed::spawn_announcer(
+                    pool,
+                    feed.channel,
+                    feed.instance,
+                ));
             Ok(store)
         } else {
             // WAL lets readers proceed during a write; the busy timeout makes
@@ -221,7 +229,10 @@ impl Store {
     fn new(pool: Pool, settings: &DatabaseSettings, feed: Option<Feed>) -> Self {
         Self {
             pool,
-            plans: Arc::new(PlansCache::new(settings.plans_cache_ttl)),
+            caches: Arc::new(Caches::new(
+                settings.plans_cache_ttl,
+                Duration::from_secs(ENTITLEMENTS_TTL_SECS),
+            )),
             orgs: Arc::default(),
             feed,
         }
@@ -236,7 +247,7 @@ impl Store {
         Ok(Tx {
             conn,
             changed: Default::default(),
-            plans: self.plans.clone(),
+            caches: self.caches.clone(),
         })
     }
 

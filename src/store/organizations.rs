@@ -175,7 +175,7 @@ impl Store {
                 .execute(pool)
                 .await?;
         });
-        self.plans.invalidate_org(org_id);
+        self.caches.invalidate_org(org_id);
         Ok(())
     }
 
@@ -229,7 +229,7 @@ impl Store {
             tx.commit().await?;
             Ok::<_, LinkError>(outcome)
         });
-        self.plans.invalidate_org(org.as_str());
+        self.caches.invalidate_org(org.as_str());
         result.map_err(|err| match err {
             LinkError::Store(StoreError::Database(db)) if is_unique_violation(&db) => {
                 LinkError::Race(customer.clone())

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::{Store, StoreError, with_pool};
+use super::cache::CacheKey;
+use super::{ProductFeature, Store, StoreError, with_pool};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SubscriptionView {
@@ -89,20 +90,13 @@ pub struct BillingState {
     pub portal_visited: bool,
 }
 
-/// Which reads: an organization's, for its current customer, with its
-/// `history` newest invoices (the key of the Plans cache).
-#[derive(Clone, Copy)]
-pub struct PlansKey<'a> {
-    pub org: &'a str,
-    pub customer: Option<&'a str>,
-    pub history: i64,
-}
-
-/// What the Plans tab shows: the plan state and the newest invoices.
+/// What the Plans tab shows: the plan state, the newest invoices, and the
+/// features the subscribed products include.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plans {
     pub billing: BillingState,
     pub invoices: Vec<InvoiceView>,
+    pub plan_features: Vec<ProductFeature>,
 }
 
 impl Store {
@@ -115,27 +109,43 @@ impl Store {
         customer: Option<&str>,
         history: i64,
     ) -> Result<Arc<Plans>, StoreError> {
-        let key = PlansKey {
+        let key = CacheKey {
             org: org_id,
             customer,
-            history,
+            variant: history,
         };
-        self.plans.get_or_read(key, || self.read_plans(key)).await
+        self.caches
+            .plans
+            .get_or_read(key, || self.read_plans(key))
+            .await
     }
 
-    async fn read_plans(&self, key: PlansKey<'_>) -> Result<Plans, StoreError> {
+    async fn read_plans(&self, key: CacheKey<'_>) -> Result<Plans, StoreError> {
         let invoices = async {
             match key.customer {
                 Some(c) => Ok(self
-                    .invoices_page(c, None, key.history)
+                    .invoices_page(c, None, key.variant)
                     .await?
                     .unwrap_or_default()),
                 None => Ok(Vec::new()),
             }
         };
-        let (billing, invoices) =
-            tokio::try_join!(self.billing_state(key.org, key.customer), invoices)?;
-        Ok(Plans { billing, invoices })
+        let plan_features = async {
+            match key.customer {
+                Some(c) => self.features_of_subscribed_products(c).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (billing, invoices, plan_features) = tokio::try_join!(
+            self.billing_state(key.org, key.customer),
+            invoices,
+            plan_features,
+        )?;
+        Ok(Plans {
+            billing,
+            invoices,
+            plan_features,
+        })
     }
 
     /// The state for `org_id`, whose Stripe customer is `customer` (if any),

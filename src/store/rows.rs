@@ -69,6 +69,9 @@ pub struct SubscriptionRow {
     pub trial_end: Option<i64>,
     pub default_payment_method: Option<String>,
     pub created: i64,
+    /// When it became `past_due` (the version's time when it is past due
+    /// now; the stored row keeps the earliest while it stays so).
+    pub past_due_since: Option<i64>,
     pub items: Vec<SubscriptionItemRow>,
     pub version: Version,
 }
@@ -133,6 +136,27 @@ pub struct PriceRow {
     pub version: Version,
 }
 
+/// A customer's active features (Stripe's active entitlement summary),
+/// replaced whole by each newer summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntitlementsRow {
+    /// The customer.
+    pub id: String,
+    /// Lookup keys, sorted, as a JSON array.
+    pub features: String,
+    pub version: Version,
+}
+
+/// An entitlement feature (`entitlements.feature`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRow {
+    pub id: String,
+    pub lookup_key: String,
+    pub name: Option<String>,
+    pub active: bool,
+    pub version: Version,
+}
+
 /// A row whose synced content can be fingerprinted, so reconciliation can
 /// tell a real change from a version bump.
 pub trait SyncedRow: std::fmt::Debug + Clone {
@@ -140,11 +164,15 @@ pub trait SyncedRow: std::fmt::Debug + Clone {
     const SELECT_HASH: &'static str;
     fn id(&self) -> &str;
     fn version_mut(&mut self) -> &mut Version;
+    /// Clears fields derived from the version, which are no content either.
+    fn blank_derived(&mut self) {}
 
-    /// SHA-256 of the row's fields with the version blanked out.
+    /// SHA-256 of the row's fields with the version (and what derives from
+    /// it) blanked out.
     fn content_hash(&self) -> String {
         let mut content = self.clone();
         *content.version_mut() = Version::default();
+        content.blank_derived();
         let digest = aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
             format!("{content:?}").as_bytes(),
@@ -165,23 +193,39 @@ const BOOKKEEPING: [&str; 5] = [
     "content_hash",
 ];
 
-/// An `INSERT … ON CONFLICT (id) DO UPDATE` of `columns` (the first is `id`).
-/// Columns in `keep_when_null` keep their stored value when the new one is
-/// NULL. With `guarded`, the row changes only when the incoming version is
-/// greater than the stored one, in SQL, so the guard holds across instances.
+/// How an upsert updates a stored row's column.
+pub(super) enum Update {
+    /// Keep the stored value when the new one is NULL.
+    KeepWhenNull(&'static str),
+    /// A SQL expression of `excluded.*` and the stored row instead.
+    With(&'static str, &'static str),
+}
+
+/// An `INSERT … ON CONFLICT (id) DO UPDATE` of `columns` (the first is `id`),
+/// each column taking the new value unless `updates` says otherwise. With
+/// `guarded`, the row changes only when the incoming version is greater than
+/// the stored one, in SQL, so the guard holds across instances.
 pub(super) fn upsert_sql(
     table: &str,
     columns: &[&str],
-    keep_when_null: &[&str],
+    special: &[Update],
     guarded: bool,
 ) -> String {
     let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
     let updates: Vec<String> = columns
         .iter()
         .skip(1)
-        .map(|c| match keep_when_null.contains(c) {
-            true => format!("{c} = COALESCE(excluded.{c}, {table}.{c})"),
-            false => format!("{c} = excluded.{c}"),
+        .map(|c| {
+            let rule = special.iter().find(|u| match u {
+                Update::KeepWhenNull(col) | Update::With(col, _) => col == c,
+            });
+            match rule {
+                Some(Update::KeepWhenNull(_)) => {
+                    format!("{c} = COALESCE(excluded.{c}, {table}.{c})")
+                }
+                Some(Update::With(_, expression)) => format!("{c} = {expression}"),
+                None => format!("{c} = excluded.{c}"),
+            }
         })
         .collect();
     let mut sql = format!(
@@ -207,7 +251,8 @@ macro_rules! synced_table {
         $row:ident => $table:literal {
             $($column:literal: $field:ident),+ $(,)?
         }
-        $(keep_when_null: [$($keep:literal),+])?
+        $(updates: [$($update:expr),+ $(,)?])?
+        $(derived: [$($derived:ident),+])?
     ) => {
         impl SyncedRow for $row {
             const SELECT_HASH: &'static str =
@@ -218,6 +263,9 @@ macro_rules! synced_table {
             fn version_mut(&mut self) -> &mut Version {
                 &mut self.version
             }
+            $(fn blank_derived(&mut self) {
+                $(self.$derived = Default::default();)+
+            })?
         }
 
         impl $row {
@@ -229,7 +277,7 @@ macro_rules! synced_table {
                         .into_iter()
                         .chain(BOOKKEEPING)
                         .collect();
-                    upsert_sql($table, &columns, &[$($($keep),+)?], true)
+                    upsert_sql($table, &columns, &[$($($update),+)?], true)
                 });
                 let v = &self.version;
                 let hash = self.content_hash();
@@ -261,7 +309,7 @@ synced_table! {
         "deleted": deleted,
     }
     // An event without the metadata must not unlink what checkout linked.
-    keep_when_null: ["org_id"]
+    updates: [Update::KeepWhenNull("org_id")]
 }
 
 synced_table! {
@@ -286,7 +334,16 @@ synced_table! {
         "trial_end": trial_end,
         "default_payment_method": default_payment_method,
         "created": created,
+        "past_due_since": past_due_since,
     }
+    // Past due since the first version that saw it past due, while it stays so.
+    updates: [Update::With(
+        "past_due_since",
+        "CASE WHEN excluded.status <> 'past_due' THEN NULL \
+         WHEN subscriptions.status = 'past_due' AND subscriptions.past_due_since IS NOT NULL \
+         THEN subscriptions.past_due_since ELSE excluded.past_due_since END",
+    )]
+    derived: [past_due_since]
 }
 
 synced_table! {
@@ -345,6 +402,20 @@ synced_table! {
     }
 }
 
+synced_table! {
+    EntitlementsRow => "customer_entitlements" {
+        "features": features,
+    }
+}
+
+synced_table! {
+    FeatureRow => "features" {
+        "lookup_key": lookup_key,
+        "name": name,
+        "active": active,
+    }
+}
+
 impl SubscriptionItemRow {
     /// Items are part of their subscription's snapshot: not versioned alone.
     pub(super) async fn upsert(
@@ -394,7 +465,12 @@ mod tests {
 
     #[test]
     fn a_guarded_upsert_names_each_column_once_and_compares_versions() {
-        let sql = upsert_sql("t", &["id", "a", "b", "event_created"], &["b"], true);
+        let sql = upsert_sql(
+            "t",
+            &["id", "a", "b", "event_created"],
+            &[Update::KeepWhenNull("b")],
+            true,
+        );
         assert_eq!(
             sql,
             "INSERT INTO t (id, a, b, event_created) VALUES ($1, $2, $3, $4) \

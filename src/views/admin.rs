@@ -5,6 +5,7 @@ use askama::Template;
 use super::format::{
     date, date_time, invoice_status, money, monthly_amount, subscription_status, whole,
 };
+use crate::billing::access::Access;
 use crate::store::{AdminOrgRow, BillingState, Card, InvoiceView, LedgerEntry, StoredEvent};
 
 pub struct AdminOrgLine {
@@ -153,6 +154,9 @@ pub struct AdminOrgPage {
     pub csrf: String,
     pub notice: Option<String>,
     pub credits: String,
+    /// `full`, `grace (until …)` or `none`.
+    pub access: String,
+    pub features: Vec<String>,
     pub subscriptions: Vec<AdminSubscription>,
     pub invoices: Vec<AdminInvoice>,
     pub cards: Vec<AdminCard>,
@@ -169,6 +173,7 @@ pub struct AdminOrgData {
     pub cards: Vec<Card>,
     pub ledger: Vec<LedgerEntry>,
     pub events: Vec<StoredEvent>,
+    pub access: Access,
 }
 
 impl AdminOrgPage {
@@ -180,6 +185,11 @@ impl AdminOrgPage {
             csrf,
             notice,
             credits: whole(data.billing.credit_balance),
+            access: match data.access.grace_ends_at {
+                Some(ends) => format!("grace (until {})", date(ends)),
+                None => data.access.level.as_str().to_owned(),
+            },
+            features: data.access.features.clone(),
             subscriptions: data
                 .billing
                 .subscriptions

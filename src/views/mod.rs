@@ -6,7 +6,7 @@ pub mod format;
 mod organization;
 pub mod webhooks;
 
-pub use organization::{Notice, OrganizationContext, OrganizationPage};
+pub use organization::{Catalog, Notice, OrganizationContext, OrganizationPage};
 
 use askama::Template;
 

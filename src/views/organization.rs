@@ -3,7 +3,7 @@
 use askama::Template;
 
 use super::format::{self, date, interval, invoice_status, money, subscription_status};
-use crate::store::{CatalogPrice, InvoiceView, Plans, SubscriptionView};
+use crate::store::{CatalogPrice, InvoiceView, Plans, ProductFeature, SubscriptionView};
 
 /// A message shown above the plans (after a checkout, or when Stripe was slow).
 pub struct Notice {
@@ -22,6 +22,8 @@ pub struct SubscriptionCard {
     pub warning: Option<&'static str>,
     pub can_cancel: bool,
     pub can_change: bool,
+    /// What the plan includes (its product's features).
+    pub features: Vec<String>,
 }
 
 pub struct InvoiceRow {
@@ -38,6 +40,7 @@ pub struct PlanOffer {
     pub price_id: String,
     pub name: String,
     pub price: String,
+    pub features: Vec<String>,
 }
 
 #[derive(Template)]
@@ -59,6 +62,8 @@ pub struct OrganizationPage {
     pub synced: Option<String>,
     pub offers: Vec<PlanOffer>,
     pub sells_credits: bool,
+    /// While access is in its grace period: the date it ends.
+    pub grace_ends: Option<String>,
 }
 
 /// What the organization page needs besides the billing state.
@@ -73,11 +78,24 @@ pub struct OrganizationContext {
     pub sells_credits: bool,
     /// Where "Manage billing" goes (the route table's portal path).
     pub portal_path: &'static str,
+    /// While access is in its grace period: when it ends (unix seconds).
+    pub grace_ends_at: Option<i64>,
+}
+
+/// The offers on the Plans tab, and the features their products include.
+#[derive(Default)]
+pub struct Catalog<'a> {
+    pub prices: &'a [CatalogPrice],
+    pub features: &'a [ProductFeature],
 }
 
 impl OrganizationPage {
-    pub fn new(context: OrganizationContext, plans: &Plans, catalog: &[CatalogPrice]) -> Self {
-        let Plans { billing, invoices } = plans;
+    pub fn new(context: OrganizationContext, plans: &Plans, catalog: Catalog<'_>) -> Self {
+        let Plans {
+            billing,
+            invoices,
+            plan_features,
+        } = plans;
         let slug = context.org_slug.unwrap_or_default();
         Self {
             org_name: if slug.is_empty() {
@@ -100,7 +118,7 @@ impl OrganizationPage {
             subscriptions: billing
                 .subscriptions
                 .iter()
-                .map(subscription_card)
+                .map(|s| subscription_card(s, plan_features))
                 .collect(),
             payment_method: billing.payment_method.as_ref().map(|pm| {
                 let brand = pm
@@ -117,13 +135,27 @@ impl OrganizationPage {
             credits: format::whole(billing.credit_balance),
             invoices: invoices.iter().map(invoice_row).collect(),
             synced: billing.synced_at.map(format::date_time),
-            offers: catalog.iter().map(plan_offer).collect(),
+            offers: catalog
+                .prices
+                .iter()
+                .map(|p| plan_offer(p, catalog.features))
+                .collect(),
             sells_credits: context.sells_credits,
+            grace_ends: context.grace_ends_at.map(date),
         }
     }
 }
 
-fn subscription_card(s: &SubscriptionView) -> SubscriptionCard {
+/// The names of the features `product` includes.
+fn features_of(product: Option<&str>, features: &[ProductFeature]) -> Vec<String> {
+    features
+        .iter()
+        .filter(|f| Some(f.product_id.as_str()) == product)
+        .map(|f| f.name.clone().unwrap_or_else(|| f.lookup_key.clone()))
+        .collect()
+}
+
+fn subscription_card(s: &SubscriptionView, features: &[ProductFeature]) -> SubscriptionCard {
     let (status_label, status_class) = subscription_status(&s.status);
     let price = match (s.unit_amount, &s.currency) {
         (Some(amount), Some(currency)) => {
@@ -159,6 +191,7 @@ fn subscription_card(s: &SubscriptionView) -> SubscriptionCard {
         },
         can_cancel: live && !s.cancel_at_period_end,
         can_change: live,
+        features: features_of(s.product_id.as_deref(), features),
     }
 }
 
@@ -190,7 +223,7 @@ fn invoice_row(i: &InvoiceView) -> InvoiceRow {
     }
 }
 
-fn plan_offer(p: &CatalogPrice) -> PlanOffer {
+fn plan_offer(p: &CatalogPrice, features: &[ProductFeature]) -> PlanOffer {
     let every = interval(
         p.recurring_interval.as_deref().unwrap_or("month"),
         p.interval_count.unwrap_or(1),
@@ -202,6 +235,7 @@ fn plan_offer(p: &CatalogPrice) -> PlanOffer {
             .unit_amount
             .map(|a| format!("{} / {every}", money(a, &p.currency)))
             .unwrap_or_else(|| "Custom pricing".to_owned()),
+        features: features_of(p.product_id.as_deref(), features),
     }
 }
 

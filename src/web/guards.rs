@@ -13,6 +13,7 @@
 //! | `PageMember`  | a page user with an organization      | … or 400 page           |
 //! | `PageManager` | a page member whose role manages      | … or 403 page           |
 //! | `Operator`    | a page user in `ADMIN_USER_IDS`       | … or 404 page           |
+//! | `ServiceCaller` | another service with a token of `INTERNAL_API_TOKENS` | 404 when none is configured, 401 |
 //!
 //! `Posted<G, F>` is a form POST by guard `G`: the guard is checked first,
 //! then the form must carry the session's CSRF token and come from our origin.
@@ -24,6 +25,7 @@ use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -131,6 +133,54 @@ impl FromRequest for Manager {
             }
             Ok(Self(member))
         })
+    }
+}
+
+/// Another service of the product, presenting one of `INTERNAL_API_TOKENS`
+/// as a bearer token. With no token configured the routes do not exist.
+pub struct ServiceCaller;
+
+impl FromRequest for ServiceCaller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(service_caller(req))
+    }
+}
+
+fn service_caller(req: &HttpRequest) -> Result<ServiceCaller, ApiError> {
+    let state = shared::<AppState>(req).map_err(ApiError::Internal)?;
+    let tokens = &state.access.internal_tokens;
+    if tokens.is_empty() {
+        return Err(ApiError::NotFound("No such endpoint.".to_owned()));
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    // Compared as SHA-256 digests, in constant time, so neither a token's
+    // bytes nor its length leak through timing.
+    let digest = |t: &str| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
+    let presented = digest(presented);
+    let known = tokens.iter().fold(false, |found, token| {
+        let matches = aws_lc_rs::constant_time::verify_slices_are_equal(
+            digest(token.expose_secret()).as_ref(),
+            presented.as_ref(),
+        )
+        .is_ok();
+        found | matches
+    });
+    if known {
+        Ok(ServiceCaller)
+    } else {
+        log::info!("an internal route was called without a valid service token");
+        Err(ApiError::Unauthorized(
+            "A valid service token is required (Authorization: Bearer …).",
+        ))
     }
 }
 

@@ -55,7 +55,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
             "/api/v1/operations/payment/invoices",
             get().to(api::invoices::invoices),
         )
+        .route(
+            "/api/v1/operations/payment/entitlements",
+            get().to(api::entitlements::of_member),
+        )
         .route("/api/v1/webhooks/stripe", post().to(api::webhooks::stripe));
+    // For the product's other services (a service token; 404 when none is configured).
+    cfg.route(
+        "/api/v1/internal/organizations/{org_id}/entitlements",
+        get().to(api::entitlements::of_organization),
+    );
     cfg.default_service(to(not_found));
 }
 

@@ -102,6 +102,22 @@ async fn stripe_account(app: &TestApp) {
     price["id"] = "price_pro_monthly".into();
     price["product"] = "prod_pro".into();
     stripe_lists(app, "/v1/prices", &[], list(vec![price], false)).await;
+    stripe_lists(
+        app,
+        "/v1/products/prod_pro/features",
+        &[],
+        list(vec![], false),
+    )
+    .await;
+    for customer in ["cus_1", "cus_3"] {
+        stripe_lists(
+            app,
+            "/v1/entitlements/active_entitlements",
+            &[("customer", customer)],
+            list(vec![], false),
+        )
+        .await;
+    }
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ mod report;
 
 pub use report::{Resource, ResourceLine, SyncReport};
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::Context;
 use reqwest::StatusCode;
@@ -21,14 +21,15 @@ use serde::de::DeserializeOwned;
 
 use super::apply_change;
 use super::rules::{
-    Change, checkout_changes, customer_changes, fetched_version, invoice_changes,
-    invoice_status_rank, payment_method_row, price_row, product_row, subscription_row,
-    subscription_status_rank,
+    Change, checkout_changes, customer_changes, entitlements_row, feature_row, fetched_version,
+    invoice_changes, invoice_status_rank, payment_method_row, price_row, product_row,
+    subscription_row, subscription_status_rank,
 };
 use crate::domain::{OrgId, unix_now};
 use crate::store::{Store, StoreError, SyncedRow, Tx};
 use crate::stripe::objects::{
-    CheckoutSession, FullCustomer, Invoice, PaymentMethod, Price, Product, Subscription,
+    ActiveEntitlement, CheckoutSession, FullCustomer, Invoice, PaymentMethod, Price, Product,
+    ProductFeature as StripeProductFeature, Subscription,
 };
 use crate::stripe::{StripeClient, StripeError};
 
@@ -91,13 +92,8 @@ pub async fn sync_customer_by_id(
     report.fetched(Resource::Customers, 1);
     sync_customer(store, stripe, &fetched, &mut report).await?;
     report.customers = 1;
-    match report.unreadable().as_slice() {
-        [] => Ok(report),
-        unreadable => anyhow::bail!(
-            "customer {customer}: could not read {}",
-            unreadable.join(", ")
-        ),
-    }
+    // What was read is applied; what was not is named for the caller's log.
+    Ok(report)
 }
 
 /// Applies a checkout session fetched from Stripe (the return from
@@ -135,6 +131,7 @@ async fn sync_catalog(
     )
     .await?
     .unwrap_or_default();
+    let features = product_features(stripe, &products, report).await?;
     let mut changes: Vec<Change> = products
         .iter()
         .map(|p| Change::Product(product_row(p, version(), false)))
@@ -144,10 +141,43 @@ async fn sync_catalog(
             .iter()
             .map(|p| Change::Price(price_row(p, version(), false))),
     );
+    for listed in features.values().flatten() {
+        changes.push(Change::Feature(feature_row(
+            &listed.entitlement_feature,
+            version(),
+        )));
+    }
     let mut tx = store.begin().await?;
     apply_fetched(&mut tx, &changes, report).await?;
+    for (product, listed) in &features {
+        let ids: Vec<String> = listed
+            .iter()
+            .map(|f| f.entitlement_feature.id.clone())
+            .collect();
+        if tx.replace_product_features(product, &ids).await? {
+            report.changed(Resource::Features);
+        }
+    }
     tx.commit().await?;
     Ok(())
+}
+
+/// Each active product's features (`GET /v1/products/{id}/features`); a
+/// product whose list is refused keeps the features it had.
+async fn product_features(
+    stripe: &StripeClient,
+    products: &[Product],
+    report: &mut SyncReport,
+) -> anyhow::Result<BTreeMap<String, Vec<StripeProductFeature>>> {
+    let mut features = BTreeMap::new();
+    for product in products.iter().filter(|p| p.active && !p.deleted) {
+        let path = format!("/v1/products/{}/features", product.id);
+        if let Some(listed) = read(report, Resource::Features, list_all(stripe, &path, &[])).await?
+        {
+            features.insert(product.id.clone(), listed);
+        }
+    }
+    Ok(features)
 }
 
 /// Customers tagged with `metadata.org_id`, plus those linked in our database
@@ -276,6 +306,18 @@ async fn fetch_customer_objects(
         let version = fetched_version(fetched_at, invoice_status_rank(invoice.status()));
         changes.extend(invoice_changes(invoice, version, false)?);
     }
+    let entitlements: Option<Vec<ActiveEntitlement>> = read(
+        report,
+        Resource::Entitlements,
+        list_all(stripe, "/v1/entitlements/active_entitlements", &of_customer),
+    )
+    .await?;
+    if let Some(active) = &entitlements {
+        let version = fetched_version(fetched_at, 0);
+        changes.push(Change::Entitlements(entitlements_row(
+            customer, active, version,
+        )));
+    }
     let methods_listed = methods.is_some();
     for method in methods.iter().flatten() {
         // Listed under this customer: attached to it, whatever the object says.
@@ -332,6 +374,8 @@ async fn apply_fetched(
             Change::PaymentMethod(row) => differs(tx, row).await?,
             Change::Product(row) => differs(tx, row).await?,
             Change::Price(row) => differs(tx, row).await?,
+            Change::Entitlements(row) => differs(tx, row).await?,
+            Change::Feature(row) => differs(tx, row).await?,
             _ => false,
         };
         let applied = apply_change(tx, change).await?;

@@ -15,6 +15,8 @@ pub enum Resource {
     Subscriptions,
     Invoices,
     PaymentMethods,
+    Entitlements,
+    Features,
 }
 
 impl Resource {
@@ -26,6 +28,8 @@ impl Resource {
             Self::Subscriptions => "subscriptions",
             Self::Invoices => "invoices",
             Self::PaymentMethods => "payment methods",
+            Self::Entitlements => "entitlements",
+            Self::Features => "product features",
         }
     }
 
@@ -42,6 +46,8 @@ impl Resource {
             Change::PaymentMethod(_) => Self::PaymentMethods,
             Change::Product(_) => Self::Products,
             Change::Price(_) => Self::Prices,
+            Change::Entitlements(_) => Self::Entitlements,
+            Change::Feature(_) => Self::Features,
         }
     }
 }

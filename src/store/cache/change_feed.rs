@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Changed, PlansCache};
+use super::Changed;
+use crate::store::StoreCaches;
 use crate::store::{Pool, Store, StoreError};
 
 /// PostgreSQL refuses payloads of 8,000 bytes or more.
@@ -102,41 +103,46 @@ impl Store {
         };
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(&feed.channel).await?;
-        let plans = self.plans.clone();
+        let caches = self.caches.clone();
         let instance = feed.instance.clone();
         let pool = pool.clone();
         Ok(Some(tokio::spawn(async move {
             tokio::select! {
                 () = stop.cancelled() => {}
-                () = follow(listener, &pool, plans, instance) => {}
+                () = follow(listener, &pool, caches, instance) => {}
             }
         })))
     }
 }
 
 /// Until the pool is closed: a closed pool means the service is stopping.
-async fn follow(mut listener: PgListener, pool: &PgPool, plans: Arc<PlansCache>, instance: String) {
+async fn follow(
+    mut listener: PgListener,
+    pool: &PgPool,
+    caches: Arc<StoreCaches>,
+    instance: String,
+) {
     while !pool.is_closed() {
         match listener.try_recv().await {
             Ok(Some(notification)) => {
                 match serde_json::from_str::<Announcement>(notification.payload()) {
                     Ok(news) if news.from == instance => {}
-                    Ok(news) => plans.apply(&news.changed),
+                    Ok(news) => caches.apply(&news.changed),
                     Err(err) => {
                         log::warn!("unreadable change announcement ({err}); clearing the cache");
-                        plans.clear();
+                        caches.clear();
                     }
                 }
             }
             // Reconnecting: whatever was announced meanwhile is lost.
             Ok(None) => {
                 log::warn!("lost the change feed's connection; clearing the Plans cache");
-                plans.clear();
+                caches.clear();
             }
             Err(_) if pool.is_closed() => return,
             Err(err) => {
                 log::warn!("the change feed failed ({err}); retrying in 1 s");
-                plans.clear();
+                caches.clear();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

@@ -1,11 +1,11 @@
 //! What the store keeps in memory in front of the database, and how it stays
-//! current: the Plans tab's reads (`plans`), organizations with a customer on
+//! current: the Plans tab's reads and the entitlement facts (`reads`), organizations with a customer on
 //! the portal's hot path (`orgs`), and, on PostgreSQL, the other instances'
 //! announcements of what they changed (`change_feed`).
 
 pub(super) mod change_feed;
 pub(super) mod orgs;
-pub(super) mod plans;
+pub(super) mod reads;
 
 pub(super) use orgs::OrgCache;
-pub(super) use plans::{Changed, PlansCache};
+pub(super) use reads::{CacheKey, Caches, Changed};

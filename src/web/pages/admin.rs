@@ -7,8 +7,8 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::billing::reconcile;
 use crate::billing::replay::{Selection, replay};
+use crate::billing::{access, reconcile};
 use crate::domain::{OrgId, unix_now};
 use crate::state::AppState;
 use crate::store::{AdminFilter, StoreError};
@@ -115,6 +115,9 @@ pub async fn organization(
         of_customer(c, |c| store.events_of_customer(c, 25)),
     )
     .map_err(PageError::internal)?;
+    let access = access::of_organization(store, &org.id, state.access.grace_period)
+        .await
+        .map_err(PageError::internal)?;
     let data = AdminOrgData {
         id: org.id.to_string(),
         slug: org.slug.clone(),
@@ -124,6 +127,7 @@ pub async fn organization(
         cards,
         ledger,
         events,
+        access,
     };
     let view = AdminOrgPage::new(data, csrf_token(&session)?, query.done.clone());
     Ok(html_page(view.render().map_err(PageError::internal)?))

@@ -8,10 +8,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::billing::access;
 use crate::billing::checkout::{self, Refreshed};
 use crate::state::AppState;
 use crate::store::{Organization, Plans};
-use crate::views::{Notice, OrganizationContext, OrganizationPage};
+use crate::views::{Catalog, Notice, OrganizationContext, OrganizationPage};
 use crate::web::PORTAL_PATH;
 use crate::web::errors::{PageError, html_page};
 use crate::web::guards::{PageMember, can_manage, csrf_token};
@@ -72,15 +73,22 @@ pub async fn show(
         notice,
         sells_credits: state.pages.credits_price_id.is_some(),
         portal_path: PORTAL_PATH,
+        grace_ends_at: grace_ends_at(&state, &org).await?,
     };
-    let catalog = if context.has_customer {
-        Vec::new()
+    let (prices, features) = if context.has_customer {
+        (Vec::new(), Vec::new())
     } else {
-        checkout::offers(store, &state.pages.price_ids)
-            .await
-            .map_err(PageError::internal)?
+        tokio::try_join!(
+            checkout::offers(store, &state.pages.price_ids),
+            store.product_features(),
+        )
+        .map_err(PageError::internal)?
     };
-    let html = OrganizationPage::new(context, &plans, &catalog)
+    let catalog = Catalog {
+        prices: &prices,
+        features: &features,
+    };
+    let html = OrganizationPage::new(context, &plans, catalog)
         .render()
         .map_err(PageError::internal)?;
     Ok(html_page(html))
@@ -94,6 +102,14 @@ async fn plans_of(state: &AppState, org: &Organization) -> Result<Arc<Plans>, Pa
         .plans(org.id.as_str(), customer, HISTORY_LENGTH)
         .await
         .map_err(PageError::internal)
+}
+
+/// When the organization's grace period ends, while it is in one.
+async fn grace_ends_at(state: &AppState, org: &Organization) -> Result<Option<i64>, PageError> {
+    let answer = access::of_organization(&state.store, &org.id, state.access.grace_period)
+        .await
+        .map_err(PageError::internal)?;
+    Ok(answer.grace_ends_at)
 }
 
 fn still_syncing() -> Notice {

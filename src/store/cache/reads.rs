@@ -1,5 +1,7 @@
-//! A short-lived, in-process cache of the Plans tab's reads (plan state and
-//! billing history), the page's whole database cost.
+//! In-process caches of an organization's reads: the Plans tab's (plan state
+//! and billing history, the page's whole database cost) and the entitlement
+//! facts behind the access answers. `Caches` holds both and is what writes
+//! invalidate.
 //!
 //! Every write made through this process drops what it touched when its
 //! transaction commits (`Tx::commit`, and the few writes outside a `Tx`), so
@@ -18,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::store::StoreError;
-use crate::store::plan_state::{Plans, PlansKey};
 
 /// Organizations kept at most (an entry with 24 invoices is about 10 KiB).
 const CAPACITY: usize = 10_000;
@@ -74,26 +75,96 @@ impl Changed {
     }
 }
 
+/// Which read of an organization: for its current customer, and a variant
+/// (how many invoices the Plans tab shows).
+#[derive(Clone, Copy, Debug)]
+pub struct CacheKey<'a> {
+    pub org: &'a str,
+    pub customer: Option<&'a str>,
+    pub variant: i64,
+}
+
+/// Every cache of reads, dropped together by what a write changed.
 #[derive(Debug)]
-pub struct PlansCache {
-    ttl: Duration,
-    inner: Mutex<Inner>,
-    /// One lock per organization being read, held by its reader.
-    reads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+pub struct Caches<P, E> {
+    pub plans: ReadCache<P>,
+    pub entitlements: ReadCache<E>,
     /// Where this instance's changes are announced to the others, if anywhere.
     announce: OnceLock<mpsc::UnboundedSender<Changed>>,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
+impl<P, E> Caches<P, E> {
+    pub fn new(plans_ttl: Duration, entitlements_ttl: Duration) -> Self {
+        Self {
+            plans: ReadCache::new(plans_ttl),
+            entitlements: ReadCache::new(entitlements_ttl),
+            announce: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn announce_to(&self, queue: mpsc::UnboundedSender<Changed>) {
+        let _ = self.announce.set(queue);
+    }
+
+    /// Drops what this instance changed, and tells the others.
+    pub(crate) fn invalidate(&self, changed: &Changed) {
+        if changed.is_empty() {
+            return;
+        }
+        self.apply(changed);
+        if let Some(queue) = self.announce.get() {
+            let _ = queue.send(changed.clone());
+        }
+    }
+
+    /// For writes made outside a `Tx`.
+    pub(crate) fn invalidate_org(&self, org: &str) {
+        let mut changed = Changed::default();
+        changed.org(org);
+        self.invalidate(&changed);
+    }
+
+    /// Drops what `changed` names (another instance's announcement).
+    pub(crate) fn apply(&self, changed: &Changed) {
+        self.plans.apply(changed);
+        self.entitlements.apply(changed);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.plans.clear();
+        self.entitlements.clear();
+    }
+}
+
+#[derive(Debug)]
+pub struct ReadCache<V> {
+    ttl: Duration,
+    inner: Mutex<Inner<V>>,
+    /// One lock per organization being read, held by its reader.
+    reads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Debug)]
+struct Inner<V> {
     epoch: u64,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<String, Entry<V>>,
     org_of_customer: HashMap<String, String>,
     /// When expired entries were last let go.
     swept: Option<Instant>,
 }
 
-impl Inner {
+impl<V> Default for Inner<V> {
+    fn default() -> Self {
+        Self {
+            epoch: 0,
+            entries: HashMap::new(),
+            org_of_customer: HashMap::new(),
+            swept: None,
+        }
+    }
+}
+
+impl<V> Inner<V> {
     fn sweep(&mut self, ttl: Duration) {
         self.entries.retain(|_, entry| entry.at.elapsed() < ttl);
         let entries = &self.entries;
@@ -104,41 +175,36 @@ impl Inner {
 }
 
 #[derive(Debug)]
-struct Entry {
+struct Entry<V> {
     customer: Option<String>,
-    history: i64,
-    plans: Arc<Plans>,
+    variant: i64,
+    value: Arc<V>,
     at: Instant,
 }
 
 /// Where a read started, to be handed back with its result.
 struct Ticket(u64);
 
-impl PlansCache {
+impl<V> ReadCache<V> {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
             inner: Mutex::default(),
             reads: Mutex::default(),
-            announce: OnceLock::new(),
         }
-    }
-
-    pub(crate) fn announce_to(&self, queue: mpsc::UnboundedSender<Changed>) {
-        let _ = self.announce.set(queue);
     }
 
     /// The cached reads of `org`, or `read()`'s, kept for the next request.
     pub async fn get_or_read<F>(
         &self,
-        key: PlansKey<'_>,
+        key: CacheKey<'_>,
         read: impl FnOnce() -> F,
-    ) -> Result<Arc<Plans>, StoreError>
+    ) -> Result<Arc<V>, StoreError>
     where
-        F: Future<Output = Result<Plans, StoreError>>,
+        F: Future<Output = Result<V, StoreError>>,
     {
-        if let Ok(plans) = self.get(key) {
-            return Ok(plans);
+        if let Ok(value) = self.get(key) {
+            return Ok(value);
         }
         if self.ttl.is_zero() {
             return read().await.map(Arc::new);
@@ -151,11 +217,11 @@ impl PlansCache {
             drop(lock.lock().await);
         }
         let result = match self.get(key) {
-            Ok(plans) => Ok(plans),
-            Err(ticket) => read().await.map(|plans| {
-                let plans = Arc::new(plans);
-                self.put(ticket, key, plans.clone());
-                plans
+            Ok(value) => Ok(value),
+            Err(ticket) => read().await.map(|value| {
+                let value = Arc::new(value);
+                self.put(ticket, key, value.clone());
+                value
             }),
         };
         drop(first);
@@ -177,28 +243,28 @@ impl PlansCache {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner<V>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cached reads of `org`, if fresh and made for the same customer
-    /// and history length; else a ticket for storing a new read.
-    fn get(&self, key: PlansKey<'_>) -> Result<Arc<Plans>, Ticket> {
+    /// and variant; else a ticket for storing a new read.
+    fn get(&self, key: CacheKey<'_>) -> Result<Arc<V>, Ticket> {
         let inner = self.lock();
         match inner.entries.get(key.org) {
             Some(entry)
                 if entry.at.elapsed() < self.ttl
                     && entry.customer.as_deref() == key.customer
-                    && entry.history == key.history =>
+                    && entry.variant == key.variant =>
             {
-                Ok(entry.plans.clone())
+                Ok(entry.value.clone())
             }
             _ => Err(Ticket(inner.epoch)),
         }
     }
 
     /// Keeps a read unless something was invalidated since it began.
-    fn put(&self, ticket: Ticket, key: PlansKey<'_>, plans: Arc<Plans>) {
+    fn put(&self, ticket: Ticket, key: CacheKey<'_>, value: Arc<V>) {
         if self.ttl.is_zero() {
             return;
         }
@@ -224,22 +290,11 @@ impl PlansCache {
         }
         let entry = Entry {
             customer: key.customer.map(str::to_owned),
-            history: key.history,
-            plans,
+            variant: key.variant,
+            value,
             at: Instant::now(),
         };
         inner.entries.insert(key.org.to_owned(), entry);
-    }
-
-    /// Drops what this instance changed, and tells the others.
-    pub(crate) fn invalidate(&self, changed: &Changed) {
-        if changed.is_empty() {
-            return;
-        }
-        self.apply(changed);
-        if let Some(queue) = self.announce.get() {
-            let _ = queue.send(changed.clone());
-        }
     }
 
     pub(crate) fn clear(&self) {
@@ -269,19 +324,18 @@ impl PlansCache {
             inner.entries.remove(org);
         }
     }
-
-    /// For writes made outside a `Tx`.
-    pub(crate) fn invalidate_org(&self, org: &str) {
-        let mut changed = Changed::default();
-        changed.org(org);
-        self.invalidate(&changed);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::BillingState;
+    use crate::store::{BillingState, Plans};
+
+    fn org(id: &str) -> Changed {
+        let mut changed = Changed::default();
+        changed.org(id);
+        changed
+    }
 
     fn plans(credit_balance: i64) -> Arc<Plans> {
         Arc::new(Plans {
@@ -293,38 +347,39 @@ mod tests {
                 portal_visited: false,
             },
             invoices: Vec::new(),
+            plan_features: Vec::new(),
         })
     }
 
-    fn key<'a>(org: &'a str, customer: Option<&'a str>) -> PlansKey<'a> {
-        PlansKey {
+    fn key<'a>(org: &'a str, customer: Option<&'a str>) -> CacheKey<'a> {
+        CacheKey {
             org,
             customer,
-            history: 24,
+            variant: 24,
         }
     }
 
-    fn cached(cache: &PlansCache, org: &str, customer: Option<&str>) -> Option<i64> {
+    fn cached(cache: &ReadCache<Plans>, org: &str, customer: Option<&str>) -> Option<i64> {
         cache
             .get(key(org, customer))
             .ok()
             .map(|p| p.billing.credit_balance)
     }
 
-    fn fill(cache: &PlansCache, org: &str, customer: Option<&str>, balance: i64) {
+    fn fill(cache: &ReadCache<Plans>, org: &str, customer: Option<&str>, balance: i64) {
         let ticket = cache.get(key(org, customer)).unwrap_err();
         cache.put(ticket, key(org, customer), plans(balance));
     }
 
     #[test]
     fn serves_a_fresh_read_for_the_same_customer_and_history_only() {
-        let cache = PlansCache::new(Duration::from_secs(60));
+        let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
         fill(&cache, "org_1", Some("cus_1"), 5);
         assert_eq!(cached(&cache, "org_1", Some("cus_1")), Some(5));
         assert_eq!(cached(&cache, "org_1", Some("cus_2")), None);
         assert_eq!(cached(&cache, "org_1", None), None);
-        let shorter = PlansKey {
-            history: 10,
+        let shorter = CacheKey {
+            variant: 10,
             ..key("org_1", Some("cus_1"))
         };
         assert!(cache.get(shorter).is_err());
@@ -333,48 +388,48 @@ mod tests {
 
     #[test]
     fn a_write_drops_the_organization_by_customer_by_org_or_all() {
-        let cache = PlansCache::new(Duration::from_secs(60));
+        let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
         for (org, customer) in [("org_1", "cus_1"), ("org_2", "cus_2"), ("org_3", "cus_3")] {
             fill(&cache, org, Some(customer), 1);
         }
         let mut changed = Changed::default();
         changed.customer("cus_1");
-        cache.invalidate(&changed);
+        cache.apply(&changed);
         assert_eq!(cached(&cache, "org_1", Some("cus_1")), None);
         assert_eq!(cached(&cache, "org_2", Some("cus_2")), Some(1));
-        cache.invalidate_org("org_2");
+        cache.apply(&org("org_2"));
         assert_eq!(cached(&cache, "org_2", Some("cus_2")), None);
         assert_eq!(cached(&cache, "org_3", Some("cus_3")), Some(1));
         let mut changed = Changed::default();
         changed.everything();
-        cache.invalidate(&changed);
+        cache.apply(&changed);
         assert_eq!(cached(&cache, "org_3", Some("cus_3")), None);
     }
 
     #[test]
     fn a_read_that_raced_a_write_is_not_kept() {
-        let cache = PlansCache::new(Duration::from_secs(60));
+        let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
         let ticket = cache.get(key("org_1", Some("cus_1"))).unwrap_err();
-        cache.invalidate_org("org_9");
+        cache.apply(&org("org_9"));
         cache.put(ticket, key("org_1", Some("cus_1")), plans(1));
         assert_eq!(cached(&cache, "org_1", Some("cus_1")), None);
     }
 
     #[test]
     fn nothing_is_kept_past_its_time_or_with_a_zero_ttl() {
-        let cache = PlansCache::new(Duration::from_millis(20));
+        let cache = ReadCache::<Plans>::new(Duration::from_millis(20));
         fill(&cache, "org_1", None, 1);
         assert_eq!(cached(&cache, "org_1", None), Some(1));
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(cached(&cache, "org_1", None), None);
-        let off = PlansCache::new(Duration::ZERO);
+        let off = ReadCache::<Plans>::new(Duration::ZERO);
         fill(&off, "org_1", None, 1);
         assert_eq!(cached(&off, "org_1", None), None);
     }
 
     #[tokio::test]
     async fn concurrent_misses_share_one_read() {
-        let cache = Arc::new(PlansCache::new(Duration::from_secs(60)));
+        let cache = Arc::new(ReadCache::<Plans>::new(Duration::from_secs(60)));
         let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let loads = (0..16).map(|_| {
             let (cache, reads) = (cache.clone(), reads.clone());
@@ -400,7 +455,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_read_is_reported_and_not_kept() {
-        let cache = PlansCache::new(Duration::from_secs(60));
+        let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
         let failed = cache
             .get_or_read(key("org_1", None), || async {
                 Err(StoreError::Corrupt("boom".into()))
@@ -412,7 +467,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_let_go() {
-        let cache = PlansCache::new(Duration::from_millis(10));
+        let cache = ReadCache::<Plans>::new(Duration::from_millis(10));
         fill(&cache, "org_1", Some("cus_1"), 1);
         std::thread::sleep(Duration::from_millis(20));
         cache.lock().swept = Some(Instant::now() - Duration::from_secs(2));
@@ -424,9 +479,9 @@ mod tests {
 
     #[test]
     fn an_empty_change_does_not_disturb_reads_in_flight() {
-        let cache = PlansCache::new(Duration::from_secs(60));
+        let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
         let ticket = cache.get(key("org_1", None)).unwrap_err();
-        cache.invalidate(&Changed::default());
+        cache.apply(&Changed::default());
         cache.put(ticket, key("org_1", None), plans(3));
         assert_eq!(cached(&cache, "org_1", None), Some(3));
     }
