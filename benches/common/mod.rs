@@ -184,7 +184,21 @@ pub fn wrk(
     seconds: u64,
     threads: u64,
 ) -> Result<WrkReport, String> {
+    wrk_scripted(url, headers, None, (connections, seconds, threads))
+}
+
+/// `wrk` with a Lua `script` (e.g. one that varies the path per request);
+/// `load` is (connections, seconds, threads).
+pub fn wrk_scripted(
+    url: &str,
+    headers: &[String],
+    script: Option<&Path>,
+    (connections, seconds, threads): (u64, u64, u64),
+) -> Result<WrkReport, String> {
     let mut command = std::process::Command::new("wrk");
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
     command.args([
         "--latency",
         "-t",

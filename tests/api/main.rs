@@ -12,6 +12,7 @@ mod auth;
 mod browser;
 mod catch_up;
 mod contract;
+mod entitlements;
 mod health;
 mod helpers;
 mod org_link;
