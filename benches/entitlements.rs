@@ -27,10 +27,7 @@ const TOKEN: &str = "svc_bench_0123456789abcdef0123456789abcdef";
 
 #[tokio::main]
 async fn main() {
-    if let Err(err) = run().await {
-        eprintln!("benchmark failed: {err}");
-        std::process::exit(1);
-    }
+    common::exit_on_error(run().await);
 }
 
 async fn run() -> Result<(), String> {
@@ -59,18 +56,15 @@ async fn run() -> Result<(), String> {
     )?;
     let backend = server.backend();
     let (connections, seconds, threads) = load;
-    println!(
-        "\nentitlements benchmark ({backend}, {orgs} organizations, {connections} connections, {threads} wrk threads, {seconds} s)"
+    let title = format!(
+        "entitlements benchmark ({backend}, {orgs} organizations, {connections} connections, {threads} wrk threads, {seconds} s)"
     );
-    println!("| backend | answers/s | p50 | p99 | non-2xx | server peak RSS |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| {backend} | {:.0} | {} | {} | {} | {:.1} MiB |",
-        report.requests_per_sec,
-        report.p50,
-        report.p99,
-        report.errors,
-        server.peak_rss_mib()
+    report.print(
+        &title,
+        "answers/s",
+        "non-2xx",
+        backend,
+        server.peak_rss_mib(),
     );
     Ok(())
 }

@@ -33,10 +33,7 @@ const CUSTOMER: &str = "cus_Bench";
 
 #[tokio::main]
 async fn main() {
-    if let Err(err) = run().await {
-        eprintln!("benchmark failed: {err}");
-        std::process::exit(1);
-    }
+    common::exit_on_error(run().await);
 }
 
 async fn run() -> Result<(), String> {

@@ -23,10 +23,7 @@ const PORTAL_SESSION: &str = r#"{"id":"bps_bench","object":"billing_portal.sessi
 
 #[tokio::main]
 async fn main() {
-    if let Err(err) = run().await {
-        eprintln!("benchmark failed: {err}");
-        std::process::exit(1);
-    }
+    common::exit_on_error(run().await);
 }
 
 async fn run() -> Result<(), String> {
@@ -60,18 +57,15 @@ async fn run() -> Result<(), String> {
         threads,
     )?;
     let backend = server.backend();
-    println!(
-        "\nportal benchmark ({backend}, {connections} connections, {threads} wrk threads, {seconds} s)"
+    let title = format!(
+        "portal benchmark ({backend}, {connections} connections, {threads} wrk threads, {seconds} s)"
     );
-    println!("| backend | redirects/s | p50 | p99 | non-302 | server peak RSS |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| {backend} | {:.0} | {} | {} | {} | {:.1} MiB |",
-        report.requests_per_sec,
-        report.p50,
-        report.p99,
-        report.errors,
-        server.peak_rss_mib()
+    report.print(
+        &title,
+        "redirects/s",
+        "non-302",
+        backend,
+        server.peak_rss_mib(),
     );
     Ok(())
 }

@@ -26,10 +26,7 @@ const SECRET: &str = "whsec_bench_secret";
 
 #[tokio::main]
 async fn main() {
-    if let Err(err) = run().await {
-        eprintln!("benchmark failed: {err}");
-        std::process::exit(1);
-    }
+    common::exit_on_error(run().await);
 }
 
 async fn run() -> Result<(), String> {

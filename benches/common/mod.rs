@@ -138,6 +138,14 @@ impl Drop for Server {
     }
 }
 
+/// Ends the benchmark with its error, if any, and a failing status.
+pub fn exit_on_error(result: Result<(), String>) {
+    if let Err(err) = result {
+        eprintln!("benchmark failed: {err}");
+        std::process::exit(1);
+    }
+}
+
 pub fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
@@ -174,6 +182,19 @@ pub struct WrkReport {
     pub p99: String,
     /// Responses other than 2xx/3xx.
     pub errors: u64,
+}
+
+impl WrkReport {
+    /// The report as a Markdown table under `title`: one row for `backend`.
+    pub fn print(&self, title: &str, per_sec: &str, refused: &str, backend: &str, rss_mib: f64) {
+        println!("\n{title}");
+        println!("| backend | {per_sec} | p50 | p99 | {refused} | server peak RSS |");
+        println!("|---|---|---|---|---|---|");
+        println!(
+            "| {backend} | {:.0} | {} | {} | {} | {rss_mib:.1} MiB |",
+            self.requests_per_sec, self.p50, self.p99, self.errors
+        );
+    }
 }
 
 /// Runs `wrk` (Debian package `wrk`) against `url` with `headers`.
