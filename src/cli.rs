@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::dev::{DevKey, DevTokenRequest};
 use crate::billing::replay::{Selection, replay};
-use crate::billing::{catchup, endpoint, reconcile};
+use crate::billing::{catchup, endpoint, reconcile, snapshot};
 use crate::config::{AuthSettings, DatabaseSettings, Env, Settings, StripeSettings};
 use crate::domain::{OrgId, StripeCustomerId, UserId};
 use crate::server::{Application, connect_and_migrate};
@@ -46,6 +46,9 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Take today's revenue snapshot for the admin chart (the server takes it
+    /// daily); the first one also backfills twelve months of estimates.
+    Snapshot,
     /// The Stripe webhook endpoint.
     Webhooks {
         #[command(subcommand)]
@@ -186,6 +189,15 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             let stripe = StripeClient::new(&StripeSettings::from_env(env)?)?;
             let report = catchup::catch_up(&store, &stripe, since).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Snapshot => {
+            let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
+            let taken = snapshot::take(&store, crate::domain::unix_now()).await?;
+            println!(
+                "snapshot: {} row(s) for today, {} estimated row(s) backfilled",
+                taken.today, taken.backfilled
+            );
             Ok(())
         }
         Command::Webhooks {

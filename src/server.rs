@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::billing::versions::VersionWatch;
-use crate::billing::{Ingestor, catchup};
+use crate::billing::{Ingestor, catchup, snapshot};
 use crate::config::{DatabaseSettings, PagesSettings, Settings};
 use crate::state::AppState;
 use crate::store::{AuditLog, Store};
@@ -57,6 +57,10 @@ impl Application {
             let schedule = catchup::run_every(store.clone(), stripe, interval, stop.clone());
             tasks.push(tokio::spawn(schedule));
         }
+        tasks.push(tokio::spawn(snapshot::run_daily(
+            store.clone(),
+            stop.clone(),
+        )));
         let (audit, audit_writer) = AuditLog::spawn(store.clone(), stop.clone());
         tasks.push(audit_writer);
         let authenticator = Data::new(Authenticator::from_settings(&settings.auth)?);

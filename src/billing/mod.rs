@@ -10,7 +10,9 @@ pub mod endpoint;
 pub mod ingest;
 pub mod reconcile;
 pub mod replay;
+pub mod revenue;
 pub mod rules;
+pub mod snapshot;
 pub mod versions;
 
 pub use ingest::{IngestError, Ingested, Ingestor};

@@ -18,6 +18,7 @@
 //! | `audit.rs`      | the audit log, written off the request path              |
 //! | `health.rs`     | catch-up state, API versions seen, newest event          |
 //! | `jobs.rs`       | one-instance-at-a-time locks for background jobs         |
+//! | `overview.rs`   | revenue, statuses, risk, snapshots, the export           |
 //! | `cache/`        | in-memory reads kept current by every commit             |
 
 mod admin;
@@ -29,6 +30,7 @@ mod events;
 mod health;
 mod jobs;
 mod organizations;
+mod overview;
 mod plan_state;
 mod rows;
 mod sync;
@@ -41,6 +43,9 @@ pub use events::{EventRecord, RecordOutcome, StoredEvent};
 pub use health::{CatchUpRun, CatchUpState, VersionCount};
 pub use jobs::JobLock;
 pub use organizations::{LinkError, LinkOutcome, Organization};
+pub use overview::{
+    AtRisk, EventsOnDay, ExportRow, Lifetime, RecurringGroup, Snapshot, StatusCount,
+};
 pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
 pub use rows::{
     CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,

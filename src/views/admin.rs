@@ -24,6 +24,8 @@ pub struct AdminOrgLine {
 #[derive(Template)]
 #[template(path = "admin_list.html")]
 pub struct AdminListPage {
+    /// On the first page without filters.
+    pub overview: Option<super::overview::Overview>,
     pub rows: Vec<AdminOrgLine>,
     pub status: String,
     pub search: String,

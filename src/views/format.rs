@@ -143,15 +143,7 @@ pub fn invoice_status(status: Option<&str>) -> (&'static str, &'static str) {
 /// Monthly recurring revenue of `unit_amount × quantity` billed every
 /// `count` `interval`s, in minor units.
 pub fn monthly_amount(unit_amount: i64, quantity: i64, interval: &str, count: i64) -> i64 {
-    let per_period = unit_amount.saturating_mul(quantity.max(0)) as f64;
-    let count = count.max(1) as f64;
-    let monthly = match interval {
-        "day" => per_period * 365.0 / 12.0 / count,
-        "week" => per_period * 52.0 / 12.0 / count,
-        "year" => per_period / 12.0 / count,
-        _ => per_period / count,
-    };
-    monthly.round() as i64
+    crate::billing::revenue::monthly(unit_amount.saturating_mul(quantity.max(0)), interval, count)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod format;
 mod organization;
+pub mod overview;
 pub mod webhooks;
 
 pub use organization::{Catalog, Notice, OrganizationContext, OrganizationPage};

@@ -40,6 +40,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/admin", get().to(pages::admin::organizations))
         .route("/admin/orgs/{id}", get().to(pages::admin::organization))
         .route("/admin/orgs/{id}/resync", post().to(pages::admin::resync))
+        .route(
+            "/admin/export/subscriptions.csv",
+            get().to(pages::export::subscriptions),
+        )
         .route("/admin/webhooks", get().to(pages::admin::webhooks))
         .route(
             "/admin/webhooks/{id}/replay",

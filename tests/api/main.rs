@@ -16,6 +16,7 @@ mod entitlements;
 mod health;
 mod helpers;
 mod org_link;
+mod overview;
 mod pages;
 mod portal;
 mod reconcile;

@@ -8,13 +8,14 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::billing::replay::{Selection, replay};
-use crate::billing::{access, reconcile};
+use crate::billing::{access, reconcile, revenue};
 use crate::domain::{OrgId, unix_now};
 use crate::state::AppState;
 use crate::store::{AdminFilter, StoreError};
 use crate::views::admin::{
     AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, EventLine, STATUSES,
 };
+use crate::views::overview::{Overview, OverviewFacts};
 use crate::views::webhooks::{AdminWebhooksPage, DeliveryFacts, DeliveryHealth};
 use crate::web::errors::{PageError, html_page, see_other};
 use crate::web::guards::{NoFields, Operator, Posted, csrf_token};
@@ -72,7 +73,12 @@ pub async fn organizations(
         url.append_pair("page", &p.to_string());
         format!("/admin?{}", url.finish())
     };
+    let overview = match (page, &status, &search) {
+        (1, None, None) => Some(overview(&state).await?),
+        _ => None,
+    };
     let view = AdminListPage {
+        overview,
         rows: rows.iter().map(AdminOrgLine::new).collect(),
         status: status.clone().unwrap_or_default(),
         search: search.clone().unwrap_or_default(),
@@ -82,6 +88,47 @@ pub async fn organizations(
         next_link: has_next.then(|| link(page + 1)),
     };
     Ok(html_page(view.render().map_err(PageError::internal)?))
+}
+
+/// The figures above the list: read concurrently, a few rows each however
+/// many organizations there are.
+async fn overview(state: &AppState) -> Result<Overview, PageError> {
+    let store = &state.store;
+    let now = unix_now();
+    let (groups, statuses, at_risk, snapshots, events, newest, catch_up) = tokio::try_join!(
+        store.recurring_groups(),
+        store.status_counts(start_of_month(now)),
+        store.at_risk(AT_RISK_SHOWN),
+        store.snapshots(now - 366 * DAY),
+        store.events_per_day(now - now.rem_euclid(DAY) - 13 * DAY),
+        store.newest_event_created(),
+        store.catch_up_state(),
+    )
+    .map_err(PageError::internal)?;
+    let mrr = revenue::mrr_of_groups(&groups);
+    Ok(Overview::new(OverviewFacts {
+        mrr: &mrr,
+        statuses: &statuses,
+        at_risk: &at_risk,
+        snapshots: &snapshots,
+        events: &events,
+        newest_event: newest,
+        catch_up: catch_up.as_ref(),
+        now,
+    }))
+}
+
+const DAY: i64 = 86_400;
+const AT_RISK_SHOWN: i64 = 20;
+
+/// The first second of `now`'s month (UTC).
+fn start_of_month(now: i64) -> i64 {
+    time::OffsetDateTime::from_unix_timestamp(now)
+        .ok()
+        .and_then(|t| t.date().replace_day(1).ok())
+        .map_or(now - now.rem_euclid(DAY), |d| {
+            d.midnight().assume_utc().unix_timestamp()
+        })
 }
 
 #[derive(Deserialize)]

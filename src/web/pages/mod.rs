@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod checkout;
+pub mod export;
 pub mod home;
 pub mod organization;

@@ -1,0 +1,248 @@
+//! Reads for the operators' overview: recurring revenue by price shape,
+//! subscriptions by status, who is at risk, events per day, the daily
+//! revenue snapshots, and the subscriptions export a page at a time.
+
+use super::{Store, StoreError, with_pool};
+
+/// Subscriptions of one status, currency and price shape, with their total
+/// amount billed per period (unit amount × quantity).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RecurringGroup {
+    pub status: String,
+    pub currency: String,
+    pub recurring_interval: String,
+    pub interval_count: i64,
+    pub amount: i64,
+    pub subscriptions: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StatusCount {
+    pub status: String,
+    pub subscriptions: i64,
+}
+
+/// A subscription that may stop paying: past due, unpaid, or set to cancel.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AtRisk {
+    pub org_id: Option<String>,
+    pub org_slug: Option<String>,
+    pub subscription_id: String,
+    pub status: String,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+    pub current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EventsOnDay {
+    pub day: i64,
+    pub received: i64,
+    pub failed: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Snapshot {
+    pub day: i64,
+    pub currency: String,
+    pub mrr: i64,
+    pub in_trial: i64,
+    pub subscriptions: i64,
+    pub estimate: bool,
+}
+
+/// A subscription as the export shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ExportRow {
+    pub id: String,
+    pub org_id: Option<String>,
+    pub org_slug: Option<String>,
+    pub status: String,
+    pub plan: Option<String>,
+    pub recurring_interval: Option<String>,
+    pub interval_count: Option<i64>,
+    pub quantity: Option<i64>,
+    pub currency: Option<String>,
+    pub unit_amount: Option<i64>,
+    pub current_period_end: Option<i64>,
+    pub cancel_at_period_end: bool,
+    pub created: i64,
+}
+
+/// A subscription's lifetime and price, for estimating past revenue.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Lifetime {
+    pub status: String,
+    pub currency: String,
+    pub recurring_interval: String,
+    pub interval_count: i64,
+    pub amount: i64,
+    pub created: i64,
+    pub ended: Option<i64>,
+    pub trial_end: Option<i64>,
+}
+
+impl Store {
+    /// Recurring subscriptions grouped by what MRR depends on, so the
+    /// overview reads a few rows however many subscriptions there are.
+    pub async fn recurring_groups(&self) -> Result<Vec<RecurringGroup>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT status, LOWER(currency) AS currency, recurring_interval, \
+                 COALESCE(interval_count, 1) AS interval_count, \
+                 CAST(SUM(unit_amount * COALESCE(quantity, 1)) AS BIGINT) AS amount, \
+                 CAST(COUNT(*) AS BIGINT) AS subscriptions FROM subscriptions \
+                 WHERE status IN ('active', 'past_due', 'trialing') AND currency IS NOT NULL \
+                 AND unit_amount IS NOT NULL AND recurring_interval IS NOT NULL \
+                 GROUP BY status, LOWER(currency), recurring_interval, COALESCE(interval_count, 1) \
+                 ORDER BY 1, 2, 3, 4",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Subscriptions per status; `canceled` counts those canceled since `since`.
+    pub async fn status_counts(&self, since: i64) -> Result<Vec<StatusCount>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT status, CAST(COUNT(*) AS BIGINT) AS subscriptions FROM subscriptions \
+                 WHERE status <> 'canceled' OR COALESCE(canceled_at, ended_at, 0) >= $1 \
+                 GROUP BY status ORDER BY status",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Past due, unpaid, and set to cancel at period end: soonest first.
+    pub async fn at_risk(&self, limit: i64) -> Result<Vec<AtRisk>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT o.id AS org_id, o.slug AS org_slug, s.id AS subscription_id, s.status, \
+                 s.cancel_at_period_end, s.cancel_at, s.current_period_end \
+                 FROM subscriptions s LEFT JOIN organizations o ON o.stripe_customer_id = s.customer_id \
+                 WHERE s.status IN ('past_due', 'unpaid') \
+                 OR (s.cancel_at_period_end = TRUE AND s.status IN ('active', 'trialing', 'past_due')) \
+                 OR (s.cancel_at IS NOT NULL AND s.status IN ('active', 'trialing', 'past_due')) \
+                 ORDER BY COALESCE(s.cancel_at, s.current_period_end, 0), s.id LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Events received per UTC day since `since`, and how many of them failed.
+    pub async fn events_per_day(&self, since: i64) -> Result<Vec<EventsOnDay>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT CAST(received_at / 86400 * 86400 AS BIGINT) AS day, \
+                 CAST(COUNT(*) AS BIGINT) AS received, \
+                 CAST(SUM(CASE WHEN processed_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS failed \
+                 FROM stripe_events WHERE received_at >= $1 \
+                 GROUP BY received_at / 86400 ORDER BY 1",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Snapshots since `since`, oldest first.
+    pub async fn snapshots(&self, since: i64) -> Result<Vec<Snapshot>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT day, currency, mrr, in_trial, subscriptions, estimate FROM billing_snapshots \
+                 WHERE day >= $1 ORDER BY day, currency",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn has_snapshot(&self, day: i64) -> Result<bool, StoreError> {
+        let found: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT day FROM billing_snapshots WHERE day = $1 LIMIT 1")
+                .bind(day)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found.is_some())
+    }
+
+    pub async fn has_any_snapshot(&self) -> Result<bool, StoreError> {
+        let found: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT day FROM billing_snapshots LIMIT 1")
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found.is_some())
+    }
+
+    /// Records `snapshots` once: a day already taken is kept as it is.
+    pub async fn record_snapshots(
+        &self,
+        snapshots: &[Snapshot],
+        taken_at: i64,
+    ) -> Result<u64, StoreError> {
+        let mut written = 0;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for s in snapshots {
+                written += sqlx::query(
+                    "INSERT INTO billing_snapshots (day, currency, mrr, in_trial, subscriptions, estimate, taken_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (day, currency) DO NOTHING",
+                )
+                .bind(s.day)
+                .bind(&s.currency)
+                .bind(s.mrr)
+                .bind(s.in_trial)
+                .bind(s.subscriptions)
+                .bind(s.estimate)
+                .bind(taken_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+        });
+        Ok(written)
+    }
+
+    /// Every recurring subscription's lifetime and price (for the backfill).
+    pub async fn lifetimes(&self) -> Result<Vec<Lifetime>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT status, LOWER(currency) AS currency, recurring_interval, \
+                 COALESCE(interval_count, 1) AS interval_count, \
+                 CAST(unit_amount * COALESCE(quantity, 1) AS BIGINT) AS amount, created, \
+                 COALESCE(ended_at, canceled_at) AS ended, trial_end FROM subscriptions \
+                 WHERE currency IS NOT NULL AND unit_amount IS NOT NULL AND recurring_interval IS NOT NULL",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// One page of the export: subscriptions after `after` (by id).
+    pub async fn export_page(&self, after: &str, limit: i64) -> Result<Vec<ExportRow>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT s.id, o.id AS org_id, o.slug AS org_slug, s.status, \
+                 COALESCE(p.name, s.plan_name) AS plan, s.recurring_interval, s.interval_count, \
+                 s.quantity, s.currency, s.unit_amount, s.current_period_end, s.cancel_at_period_end, \
+                 s.created FROM subscriptions s \
+                 LEFT JOIN organizations o ON o.stripe_customer_id = s.customer_id \
+                 LEFT JOIN products p ON p.id = s.product_id \
+                 WHERE s.id > $1 ORDER BY s.id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}
