@@ -93,6 +93,18 @@ pub fn date(unix: i64) -> String {
         .unwrap_or_else(|| "—".to_owned())
 }
 
+/// `1700000000` → `(202311, "Nov 2023")`: a month's sort key and label.
+pub fn month(unix: i64) -> (i64, String) {
+    match OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => (
+            i64::from(t.year()) * 100 + i64::from(u8::from(t.month())),
+            t.format(format_description!("[month repr:short] [year]"))
+                .unwrap_or_default(),
+        ),
+        Err(_) => (0, "—".to_owned()),
+    }
+}
+
 /// `1700000000` → `Nov 14, 2023 22:13 UTC`.
 pub fn date_time(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)

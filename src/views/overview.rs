@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::format::{age, date, date_time, money};
+use super::format::{age, date, date_time, money, month};
 use crate::billing::revenue::Mrr;
 use crate::store::{AtRisk, CatchUpState, EventsOnDay, Snapshot, StatusCount};
 
@@ -131,23 +131,27 @@ fn risk_line(r: &AtRisk) -> RiskLine {
     }
 }
 
-const WIDTH: f64 = 600.0;
+const WIDTH: f64 = 900.0;
 const HEIGHT: f64 = 160.0;
-const PAD: f64 = 24.0;
+const PAD: f64 = 40.0;
 
 /// One chart per currency: the last snapshot of each month, oldest first.
 fn mrr_charts(snapshots: &[Snapshot]) -> Vec<Chart> {
-    let mut by_currency: BTreeMap<&str, BTreeMap<String, &Snapshot>> = BTreeMap::new();
+    // Snapshots come oldest first: the last of each month stays.
+    let mut by_currency: BTreeMap<&str, BTreeMap<i64, (String, &Snapshot)>> = BTreeMap::new();
     for s in snapshots {
-        let month = date(s.day).get(..7).unwrap_or_default().to_owned();
-        by_currency.entry(&s.currency).or_default().insert(month, s);
+        let (key, label) = month(s.day);
+        by_currency
+            .entry(&s.currency)
+            .or_default()
+            .insert(key, (label, s));
     }
     by_currency
         .into_iter()
         .map(|(currency, months)| {
             let points: Vec<(String, i64, bool)> = months
-                .iter()
-                .map(|(month, s)| (month.clone(), s.mrr, s.estimate))
+                .into_values()
+                .map(|(label, s)| (label, s.mrr, s.estimate))
                 .collect();
             let title = format!("MRR per month, {}", currency.to_ascii_uppercase());
             Chart {
@@ -179,6 +183,14 @@ fn line_chart(title: &str, points: &[(String, i64, bool)], currency: &str) -> St
         )
     };
     let mut svg = svg_open(title);
+    let _ = write!(
+        svg,
+        r#"<line class="axis" x1="{PAD}" y1="{base:.1}" x2="{right:.1}" y2="{base:.1}"/><text class="label" x="{PAD}" y="{top:.1}">{}</text>"#,
+        escape(&money(max as i64, currency)),
+        base = HEIGHT - PAD,
+        right = WIDTH - PAD,
+        top = PAD - 8.0,
+    );
     let path: Vec<String> = points
         .iter()
         .enumerate()
@@ -205,7 +217,7 @@ fn line_chart(title: &str, points: &[(String, i64, bool)], currency: &str) -> St
             svg,
             r#"<text class="label" x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
             HEIGHT - 6.0,
-            escape(month.get(5..).unwrap_or(month))
+            escape(month)
         );
     }
     svg.push_str("</svg>");

@@ -408,11 +408,15 @@ async fn the_billing_journey_in_a_real_browser() {
     wait_for(&browser, "Manage billing").await;
     screenshot(&browser, "organization-after-checkout").await;
 
-    // The operators' view.
+    // The operators' view, with the revenue snapshot the server takes daily.
+    lance_billing::billing::snapshot::take(&app.store, lance_billing::domain::unix_now())
+        .await
+        .unwrap();
     sign_in_as(&browser, &origin, &claims_v2("org_acme")).await;
     browser.goto(&format!("{origin}/admin")).await.unwrap();
     wait_for(&browser, "org_newco").await;
-    screenshot(&browser, "admin-list").await;
+    wait_for(&browser, "MRR per month, USD").await;
+    screenshot(&browser, "admin-overview").await;
     browser
         .find(Locator::Css(r#"a[href="/admin/orgs/org_acme"]"#))
         .await
