@@ -120,13 +120,17 @@ impl Store {
     pub async fn at_risk(&self, limit: i64) -> Result<Vec<AtRisk>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
+                // The page's few subscriptions first, then their organizations.
                 "SELECT o.id AS org_id, o.slug AS org_slug, s.id AS subscription_id, s.status, \
-                 s.cancel_at_period_end, s.cancel_at, s.current_period_end \
-                 FROM subscriptions s LEFT JOIN organizations o ON o.stripe_customer_id = s.customer_id \
-                 WHERE s.status IN ('past_due', 'unpaid') \
-                 OR (s.cancel_at_period_end = TRUE AND s.status IN ('active', 'trialing', 'past_due')) \
-                 OR (s.cancel_at IS NOT NULL AND s.status IN ('active', 'trialing', 'past_due')) \
-                 ORDER BY COALESCE(s.cancel_at, s.current_period_end, 0), s.id LIMIT $1",
+                 s.cancel_at_period_end, s.cancel_at, s.current_period_end FROM ( \
+                   SELECT id, customer_id, status, cancel_at_period_end, cancel_at, current_period_end \
+                   FROM subscriptions \
+                   WHERE status IN ('past_due', 'unpaid') \
+                   OR ((cancel_at_period_end = TRUE OR cancel_at IS NOT NULL) \
+                       AND status IN ('active', 'trialing', 'past_due')) \
+                   ORDER BY COALESCE(cancel_at, current_period_end, 0), id LIMIT $1) AS s \
+                 LEFT JOIN organizations o ON o.stripe_customer_id = s.customer_id \
+                 ORDER BY COALESCE(s.cancel_at, s.current_period_end, 0), s.id",
             )
             .bind(limit)
             .fetch_all(pool)
