@@ -79,6 +79,7 @@ impl Application {
                 .as_ref()
                 .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
             ingestor: Ingestor::for_store(store.clone()),
+            body_timeout: settings.server.client_body_timeout,
             versions: VersionWatch::new(&settings.stripe.api_version),
         });
         let listener = TcpListener::bind(settings.server.bind_addr)
@@ -103,6 +104,9 @@ impl Application {
                 .app_data(authenticator.clone())
                 .configure(web::routes)
         })
+        .client_request_timeout(settings.server.client_request_timeout)
+        .keep_alive(settings.server.keep_alive)
+        .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
         .listen(listener)?;
         if let Some(workers) = settings.server.workers {
             server = server.workers(workers);

@@ -23,6 +23,8 @@ pub struct AppState {
     /// `None` when no webhook secret is configured.
     pub webhooks: Option<WebhookVerifier>,
     pub ingestor: Ingestor,
+    /// How long a request body may take to arrive (`CLIENT_BODY_TIMEOUT`).
+    pub body_timeout: std::time::Duration,
     /// Webhook events at another API version than ours, told once each.
     pub versions: VersionWatch,
 }

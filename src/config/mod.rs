@@ -210,6 +210,15 @@ pub struct ServerSettings {
     /// hand to Stripe, never the request's Host header.
     pub public_url: Url,
     pub workers: Option<usize>,
+    /// How long a client may take to send a request's head (slow clients
+    /// are answered 408 and closed).
+    pub client_request_timeout: Duration,
+    /// How long a request body may take to arrive.
+    pub client_body_timeout: Duration,
+    /// How long an idle keep-alive connection is kept open.
+    pub keep_alive: Duration,
+    /// How long a stop waits for in-flight requests.
+    pub shutdown_timeout: Duration,
 }
 
 impl ServerSettings {
@@ -240,6 +249,11 @@ impl ServerSettings {
             )?,
             public_url,
             workers: workers.filter(|w| *w > 0),
+            client_request_timeout: env
+                .duration_or("CLIENT_REQUEST_TIMEOUT", Duration::from_secs(5))?,
+            client_body_timeout: env.duration_or("CLIENT_BODY_TIMEOUT", Duration::from_secs(10))?,
+            keep_alive: env.duration_or("KEEP_ALIVE", Duration::from_secs(15))?,
+            shutdown_timeout: env.duration_or("SHUTDOWN_TIMEOUT", Duration::from_secs(10))?,
         })
     }
 

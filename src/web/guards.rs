@@ -339,10 +339,13 @@ where
             let unreadable = |err: &dyn std::fmt::Display| {
                 PageError::BadRequest(format!("The form could not be read: {err}."))
             };
-            let body = body.await.map_err(|e| unreadable(&e))?;
+            let state = shared::<AppState>(&req).map_err(PageError::Internal)?;
+            let body = tokio::time::timeout(state.body_timeout, body)
+                .await
+                .map_err(|_| unreadable(&"it did not arrive in time"))?
+                .map_err(|e| unreadable(&e))?;
             let CsrfField { csrf } =
                 serde_urlencoded::from_bytes(&body).map_err(|e| unreadable(&e))?;
-            let state = shared::<AppState>(&req).map_err(PageError::Internal)?;
             check_csrf(&req, &req.get_session(), &csrf, &state.origin)?;
             let form = serde_urlencoded::from_bytes(&body).map_err(|e| unreadable(&e))?;
             Ok(Self { by, form })

@@ -20,6 +20,7 @@ mod overview;
 mod pages;
 mod portal;
 mod reconcile;
+mod slow_clients;
 mod stop;
 mod stripe_fixtures;
 mod webhook_setup;

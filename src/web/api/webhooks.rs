@@ -24,9 +24,9 @@ pub async fn stripe(
             "a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set"
         ))
     })?;
-    let body = payload
-        .to_bytes_limited(MAX_BODY_BYTES)
+    let body = tokio::time::timeout(state.body_timeout, payload.to_bytes_limited(MAX_BODY_BYTES))
         .await
+        .map_err(|_| ApiError::Validation("The request body did not arrive in time.".to_owned()))?
         .map_err(|_| ApiError::Validation("The request body is larger than 1 MiB.".to_owned()))?
         .map_err(|_| ApiError::Validation("The request body could not be read.".to_owned()))?;
     let signature = req
