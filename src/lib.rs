@@ -19,3 +19,14 @@ pub mod store;
 pub mod stripe;
 pub mod views;
 pub mod web;
+
+/// The property-based fuzz tests' case count: 4,096 by default (a few
+/// seconds in CI), `FUZZ_CASES` for longer runs.
+#[cfg(test)]
+pub(crate) fn fuzz_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4096);
+    proptest::test_runner::Config::with_cases(cases)
+}

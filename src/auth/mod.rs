@@ -217,3 +217,59 @@ pub fn token_from_request(req: &HttpRequest) -> Result<String, AuthError> {
         .filter(|v| !v.is_empty())
         .ok_or(AuthError::Missing)
 }
+
+/// Property-based fuzzing of session-token parsing: any text in the
+/// `Authorization` header or the cookie, and tokens whose header and claims
+/// are any JSON, are verified or refused, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn authenticator() -> Authenticator {
+        let pem = include_str!("../../tests/fixtures/clerk_test_key.pub.pem");
+        let key = DecodingKey::from_rsa_pem(pem.as_bytes()).ok();
+        Authenticator::new(
+            KeyStore::new(None, key),
+            Some("https://clerk.test"),
+            Vec::new(),
+        )
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,40}".prop_map(|json| URL_SAFE_NO_PAD.encode(json)),
+            r#"\{"(alg|typ|kid|sub|exp|nbf|iat|azp|o|org_id|v)":("[A-Za-z0-9_]{0,8}"|-?[0-9]{1,20}|null|\{\})\}"#
+                .prop_map(|json| URL_SAFE_NO_PAD.encode(json)),
+            "[A-Za-z0-9_-]{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config())]
+
+        #[test]
+        fn any_token_is_verified_or_refused(
+            parts in prop::collection::vec(segment(), 0..5),
+            raw in ".{0,100}",
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let auth = authenticator();
+            runtime.block_on(async {
+                let _ = auth.verify(&parts.join(".")).await;
+                let _ = auth.verify(&raw).await;
+            });
+        }
+
+        #[test]
+        fn any_authorization_header_is_read_or_refused(value in "[ -~]{0,80}") {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::AUTHORIZATION, value.as_str()))
+                .to_http_request();
+            let _ = token_from_request(&req);
+        }
+    }
+}

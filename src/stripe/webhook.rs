@@ -45,8 +45,9 @@ impl WebhookVerifier {
         now: i64,
     ) -> Result<(), SignatureError> {
         let header = parse_header(header.ok_or(SignatureError::Missing)?)?;
-        let age_secs = now - header.timestamp;
-        if age_secs.abs() > self.tolerance_secs {
+        // Saturating: a timestamp near i64's ends must be refused, not overflow.
+        let age_secs = now.saturating_sub(header.timestamp);
+        if age_secs.unsigned_abs() > self.tolerance_secs.unsigned_abs() {
             return Err(SignatureError::OutsideTolerance { age_secs });
         }
         let matches = self.secrets.iter().any(|secret| {
@@ -207,5 +208,56 @@ mod tests {
             v.verify(Some(&good), body, 600).is_err(),
             "far-future timestamps are refused too"
         );
+    }
+}
+
+/// Property-based fuzzing of the parser that faces the internet: any header
+/// and body give an answer, never a panic. `PROPTEST_CASES` raises the count
+/// for longer runs (see the README).
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn verifier() -> WebhookVerifier {
+        WebhookVerifier::new(vec![SecretString::from("whsec_fuzz".to_owned())], 300)
+    }
+
+    /// Headers near the real shape: `t=…` and `v1=…`/`v0=…` parts with
+    /// numbers, hex and junk, in any order and count.
+    fn header() -> impl Strategy<Value = String> {
+        let part = prop_oneof![
+            any::<i64>().prop_map(|t| format!("t={t}")),
+            "[0-9a-f]{0,80}".prop_map(|h| format!("v1={h}")),
+            "[0-9a-f]{0,80}".prop_map(|h| format!("v0={h}")),
+            ".{0,20}",
+            "[a-z0-9]{0,3}=[^,]{0,20}",
+        ];
+        prop::collection::vec(part, 0..6).prop_map(|parts| parts.join(","))
+    }
+
+    /// Found by `any_signature_header_is_answered`: `now - t` overflowed.
+    #[test]
+    fn extreme_timestamps_are_refused_not_overflowed() {
+        for t in [i64::MIN, i64::MAX, i64::MIN + 1] {
+            let header = format!("t={t},v1=00");
+            let refused = verifier().verify(Some(&header), b"{}", 1_700_000_000);
+            assert!(refused.is_err(), "{t}: {refused:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config())]
+
+        #[test]
+        fn any_signature_header_is_answered(header in header(), body in prop::collection::vec(any::<u8>(), 0..256), now in any::<i64>()) {
+            let _ = verifier().verify(Some(&header), &body, now);
+        }
+
+        #[test]
+        fn any_text_as_a_header_is_answered(header in ".{0,200}", now in any::<i64>()) {
+            let _ = verifier().verify(Some(&header), b"{}", now);
+        }
     }
 }

@@ -75,3 +75,61 @@ pub fn routes(cfg: &mut ServiceConfig) {
 async fn not_found() -> actix_web::HttpResponse {
     error_json(StatusCode::NOT_FOUND, "NOT_FOUND", "No such endpoint.")
 }
+
+/// Property-based fuzzing of the form and query parsers of the pages and
+/// the API: any input is parsed or refused, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::api::{invoices::InvoiceQuery, portal::PortalQuery};
+    use super::pages::admin::{ListQuery, NoticeQuery};
+    use super::pages::checkout::{CreditsForm, SubscribeForm};
+    use super::pages::organization::PageQuery;
+
+    /// Form-encoded text near the real shape, and any text at all.
+    fn encoded() -> impl Strategy<Value = String> {
+        let pair = (
+            prop_oneof![
+                Just("csrf"),
+                Just("price"),
+                Just("quantity"),
+                Just("limit"),
+                Just("starting_after"),
+                Just("flow"),
+                Just("subscription"),
+                Just("page"),
+                Just("status"),
+                Just("q"),
+                Just("checkout"),
+                Just("done"),
+            ],
+            ".{0,24}",
+        )
+            .prop_map(|(k, v)| format!("{k}={v}"));
+        prop_oneof![
+            prop::collection::vec(pair, 0..6).prop_map(|pairs| pairs.join("&")),
+            ".{0,200}",
+            "[%&=+a-z0-9]{0,64}",
+        ]
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(input: &str) {
+        let _ = serde_urlencoded::from_str::<T>(input);
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config())]
+
+        #[test]
+        fn any_form_or_query_is_parsed_or_refused(input in encoded()) {
+            parse::<SubscribeForm>(&input);
+            parse::<CreditsForm>(&input);
+            parse::<InvoiceQuery>(&input);
+            parse::<PortalQuery>(&input);
+            parse::<PageQuery>(&input);
+            parse::<ListQuery>(&input);
+            parse::<NoticeQuery>(&input);
+        }
+    }
+}
