@@ -102,6 +102,8 @@ impl Application {
                 .wrap(security_headers(&csp))
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
+                .app_data(web::query_config())
+                .app_data(web::path_config())
                 .configure(web::routes)
         })
         .client_request_timeout(settings.server.client_request_timeout)

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::domain::{OrgId, unix_now};
 use crate::store::{EntitlementFacts, Standing, Store, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Full,

@@ -7,72 +7,157 @@
 mod api;
 pub mod errors;
 pub mod guards;
+pub mod openapi;
 mod pages;
 
-use actix_web::http::StatusCode;
-use actix_web::web::{ServiceConfig, get, post, to};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::web::{self, ServiceConfig, to};
+use actix_web::{FromRequest, Handler, HttpResponse, Resource, Responder};
 
 use errors::error_json;
 
 /// Where "Manage billing" sends the browser; the Plans tab links to it.
 pub const PORTAL_PATH: &str = "/api/v1/operations/payment/customer-portal";
 
-/// Every route. A path matches one method; any other request gets the JSON
-/// `NOT_FOUND` body.
+/// Every route. A path answers one method: any other gets the JSON
+/// `METHOD_NOT_ALLOWED` body with `Allow`; an unknown path gets `NOT_FOUND`.
 pub fn routes(cfg: &mut ServiceConfig) {
-    // Probes and assets.
-    cfg.route("/healthz", get().to(api::health::healthz))
-        .route("/readyz", get().to(api::health::readyz))
-        .route("/", get().to(pages::home::home))
-        .route("/static/app.css", get().to(pages::home::stylesheet))
-        .route("/static/tabs.js", get().to(pages::home::tabs_script));
+    // Probes, assets and the API description.
+    cfg.service(route("/healthz", Method::GET, api::health::healthz))
+        .service(route("/readyz", Method::GET, api::health::readyz))
+        .service(route("/api/openapi.json", Method::GET, openapi::serve))
+        .service(route("/", Method::GET, pages::home::home))
+        .service(route(
+            "/static/app.css",
+            Method::GET,
+            pages::home::stylesheet,
+        ))
+        .service(route(
+            "/static/tabs.js",
+            Method::GET,
+            pages::home::tabs_script,
+        ));
     // The organization's pages and the checkout forms they post.
-    cfg.route("/organization", get().to(pages::organization::show))
-        .route(
-            "/organization/checkout/subscription",
-            post().to(pages::checkout::subscribe),
-        )
-        .route(
-            "/organization/checkout/credits",
-            post().to(pages::checkout::buy_credits),
-        );
+    cfg.service(route(
+        "/organization",
+        Method::GET,
+        pages::organization::show,
+    ))
+    .service(route(
+        "/organization/checkout/subscription",
+        Method::POST,
+        pages::checkout::subscribe,
+    ))
+    .service(route(
+        "/organization/checkout/credits",
+        Method::POST,
+        pages::checkout::buy_credits,
+    ));
     // Operators.
-    cfg.route("/admin", get().to(pages::admin::organizations))
-        .route("/admin/orgs/{id}", get().to(pages::admin::organization))
-        .route("/admin/orgs/{id}/resync", post().to(pages::admin::resync))
-        .route(
+    cfg.service(route("/admin", Method::GET, pages::admin::organizations))
+        .service(route(
             "/admin/export/subscriptions.csv",
-            get().to(pages::export::subscriptions),
-        )
-        .route("/admin/webhooks", get().to(pages::admin::webhooks))
-        .route(
+            Method::GET,
+            pages::export::subscriptions,
+        ))
+        .service(route(
+            "/admin/orgs/{id}",
+            Method::GET,
+            pages::admin::organization,
+        ))
+        .service(route(
+            "/admin/orgs/{id}/resync",
+            Method::POST,
+            pages::admin::resync,
+        ))
+        .service(route(
+            "/admin/webhooks",
+            Method::GET,
+            pages::admin::webhooks,
+        ))
+        .service(route(
             "/admin/webhooks/{id}/replay",
-            post().to(pages::admin::replay_event),
-        );
+            Method::POST,
+            pages::admin::replay_event,
+        ));
     // The JSON API.
-    cfg.route(PORTAL_PATH, get().to(api::portal::customer_portal))
-        .route(
-            "/api/v1/operations/payment/subscription",
-            get().to(api::plan_state::subscription),
-        )
-        .route(
-            "/api/v1/operations/payment/invoices",
-            get().to(api::invoices::invoices),
-        )
-        .route(
-            "/api/v1/operations/payment/entitlements",
-            get().to(api::entitlements::of_member),
-        )
-        .route("/api/v1/webhooks/stripe", post().to(api::webhooks::stripe));
+    cfg.service(route(
+        PORTAL_PATH,
+        Method::GET,
+        api::portal::customer_portal,
+    ))
+    .service(route(
+        "/api/v1/operations/payment/subscription",
+        Method::GET,
+        api::plan_state::subscription,
+    ))
+    .service(route(
+        "/api/v1/operations/payment/invoices",
+        Method::GET,
+        api::invoices::invoices,
+    ))
+    .service(route(
+        "/api/v1/operations/payment/entitlements",
+        Method::GET,
+        api::entitlements::of_member,
+    ))
+    .service(route(
+        "/api/v1/webhooks/stripe",
+        Method::POST,
+        api::webhooks::stripe,
+    ));
     // For the product's other services (a service token; 404 when none is configured).
-    cfg.route(
+    cfg.service(route(
         "/api/v1/internal/organizations/{org_id}/entitlements",
-        get().to(api::entitlements::of_organization),
-    );
+        Method::GET,
+        api::entitlements::of_organization,
+    ));
     cfg.default_service(to(not_found));
 }
 
-async fn not_found() -> actix_web::HttpResponse {
+/// `path` answering `method` with `handler`, and 405 to any other method.
+fn route<F, Args>(path: &str, method: Method, handler: F) -> Resource
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    let allow = method.to_string();
+    web::resource(path)
+        .route(web::route().method(method).to(handler))
+        .default_service(to(move || {
+            let allow = allow.clone();
+            async move { method_not_allowed(&allow) }
+        }))
+}
+
+fn method_not_allowed(allow: &str) -> HttpResponse {
+    let mut response = error_json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "This endpoint does not answer that method.",
+    );
+    if let Ok(value) = header::HeaderValue::from_str(allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// A query string that does not parse answers the contract's JSON 400.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _| {
+        errors::ApiError::Validation(format!("The query string is not valid: {err}.")).into()
+    })
+}
+
+/// A path segment that does not parse answers the contract's JSON 400.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _| {
+        errors::ApiError::Validation(format!("The path is not valid: {err}.")).into()
+    })
+}
+
+async fn not_found() -> HttpResponse {
     error_json(StatusCode::NOT_FOUND, "NOT_FOUND", "No such endpoint.")
 }
 

@@ -70,3 +70,24 @@ async fn the_home_page_renders_with_its_stylesheet() {
         .unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
 }
+
+#[tokio::test]
+async fn another_method_gets_405_with_allow_and_the_json_error() {
+    let app = TestApp::spawn().await;
+    for (method, path, allow) in [
+        ("TRACE", "/healthz", "GET"),
+        ("POST", "/api/v1/operations/payment/subscription", "GET"),
+        ("GET", "/api/v1/webhooks/stripe", "POST"),
+    ] {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
+    }
+}

@@ -15,6 +15,7 @@ mod contract;
 mod entitlements;
 mod health;
 mod helpers;
+mod openapi;
 mod org_link;
 mod overview;
 mod pages;

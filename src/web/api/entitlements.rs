@@ -11,11 +11,12 @@ use serde::Serialize;
 use crate::billing::access::{self, Access, Level};
 use crate::domain::OrgId;
 use crate::state::AppState;
-use crate::web::errors::{ApiError, no_store};
+use crate::web::errors::{ApiError, ErrorBody, no_store};
 use crate::web::guards::{Member, ServiceCaller};
 
-#[derive(Serialize)]
-struct EntitlementsBody<'a> {
+/// What an organization may use now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EntitlementsBody<'a> {
     organization: &'a str,
     access: Level,
     grace_ends_at: Option<i64>,
@@ -23,6 +24,19 @@ struct EntitlementsBody<'a> {
     synced_at: Option<i64>,
 }
 
+/// The signed-in user's organization's access and features.
+#[utoipa::path(
+    get,
+    path = "/api/v1/operations/payment/entitlements",
+    tag = "entitlements",
+    security(("clerk_bearer" = []), ("clerk_session_cookie" = [])),
+    responses(
+        (status = 200, description = "Access and features", body = EntitlementsBody),
+        (status = 400, description = "`VALIDATION_ERROR`: no active organization", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+        (status = 500, description = "`INTERNAL_ERROR`", body = ErrorBody),
+    )
+)]
 pub async fn of_member(
     member: Member,
     state: web::Data<AppState>,
@@ -30,6 +44,21 @@ pub async fn of_member(
     answer(&state, &member.org.id).await
 }
 
+/// Any organization's access and features, for the product's other services.
+#[utoipa::path(
+    get,
+    path = "/api/v1/internal/organizations/{org_id}/entitlements",
+    tag = "entitlements",
+    params(("org_id" = String, Path, description = "A Clerk organization id, `org_…`")),
+    security(("service_token" = [])),
+    responses(
+        (status = 200, description = "Access and features", body = EntitlementsBody),
+        (status = 400, description = "`VALIDATION_ERROR`: not an organization id", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`: no valid service token", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: no service token is configured", body = ErrorBody),
+        (status = 500, description = "`INTERNAL_ERROR`", body = ErrorBody),
+    )
+)]
 pub async fn of_organization(
     _: ServiceCaller,
     org: web::Path<String>,

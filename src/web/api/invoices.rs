@@ -7,23 +7,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::AppState;
 use crate::store::InvoiceView;
-use crate::web::errors::{ApiError, no_store};
+use crate::web::errors::{ApiError, ErrorBody, no_store};
 use crate::web::guards::Member;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InvoiceQuery {
+    /// 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// An invoice id: the page after it.
     starting_after: Option<String>,
 }
 
-#[derive(Serialize)]
-struct InvoicePageBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InvoicePageBody {
     data: Vec<InvoiceBody>,
     has_more: bool,
 }
 
-#[derive(Serialize)]
-struct InvoiceBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InvoiceBody {
     id: String,
     number: Option<String>,
     status: Option<String>,
@@ -60,6 +64,19 @@ impl From<InvoiceView> for InvoiceBody {
 }
 
 /// Newest first; `starting_after=<invoice id>` continues after that invoice.
+#[utoipa::path(
+    get,
+    path = "/api/v1/operations/payment/invoices",
+    tag = "billing",
+    params(InvoiceQuery),
+    security(("clerk_bearer" = []), ("clerk_session_cookie" = [])),
+    responses(
+        (status = 200, description = "A page of invoices", body = InvoicePageBody),
+        (status = 400, description = "`VALIDATION_ERROR`: no organization, a bad `limit` or an unknown `starting_after`", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+        (status = 500, description = "`INTERNAL_ERROR`", body = ErrorBody),
+    )
+)]
 pub async fn invoices(
     member: Member,
     query: web::Query<InvoiceQuery>,

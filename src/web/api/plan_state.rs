@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use crate::state::AppState;
 use crate::store::{Card, SubscriptionView};
-use crate::web::errors::{ApiError, no_store};
+use crate::web::errors::{ApiError, ErrorBody, no_store};
 use crate::web::guards::Member;
 
-#[derive(Serialize)]
-struct PlanStateBody<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PlanStateBody<'a> {
     organization: OrganizationBody<'a>,
     customer: Option<&'a str>,
     subscriptions: Vec<SubscriptionBody>,
@@ -20,14 +20,14 @@ struct PlanStateBody<'a> {
     synced_at: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct OrganizationBody<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OrganizationBody<'a> {
     id: &'a str,
     slug: Option<&'a str>,
 }
 
-#[derive(Serialize)]
-struct SubscriptionBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubscriptionBody {
     id: String,
     status: String,
     price: PriceBody,
@@ -41,8 +41,8 @@ struct SubscriptionBody {
     trial_end: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct PriceBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PriceBody {
     id: Option<String>,
     unit_amount: Option<i64>,
     currency: Option<String>,
@@ -50,22 +50,22 @@ struct PriceBody {
     interval_count: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct ProductBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProductBody {
     id: Option<String>,
     name: Option<String>,
 }
 
-#[derive(Serialize)]
-struct CardBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CardBody {
     brand: Option<String>,
     last4: Option<String>,
     exp_month: Option<i64>,
     exp_year: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct CreditsBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreditsBody {
     balance: i64,
 }
 
@@ -107,6 +107,19 @@ impl From<Card> for CardBody {
     }
 }
 
+/// The organization's synced plan state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/operations/payment/subscription",
+    tag = "billing",
+    security(("clerk_bearer" = []), ("clerk_session_cookie" = [])),
+    responses(
+        (status = 200, description = "The plan state", body = PlanStateBody),
+        (status = 400, description = "`VALIDATION_ERROR`: no active organization", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+        (status = 500, description = "`INTERNAL_ERROR`", body = ErrorBody),
+    )
+)]
 pub async fn subscription(
     member: Member,
     state: web::Data<AppState>,

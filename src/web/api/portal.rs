@@ -11,15 +11,35 @@ use url::Url;
 use crate::state::AppState;
 use crate::store::{AuditEntry, Organization};
 use crate::stripe::{CreatePortalSession, FlowData};
-use crate::web::errors::{ApiError, no_store};
+use crate::web::errors::{ApiError, ErrorBody, no_store};
 use crate::web::guards::Manager;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PortalQuery {
+    /// A deep link: `payment_method_update`, `subscription_cancel` or `subscription_update`.
     flow: Option<String>,
+    /// With `subscription_cancel` and `subscription_update`: one of the organization's subscriptions.
     subscription: Option<String>,
 }
 
+/// Redirects to a Stripe Customer Portal session for the signed-in user's organization.
+#[utoipa::path(
+    get,
+    path = "/api/v1/operations/payment/customer-portal",
+    tag = "billing",
+    params(PortalQuery),
+    security(("clerk_bearer" = []), ("clerk_session_cookie" = [])),
+    responses(
+        (status = 302, description = "To the portal (`Location`), `Cache-Control: no-store`",
+         headers(("Location" = String, description = "The portal session's URL"))),
+        (status = 400, description = "`VALIDATION_ERROR`: no active organization, or a bad deep link", body = ErrorBody),
+        (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+        (status = 403, description = "`FORBIDDEN`: the role may not manage billing", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: the organization has no Stripe customer", body = ErrorBody),
+        (status = 500, description = "`INTERNAL_ERROR`", body = ErrorBody),
+    )
+)]
 pub async fn customer_portal(
     Manager(member): Manager,
     query: web::Query<PortalQuery>,

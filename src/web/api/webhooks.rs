@@ -2,18 +2,30 @@
 //! bytes, recorded and applied in one transaction, answered fast.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
 use crate::billing::ingest::ReceivedEvent;
 use crate::billing::{IngestError, Ingested};
 use crate::domain::unix_now;
 use crate::state::AppState;
 use crate::stripe::objects::Event;
-use crate::web::errors::ApiError;
+use crate::web::errors::{ApiError, ErrorBody};
 
 /// Stripe's events are a few KiB; anything near this is not one of them.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Stripe's webhook deliveries, verified on the raw bytes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/stripe",
+    tag = "webhooks",
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex>[,v1=…]`")),
+    request_body(content = Object, description = "A Stripe event, at most 1 MiB", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (`applied`, `duplicate`, or `failed` to apply, kept for replay)", body = Acknowledgement),
+        (status = 400, description = "`VALIDATION_ERROR`: a missing or bad signature, or not an event", body = ErrorBody),
+        (status = 500, description = "`INTERNAL_ERROR`: not stored; Stripe retries", body = ErrorBody),
+    )
+)]
 pub async fn stripe(
     req: HttpRequest,
     payload: web::Payload,
@@ -62,6 +74,15 @@ fn parse_event(body: &[u8]) -> Result<ReceivedEvent, ApiError> {
     Ok(ReceivedEvent { event, payload })
 }
 
+/// The answer to a stored delivery.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Acknowledgement<'a> {
+    received: bool,
+    id: &'a str,
+    /// `applied`, `duplicate` or `failed`.
+    status: &'a str,
+}
+
 fn acknowledge(id: &str, kind: &str, outcome: Ingested) -> HttpResponse {
     let status = match outcome {
         Ingested::Applied => "applied",
@@ -71,7 +92,11 @@ fn acknowledge(id: &str, kind: &str, outcome: Ingested) -> HttpResponse {
         Ingested::Failed(_) => "failed",
     };
     log::debug!("webhook {id} ({kind}): {status}");
-    HttpResponse::Ok().json(json!({"received": true, "id": id, "status": status}))
+    HttpResponse::Ok().json(Acknowledgement {
+        received: true,
+        id,
+        status,
+    })
 }
 
 /// Property-based fuzzing of the envelope and of every handled object's
