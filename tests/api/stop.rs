@@ -1,7 +1,8 @@
 //! Stopping the real binary with SIGTERM, as an orchestrator does on every
-//! rolling deploy: it exits 0 within a bounded time, with every acknowledged
-//! webhook stored, on either backend (on PostgreSQL the change feed used to
-//! keep the process alive forever).
+//! rolling deploy, while webhooks and portal visits keep coming: it exits 0
+//! within a bounded time, with every acknowledged webhook stored and every
+//! redirected portal session audited, on either backend (on PostgreSQL the
+//! change feed used to keep the process alive forever).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -26,29 +27,52 @@ impl Drop for Process {
     }
 }
 
-async fn start(database_url: &str, dir: &std::path::Path, stripe: &str) -> Process {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+fn environment(
+    database_url: &str,
+    dir: &std::path::Path,
+    stripe: &str,
+    port: u16,
+) -> Vec<(&'static str, String)> {
+    [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("BIND_ADDR", format!("127.0.0.1:{port}")),
+        ("PUBLIC_URL", PUBLIC_URL.to_owned()),
+        ("STRIPE_SECRET_KEY", STRIPE_KEY.to_owned()),
+        ("STRIPE_API_BASE", stripe.to_owned()),
+        ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("STRIPE_CATCHUP_INTERVAL", "1s".to_owned()),
+        ("STRIPE_MAX_RETRIES", "0".to_owned()),
+        ("DEV_AUTH", "true".to_owned()),
+        ("DEV_KEY_FILE", dir.join("dev.pem").display().to_string()),
+        ("WORKERS", "2".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect()
+}
+
+/// Runs a command of the binary with `env`; returns what it printed.
+fn cli(env: &[(&'static str, String)], args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lance-billing"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn start(env: &[(&'static str, String)], port: u16) -> Process {
     let child = Command::new(env!("CARGO_BIN_EXE_lance-billing"))
         .arg("serve")
         .env_clear()
-        .envs([
-            ("DATABASE_URL", database_url),
-            ("BIND_ADDR", &format!("127.0.0.1:{port}")),
-            ("PUBLIC_URL", PUBLIC_URL),
-            ("STRIPE_SECRET_KEY", STRIPE_KEY),
-            ("STRIPE_API_BASE", stripe),
-            ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
-            ("STRIPE_CATCHUP_INTERVAL", "1s"),
-            ("STRIPE_MAX_RETRIES", "0"),
-            ("DEV_AUTH", "true"),
-            ("DEV_KEY_FILE", &dir.join("dev.pem").display().to_string()),
-            ("WORKERS", "2"),
-            ("RUST_LOG", "warn"),
-        ])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -76,6 +100,158 @@ async fn post_signed(address: &str, event: &Value) -> u16 {
         .as_u16()
 }
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn sigterm_under_load_stores_every_acknowledged_webhook_and_audits_every_portal_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = std::env::var("TEST_DATABASE_URL").ok();
+    let database_url = fresh_database_url(dir.path(), postgres.as_deref(), "lt")
+        .await
+        .unwrap();
+    let stripe = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/v1/billing_portal/sessions"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(portal_session_json()))
+        .mount(&stripe)
+        .await;
+    let port = free_port();
+    let env = environment(&database_url, dir.path(), &stripe.uri(), port);
+    cli(&env, &["migrate"]);
+    cli(
+        &env,
+        &[
+            "org",
+            "link",
+            "--org",
+            "org_stop",
+            "--customer",
+            "cus_NciAYcXfLnqBoz",
+            "--no-verify",
+        ],
+    );
+    let token = cli(&env, &["dev", "token", "--org", "org_stop", "--ttl", "600"]);
+    let mut process = start(&env, port).await;
+    // Let the background tasks (change feed, catch-up, snapshot) get going.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let senders = (0..4).map(|worker| {
+        let (client, address) = (client.clone(), process.address.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0.. {
+                let id = format!("evt_load_{worker}_{i}");
+                let event = event(
+                    &id,
+                    "customer.created",
+                    100,
+                    customer(&format!("cus_l{worker}x{i}"), None, None),
+                );
+                match post_signed_with(&client, &address, &event).await {
+                    Some(200) => acknowledged.push(id),
+                    Some(_) => {}
+                    None => break, // the server no longer accepts
+                }
+            }
+            acknowledged
+        })
+    });
+    let visitors = (0..4).map(|_| {
+        let (client, address, token) = (client.clone(), process.address.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut redirected = 0i64;
+            loop {
+                let sent = client
+                    .get(format!(
+                        "{address}/api/v1/operations/payment/customer-portal"
+                    ))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 302 => redirected += 1,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            redirected
+        })
+    });
+    let (senders, visitors): (Vec<_>, Vec<_>) = (senders.collect(), visitors.collect());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let stopping = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &process.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+
+    let mut acknowledged = Vec::new();
+    for sender in senders {
+        acknowledged.extend(sender.await.unwrap());
+    }
+    let mut redirected = 0;
+    for visitor in visitors {
+        redirected += visitor.await.unwrap();
+    }
+    assert!(!acknowledged.is_empty() && redirected > 0, "there was load");
+    let db = TestDb::connect(&database_url).await.unwrap();
+    let stored: Vec<String> = crate::with_db!(&db, |pool| {
+        sqlx::query_scalar("SELECT id FROM stripe_events")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    });
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM billing_audit WHERE action = 'portal'")
+            .await
+            .unwrap(),
+        redirected,
+        "every redirected portal session is audited"
+    );
+}
+
+async fn post_signed_with(client: &reqwest::Client, address: &str, event: &Value) -> Option<u16> {
+    let body = serde_json::to_vec(event).unwrap();
+    let signature =
+        lance_billing::stripe::webhook::signature_header(WEBHOOK_SECRET, unix_now(), &body);
+    client
+        .post(format!("{address}/api/v1/webhooks/stripe"))
+        .header("Stripe-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly_with_every_acknowledged_webhook_stored() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,7 +260,9 @@ async fn sigterm_stops_the_server_cleanly_with_every_acknowledged_webhook_stored
         .await
         .unwrap();
     let stripe = wiremock::MockServer::start().await;
-    let mut process = start(&database_url, dir.path(), &stripe.uri()).await;
+    let port = free_port();
+    let env = environment(&database_url, dir.path(), &stripe.uri(), port);
+    let mut process = start(&env, port).await;
     // Let the background tasks (change feed, catch-up schedule) get going.
     let mut acknowledged = 0;
     for i in 0..20 {
