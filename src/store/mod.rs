@@ -8,6 +8,7 @@
 //! |-----------------|----------------------------------------------------------|
 //! | `mod.rs`        | `Store` and `Tx` over either backend, migrations         |
 //! | `rows.rs`       | synced rows, each table's columns declared once          |
+//! | `upsert.rs`     | the version-guarded upsert built from those columns      |
 //! | `sync.rs`       | writes of synced rows inside a `Tx`                      |
 //! | `organizations` | organizations and their link to a Stripe customer        |
 //! | `events.rs`     | the log of Stripe events                                 |
@@ -34,6 +35,7 @@ mod overview;
 mod plan_state;
 mod rows;
 mod sync;
+mod upsert;
 
 pub use admin::{AdminFilter, AdminOrgRow, LedgerEntry};
 pub use audit::{AuditEntry, AuditLog};

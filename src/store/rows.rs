@@ -5,6 +5,7 @@
 
 use std::sync::LazyLock;
 
+use super::upsert::{Update, upsert_sql};
 use super::{StoreError, Tx, with_tx};
 use crate::domain::unix_now;
 
@@ -192,56 +193,6 @@ const BOOKKEEPING: [&str; 5] = [
     "updated_at",
     "content_hash",
 ];
-
-/// How an upsert updates a stored row's column.
-pub(super) enum Update {
-    /// Keep the stored value when the new one is NULL.
-    KeepWhenNull(&'static str),
-    /// A SQL expression of `excluded.*` and the stored row instead.
-    With(&'static str, &'static str),
-}
-
-/// An `INSERT … ON CONFLICT (id) DO UPDATE` of `columns` (the first is `id`),
-/// each column taking the new value unless `updates` says otherwise. With
-/// `guarded`, the row changes only when the incoming version is greater than
-/// the stored one, in SQL, so the guard holds across instances.
-pub(super) fn upsert_sql(
-    table: &str,
-    columns: &[&str],
-    special: &[Update],
-    guarded: bool,
-) -> String {
-    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-    let updates: Vec<String> = columns
-        .iter()
-        .skip(1)
-        .map(|c| {
-            let rule = special.iter().find(|u| match u {
-                Update::KeepWhenNull(col) | Update::With(col, _) => col == c,
-            });
-            match rule {
-                Some(Update::KeepWhenNull(_)) => {
-                    format!("{c} = COALESCE(excluded.{c}, {table}.{c})")
-                }
-                Some(Update::With(_, expression)) => format!("{c} = {expression}"),
-                None => format!("{c} = excluded.{c}"),
-            }
-        })
-        .collect();
-    let mut sql = format!(
-        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
-        columns.join(", "),
-        placeholders.join(", "),
-        updates.join(", "),
-    );
-    if guarded {
-        sql.push_str(&format!(
-            " WHERE ({table}.event_created, {table}.event_rank, {table}.event_source) \
-             < (excluded.event_created, excluded.event_rank, excluded.event_source)"
-        ));
-    }
-    sql
-}
 
 /// Declares a synced table: the row type, the table, and each column with the
 /// field that fills it, in order (`id` first, implied; the version
@@ -462,30 +413,6 @@ impl SubscriptionItemRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_guarded_upsert_names_each_column_once_and_compares_versions() {
-        let sql = upsert_sql(
-            "t",
-            &["id", "a", "b", "event_created"],
-            &[Update::KeepWhenNull("b")],
-            true,
-        );
-        assert_eq!(
-            sql,
-            "INSERT INTO t (id, a, b, event_created) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET a = excluded.a, b = COALESCE(excluded.b, t.b), \
-             event_created = excluded.event_created \
-             WHERE (t.event_created, t.event_rank, t.event_source) \
-             < (excluded.event_created, excluded.event_rank, excluded.event_source)"
-        );
-    }
-
-    #[test]
-    fn an_unguarded_upsert_has_no_version_comparison() {
-        let sql = upsert_sql("t", &["id", "a"], &[], false);
-        assert!(sql.ends_with("DO UPDATE SET a = excluded.a"), "{sql}");
-    }
 
     #[test]
     fn the_fingerprint_ignores_the_version() {
