@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::domain::{OrgId, unix_now};
-use crate::store::{EntitlementFacts, Standing, Store, StoreError};
+use crate::store::{EntitlementFacts, Organization, Standing, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -54,6 +54,11 @@ pub async fn of_organization(
     grace: Duration,
 ) -> Result<Access, StoreError> {
     let org = store.ensure_organization_cached(org, None).await?;
+    of(store, &org, grace).await
+}
+
+/// The access of an organization already read: its facts from memory when cached.
+pub async fn of(store: &Store, org: &Organization, grace: Duration) -> Result<Access, StoreError> {
     let customer = org.stripe_customer_id.as_ref().map(|c| c.as_str());
     let facts = store.entitlement_facts(org.id.as_str(), customer).await?;
     let grace_secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);

@@ -21,6 +21,11 @@ pub fn age(secs: i64) -> String {
     }
 }
 
+/// The newest stored event: when, and how long before `now`.
+pub fn newest_event(created: i64, now: i64) -> (String, String) {
+    (date_time(created), age(now - created))
+}
+
 /// `4900, "usd"` → `$49.00`; `4900, "jpy"` → `¥4,900`; `1050, "chf"` → `CHF 10.50`.
 pub fn money(minor: i64, currency: &str) -> String {
     let currency = currency.to_ascii_lowercase();

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::format::{age, date, date_time, money, month};
+use super::format::{date, date_time, money, month, newest_event};
 use crate::billing::revenue::Mrr;
 use crate::store::{AtRisk, CatchUpState, EventsOnDay, Snapshot, StatusCount};
 
@@ -96,9 +96,10 @@ impl Overview {
             at_risk: facts.at_risk.iter().map(risk_line).collect(),
             charts: mrr_charts(facts.snapshots),
             events_chart: events_chart(facts.events, facts.now),
-            newest_event: facts
-                .newest_event
-                .map(|t| format!("{} ({} ago)", date_time(t), age(facts.now - t))),
+            newest_event: facts.newest_event.map(|t| {
+                let (when, ago) = newest_event(t, facts.now);
+                format!("{when} ({ago} ago)")
+            }),
             catch_up: facts.catch_up.and_then(|c| {
                 let when = date_time(c.last_run_at?);
                 Some(match &c.last_error {

@@ -4,7 +4,7 @@
 use askama::Template;
 
 use super::admin::EventLine;
-use super::format::{age, date_time};
+use super::format::{date_time, newest_event};
 use crate::store::{CatchUpState, VersionCount};
 
 #[derive(Template)]
@@ -73,9 +73,7 @@ impl DeliveryHealth {
                     error: state.last_error.clone(),
                 })
             }),
-            newest: facts
-                .newest
-                .map(|created| (date_time(created), age(facts.now - created))),
+            newest: facts.newest.map(|created| newest_event(created, facts.now)),
         }
     }
 }

@@ -162,7 +162,7 @@ pub async fn organization(
         of_customer(c, |c| store.events_of_customer(c, 25)),
     )
     .map_err(PageError::internal)?;
-    let access = access::of_organization(store, &org.id, state.access.grace_period)
+    let access = access::of(store, &org, state.access.grace_period)
         .await
         .map_err(PageError::internal)?;
     let data = AdminOrgData {

@@ -106,7 +106,7 @@ async fn plans_of(state: &AppState, org: &Organization) -> Result<Arc<Plans>, Pa
 
 /// When the organization's grace period ends, while it is in one.
 async fn grace_ends_at(state: &AppState, org: &Organization) -> Result<Option<i64>, PageError> {
-    let answer = access::of_organization(&state.store, &org.id, state.access.grace_period)
+    let answer = access::of(&state.store, org, state.access.grace_period)
         .await
         .map_err(PageError::internal)?;
     Ok(answer.grace_ends_at)
