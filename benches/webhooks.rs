@@ -3,11 +3,17 @@
 //!     cargo bench --bench webhooks                                  # SQLite
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo bench --bench webhooks
 //!
-//! Fires BENCH_EVENTS (20 000) signed events for BENCH_CUSTOMERS (500)
-//! customers at BENCH_CONCURRENCY (32) against the real release binary on a
-//! fresh database, then prints events/s, p50/p99 latency, the rows that
-//! landed and the server's peak RSS. Durability is the production setting:
-//! a 2xx means the event is committed (SQLite synchronous=FULL in WAL mode).
+//! Fires BENCH_EVENTS (20 000) signed events for BENCH_CUSTOMERS (2 000)
+//! organizations at BENCH_CONCURRENCY (32) against the real release binary on
+//! a fresh database, then prints events/s, p50/p99 latency, the rows that
+//! landed, whether sampled organizations show their newest state, and the
+//! server's peak RSS. Durability is the production setting: a 2xx means the
+//! event is committed (SQLite synchronous=FULL in WAL mode).
+//!
+//! Then the same events go through the ingest queue in-process on another
+//! fresh database, without HTTP, which tells the statements each event costs
+//! and the events each batch carried. BENCH_WRITERS=1,2,4 (a list) repeats
+//! that for each number of writer tasks.
 
 mod common;
 #[path = "../tests/support/db.rs"]
@@ -18,7 +24,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Server, count, knob, percentile_ms};
+use db::{TestDb, fresh_database_url};
+use lance_billing::billing::Ingestor;
+use lance_billing::billing::ingest::ReceivedEvent;
+use lance_billing::config::{DatabaseSettings, Env};
 use lance_billing::domain::unix_now;
+use lance_billing::store::Store;
 use lance_billing::stripe::webhook::signature_header;
 use serde_json::{Value, json};
 
@@ -31,7 +42,7 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let events = knob("BENCH_EVENTS", 20_000) as usize;
-    let customers = knob("BENCH_CUSTOMERS", 500) as usize;
+    let customers = knob("BENCH_CUSTOMERS", 2_000) as usize;
     let concurrency = knob("BENCH_CONCURRENCY", 32) as usize;
     let mut server = Server::prepare(&[
         ("STRIPE_WEBHOOK_SECRET", SECRET.to_owned()),
@@ -42,7 +53,7 @@ async fn run() -> Result<(), String> {
     let bodies = Arc::new(build_events(events, customers));
     let url = format!("http://127.0.0.1:{}/api/v1/webhooks/stripe", server.port);
     let started = Instant::now();
-    let mut latencies = fire(&url, bodies, concurrency).await?;
+    let mut latencies = fire(&url, bodies.clone(), concurrency).await?;
     let elapsed = started.elapsed();
     latencies.sort();
     let stored = count(
@@ -53,23 +64,158 @@ async fn run() -> Result<(), String> {
     let subscriptions = count(&server, "SELECT COUNT(*) FROM subscriptions").await?;
     let invoices = count(&server, "SELECT COUNT(*) FROM invoices").await?;
     let methods = count(&server, "SELECT COUNT(*) FROM payment_methods").await?;
+    let newest = sampled_newest_state(&server, events, customers).await?;
     let backend = server.backend();
     println!(
-        "\nwebhook ingest benchmark ({backend}, {events} events, {customers} customers, concurrency {concurrency})"
+        "\nwebhook ingest benchmark ({backend}, {events} events, {customers} organizations, concurrency {concurrency})"
     );
     println!(
-        "| backend | events/s | p50 | p99 | events stored | subscriptions / invoices / payment methods | server peak RSS |"
+        "| backend | events/s | p50 | p99 | events stored | subscriptions / invoices / payment methods | sampled organizations at their newest state | server peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| {backend} | {:.0} | {:.2} ms | {:.2} ms | {stored} of {events} | {subscriptions} / {invoices} / {methods} | {:.1} MiB |",
+        "| {backend} | {:.0} | {:.2} ms | {:.2} ms | {stored} of {events} | {subscriptions} / {invoices} / {methods} | {} of {} | {:.1} MiB |",
         events as f64 / elapsed.as_secs_f64(),
         percentile_ms(&latencies, 0.50),
         percentile_ms(&latencies, 0.99),
+        newest.0,
+        newest.1,
         server.peak_rss_mib()
     );
     if stored != events as i64 {
         return Err(format!("only {stored} of {events} events were stored"));
+    }
+    if newest.0 != newest.1 {
+        return Err(format!(
+            "{} of {} sampled organizations do not show their newest state",
+            newest.1 - newest.0,
+            newest.1
+        ));
+    }
+    without_http(&bodies, concurrency).await
+}
+
+/// Every 97th organization: its subscription holds the quantity of its last
+/// subscription event, and it is linked to its customer.
+async fn sampled_newest_state(
+    server: &Server,
+    events: usize,
+    customers: usize,
+) -> Result<(usize, usize), String> {
+    let db = TestDb::connect(&server.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut newest, mut sampled) = (0, 0);
+    for customer in (0..customers).step_by(97) {
+        let Some(last) = (0..events)
+            .rev()
+            .find(|&i| i % 4 == 0 && customer_of(i, customers) == customer)
+        else {
+            continue;
+        };
+        sampled += 1;
+        let sub = format!("sub_bench{customer:05}");
+        let cus = format!("cus_bench{customer:05}");
+        let org = format!("org_bench{customer:05}");
+        let (quantity, linked): (Option<i64>, Option<String>) = with_db!(&db, |pool| {
+            let quantity = sqlx::query_scalar("SELECT quantity FROM subscriptions WHERE id = $1")
+                .bind(&sub)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| e.to_string())?
+                .flatten();
+            let linked =
+                sqlx::query_scalar("SELECT stripe_customer_id FROM organizations WHERE id = $1")
+                    .bind(&org)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .flatten();
+            (quantity, linked)
+        });
+        if quantity == Some(quantity_of(last)) && linked.as_deref() == Some(cus.as_str()) {
+            newest += 1;
+        }
+    }
+    Ok((newest, sampled))
+}
+
+/// The same events through the ingest queue in-process (fresh database each
+/// run): events/s without HTTP, statements per event, events per batch.
+async fn without_http(bodies: &[Vec<u8>], concurrency: usize) -> Result<(), String> {
+    let writers: Vec<usize> = std::env::var("BENCH_WRITERS")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|w| w.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "\ningest without HTTP ({} events, concurrency {concurrency})",
+        bodies.len()
+    );
+    println!("| backend | writers | events/s | statements per event | events per batch |");
+    println!("|---|---|---|---|---|");
+    let runs: Vec<Option<usize>> = if writers.is_empty() {
+        vec![None]
+    } else {
+        writers.into_iter().map(Some).collect()
+    };
+    for writers in runs {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let postgres = std::env::var("BENCH_DATABASE_URL").ok();
+        let url = fresh_database_url(dir.path(), postgres.as_deref(), "bench")
+            .await
+            .map_err(|e| e.to_string())?;
+        let env = Env::from_pairs([("DATABASE_URL", url.as_str())]);
+        let settings = DatabaseSettings::from_env(&env).map_err(|e| e.to_string())?;
+        let store = Store::connect(&settings).await.map_err(|e| e.to_string())?;
+        store.migrate().await.map_err(|e| e.to_string())?;
+        let ingestor = match writers {
+            Some(writers) => Ingestor::spawn(store.clone(), writers, 64),
+            None => Ingestor::for_store(store.clone()),
+        };
+        let events: Vec<ReceivedEvent> = bodies
+            .iter()
+            .map(|body| {
+                let payload = String::from_utf8_lossy(body).into_owned();
+                let event = serde_json::from_str(&payload).map_err(|e| e.to_string())?;
+                Ok(ReceivedEvent { event, payload })
+            })
+            .collect::<Result<_, String>>()?;
+        let queue = Arc::new(std::sync::Mutex::new(events.into_iter()));
+        let before = store.write_statements();
+        let started = Instant::now();
+        let senders: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (queue, ingestor) = (queue.clone(), ingestor.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let next = queue.lock().map_err(|e| e.to_string())?.next();
+                        let Some(event) = next else {
+                            return Ok::<_, String>(());
+                        };
+                        ingestor.submit(event).await.map_err(|e| e.to_string())?;
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.map_err(|e| e.to_string())??;
+        }
+        let elapsed = started.elapsed();
+        let statements = store.write_statements() - before;
+        let n = bodies.len() as f64;
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.1} |",
+            store.backend_name(),
+            writers.map_or("default".to_owned(), |w| w.to_string()),
+            n / elapsed.as_secs_f64(),
+            statements as f64 / n,
+            n / ingestor.batches_written().max(1) as f64,
+        );
+        store.close().await;
     }
     Ok(())
 }
@@ -121,6 +267,16 @@ async fn fire(
     Ok(all)
 }
 
+/// The organization (and customer, and subscription) event `i` is about:
+/// each gets all four kinds in turn.
+fn customer_of(i: usize, customers: usize) -> usize {
+    (i / 4) % customers
+}
+
+fn quantity_of(i: usize) -> i64 {
+    (i % 50 + 1) as i64
+}
+
 /// A realistic mix: subscription updates, paid invoices, attached cards and
 /// customer updates, spread over `customers`, with increasing `created`.
 fn build_events(events: usize, customers: usize) -> Vec<Vec<u8>> {
@@ -130,15 +286,16 @@ fn build_events(events: usize, customers: usize) -> Vec<Vec<u8>> {
     let object = |name: &str| fixtures["resources"][name].clone();
     (0..events)
         .map(|i| {
-            let customer = format!("cus_bench{:05}", i % customers);
+            let n = customer_of(i, customers);
+            let customer = format!("cus_bench{n:05}");
             let created = 1_700_000_000 + (i / 100) as i64;
             let (kind, data) = match i % 4 {
                 0 => {
                     let mut sub = object("subscription");
-                    sub["id"] = format!("sub_bench{:05}", i % customers).into();
+                    sub["id"] = format!("sub_bench{n:05}").into();
                     sub["customer"] = customer.clone().into();
                     sub["status"] = "active".into();
-                    sub["items"]["data"][0]["quantity"] = (i % 50 + 1).into();
+                    sub["items"]["data"][0]["quantity"] = quantity_of(i).into();
                     ("customer.subscription.updated", sub)
                 }
                 1 => {
@@ -158,7 +315,7 @@ fn build_events(events: usize, customers: usize) -> Vec<Vec<u8>> {
                 _ => {
                     let mut cus = object("customer");
                     cus["id"] = customer.clone().into();
-                    cus["metadata"] = json!({"org_id": format!("org_bench{:05}", i % customers)});
+                    cus["metadata"] = json!({"org_id": format!("org_bench{n:05}")});
                     ("customer.updated", cus)
                 }
             };

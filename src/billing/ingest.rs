@@ -10,6 +10,7 @@
 //! the event is on disk.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -49,6 +50,7 @@ struct Job {
 #[derive(Clone)]
 pub struct Ingestor {
     queue: mpsc::Sender<Job>,
+    batches: Arc<AtomicU64>,
 }
 
 impl Ingestor {
@@ -56,10 +58,21 @@ impl Ingestor {
     pub fn spawn(store: Store, writers: usize, max_batch: usize) -> Self {
         let (queue, receiver) = mpsc::channel(max_batch * writers.max(1) * 4);
         let receiver = Arc::new(Mutex::new(receiver));
+        let batches = Arc::new(AtomicU64::new(0));
         for _ in 0..writers.max(1) {
-            tokio::spawn(write_batches(store.clone(), receiver.clone(), max_batch));
+            tokio::spawn(write_batches(
+                store.clone(),
+                receiver.clone(),
+                max_batch,
+                batches.clone(),
+            ));
         }
-        Self { queue }
+        Self { queue, batches }
+    }
+
+    /// How many batches the writers have written since start.
+    pub fn batches_written(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 
     /// One writer on SQLite (it has one write lock anyway), a few on PostgreSQL.
@@ -78,7 +91,12 @@ impl Ingestor {
     }
 }
 
-async fn write_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
+async fn write_batches(
+    store: Store,
+    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
+    max_batch: usize,
+    batches: Arc<AtomicU64>,
+) {
     loop {
         let batch = {
             let mut receiver = receiver.lock().await;
@@ -95,6 +113,7 @@ async fn write_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, 
             batch
         };
         write_batch(&store, batch).await;
+        batches.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -57,6 +57,7 @@ pub use sync::CreditGrant;
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -91,6 +92,9 @@ pub struct Store {
     orgs: Arc<OrgCache>,
     /// PostgreSQL: how this instance hears of the others' changes.
     feed: Option<Feed>,
+    /// Statements run inside write transactions, since start: what explains
+    /// a write path's cost (the ingest benchmark reports it per event).
+    statements: Arc<AtomicU64>,
 }
 
 #[derive(Clone, Debug)]
@@ -126,6 +130,7 @@ pub struct Tx {
     conn: TxConn,
     changed: Changed,
     caches: Arc<StoreCaches>,
+    statements: Arc<AtomicU64>,
 }
 
 enum TxConn {
@@ -133,9 +138,11 @@ enum TxConn {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
-/// Like `with_pool!`, for the connection inside a `Tx`.
+/// Like `with_pool!`, for the connection inside a `Tx`. Each use runs one
+/// statement, and is counted as one.
 macro_rules! with_tx {
-    ($tx:expr, |$conn:ident| $body:expr) => {
+    ($tx:expr, |$conn:ident| $body:expr) => {{
+        $tx.count_statement();
         match &mut $tx.conn {
             $crate::store::TxConn::Sqlite(tx) => {
                 let $conn = &mut **tx;
@@ -146,11 +153,15 @@ macro_rules! with_tx {
                 $body
             }
         }
-    };
+    }};
 }
 pub(crate) use with_tx;
 
 impl Tx {
+    fn count_statement(&self) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.conn {
             TxConn::Sqlite(tx) => tx.commit().await?,
@@ -242,6 +253,7 @@ impl Store {
             )),
             orgs: Arc::default(),
             feed,
+            statements: Arc::default(),
         }
     }
 
@@ -255,7 +267,13 @@ impl Store {
             conn,
             changed: Default::default(),
             caches: self.caches.clone(),
+            statements: self.statements.clone(),
         })
+    }
+
+    /// How many statements write transactions have run since start.
+    pub fn write_statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {

@@ -249,35 +249,35 @@ impl Tx {
         org: &str,
         customer: &str,
     ) -> Result<bool, StoreError> {
-        let now = unix_now();
-        let affected = with_tx!(self, |conn| {
-            let taken: Option<String> =
-                sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
-                    .bind(customer)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            // A late checkout or customer event must not relink a deleted customer.
-            let deleted: Option<bool> =
-                sqlx::query_scalar("SELECT deleted FROM customers WHERE id = $1")
-                    .bind(customer)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if taken.is_some() || deleted == Some(true) {
-                0
-            } else {
-                sqlx::query(
-                    "INSERT INTO organizations (id, stripe_customer_id, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO UPDATE \
-                     SET stripe_customer_id = excluded.stripe_customer_id, updated_at = excluded.updated_at \
-                     WHERE organizations.stripe_customer_id IS NULL",
-                )
-                .bind(org)
+        let taken: Option<String> = with_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
                 .bind(customer)
-                .bind(now)
-                .execute(&mut *conn)
+                .fetch_optional(conn)
                 .await?
-                .rows_affected()
-            }
+        });
+        // A late checkout or customer event must not relink a deleted customer.
+        let deleted: Option<bool> = with_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT deleted FROM customers WHERE id = $1")
+                .bind(customer)
+                .fetch_optional(conn)
+                .await?
+        });
+        if taken.is_some() || deleted == Some(true) {
+            return Ok(false);
+        }
+        let affected = with_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO organizations (id, stripe_customer_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO UPDATE \
+                 SET stripe_customer_id = excluded.stripe_customer_id, updated_at = excluded.updated_at \
+                 WHERE organizations.stripe_customer_id IS NULL",
+            )
+            .bind(org)
+            .bind(customer)
+            .bind(unix_now())
+            .execute(conn)
+            .await?
+            .rows_affected()
         });
         if affected > 0 {
             self.changed.org(org);
