@@ -13,7 +13,8 @@
 //! Then the same events go through the ingest queue in-process on another
 //! fresh database, without HTTP, which tells the statements each event costs
 //! and the events each batch carried. BENCH_WRITERS=1,2,4 (a list) repeats
-//! that for each number of writer tasks.
+//! that for each number of writer tasks; BENCH_INGEST_WRITERS sets the
+//! server's (INGEST_WRITERS).
 
 mod common;
 #[path = "../tests/support/db.rs"]
@@ -174,14 +175,14 @@ async fn without_http(bodies: &[Vec<u8>], concurrency: usize) -> Result<(), Stri
         store.migrate().await.map_err(|e| e.to_string())?;
         let ingestor = match writers {
             Some(writers) => Ingestor::spawn(store.clone(), writers, 64),
-            None => Ingestor::for_store(store.clone()),
+            None => Ingestor::for_store(store.clone(), 1),
         };
         let events: Vec<ReceivedEvent> = bodies
             .iter()
             .map(|body| {
                 let payload = String::from_utf8_lossy(body).into_owned();
                 let event = serde_json::from_str(&payload).map_err(|e| e.to_string())?;
-                Ok(ReceivedEvent { event, payload })
+                Ok(ReceivedEvent::new(event, payload))
             })
             .collect::<Result<_, String>>()?;
         let queue = Arc::new(std::sync::Mutex::new(events.into_iter()));

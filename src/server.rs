@@ -78,7 +78,7 @@ impl Application {
                 .webhooks
                 .as_ref()
                 .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
-            ingestor: Ingestor::for_store(store.clone()),
+            ingestor: Ingestor::for_store(store.clone(), settings.database.ingest_writers),
             body_timeout: settings.server.client_body_timeout,
             versions: VersionWatch::new(&settings.stripe.api_version),
         });

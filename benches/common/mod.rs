@@ -47,6 +47,7 @@ impl Server {
         for (knob, var) in [
             ("BENCH_DATABASE_MAX_CONNECTIONS", "DATABASE_MAX_CONNECTIONS"),
             ("BENCH_WORKERS", "WORKERS"),
+            ("BENCH_INGEST_WRITERS", "INGEST_WRITERS"),
         ] {
             if let Ok(value) = std::env::var(knob) {
                 env.push((var, value));

@@ -147,7 +147,7 @@ fn received(objects: Vec<serde_json::Value>, report: &mut CatchUpReport) -> Vec<
         .filter_map(|object| {
             let payload = object.to_string();
             match serde_json::from_value::<Event>(object) {
-                Ok(event) => Some(ReceivedEvent { event, payload }),
+                Ok(event) => Some(ReceivedEvent::new(event, payload)),
                 Err(err) => {
                     log::error!("Stripe listed something that is not an event: {err}");
                     report.failed += 1;

@@ -3,26 +3,51 @@
 //! Each delivery is recorded and applied in the same transaction, so the
 //! event log and the state never disagree. Committing once per event would
 //! cap throughput at the disk's fsync rate, so writer tasks take every event
-//! waiting in the queue (up to a batch size) and commit them together. If any
-//! event of a batch hits a database error, the batch is rolled back and its
-//! events are redone one transaction each, so only the failing event is
-//! refused. A delivery is acknowledged only after its commit: a 2xx means
-//! the event is on disk.
+//! waiting in the queue (up to a batch size) and commit them together; and
+//! a statement per event would cap it at the round trips, so a batch is
+//! written set-wise: one statement records all its events, and each table
+//! its changes touch is written with one statement (see `apply`). An event's
+//! changes are planned where it is received, off the writers. If a batch
+//! hits a database error, it is rolled back and its events are redone one
+//! transaction each, so only the failing event is refused. A delivery is
+//! acknowledged only after its commit: a 2xx means the event is on disk.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::{Duration, Instant};
 
-use super::{apply_changes, plan};
-use crate::store::{EventRecord, RecordOutcome, Store, StoreError, Tx};
+use super::{Change, apply_changes, plan};
+use crate::store::{EventRecord, Store, StoreError, Tx};
 use crate::stripe::objects::Event;
 
-/// A verified delivery: the parsed envelope and the exact bytes Stripe sent.
+/// A verified delivery: the parsed envelope, the exact bytes Stripe sent,
+/// and the changes it asks for (or why it cannot be applied).
 pub struct ReceivedEvent {
     pub event: Event,
     pub payload: String,
+    planned: Result<Vec<Change>, String>,
 }
+
+impl ReceivedEvent {
+    /// Plans the event's changes (pure work, done by the caller's task).
+    pub fn new(event: Event, payload: String) -> Self {
+        let planned = plan(&event).map_err(|err| err.to_string());
+        Self {
+            event,
+            payload,
+            planned,
+        }
+    }
+}
+
+/// The most events one transaction carries.
+const MAX_BATCH: usize = 64;
+
+/// The longest a writer waits for a batch to fill as the last one did.
+const LINGER: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
@@ -75,10 +100,9 @@ impl Ingestor {
         self.batches.load(Ordering::Relaxed)
     }
 
-    /// One writer on SQLite (it has one write lock anyway), a few on PostgreSQL.
-    pub fn for_store(store: Store) -> Self {
-        let writers = if store.is_sqlite() { 1 } else { 4 };
-        Self::spawn(store, writers, 64)
+    /// `writers` writer tasks taking batches of at most `MAX_BATCH`.
+    pub fn for_store(store: Store, writers: usize) -> Self {
+        Self::spawn(store, writers, MAX_BATCH)
     }
 
     pub async fn submit(&self, event: ReceivedEvent) -> Result<Ingested, IngestError> {
@@ -97,30 +121,52 @@ async fn write_batches(
     max_batch: usize,
     batches: Arc<AtomicU64>,
 ) {
+    let mut last_size = 1;
     loop {
-        let batch = {
+        let (tx, batch) = {
             let mut receiver = receiver.lock().await;
             let Some(first) = receiver.recv().await else {
                 return;
             };
+            // Opening the transaction takes a round trip: what arrives
+            // meanwhile joins this batch instead of waiting for the next.
+            let tx = store.begin().await;
             let mut batch = vec![first];
-            while batch.len() < max_batch {
-                match receiver.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+            take_queued(&mut receiver, &mut batch, max_batch);
+            // Under load, the deliveries answered with the last batch come
+            // back a moment later: a short wait for as many as it had costs
+            // less than a round of statements for the few here already.
+            let deadline = Instant::now() + LINGER;
+            while batch.len() < last_size.min(max_batch) {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Some(job)) => {
+                        batch.push(job);
+                        take_queued(&mut receiver, &mut batch, max_batch);
+                    }
+                    Ok(None) | Err(_) => break,
                 }
             }
-            batch
+            last_size = batch.len();
+            (tx, batch)
         };
-        write_batch(&store, batch).await;
+        write_batch(&store, tx, batch).await;
         batches.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-async fn write_batch(store: &Store, batch: Vec<Job>) {
+fn take_queued(receiver: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: usize) {
+    while batch.len() < max_batch {
+        match receiver.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+async fn write_batch(store: &Store, tx: Result<Tx, StoreError>, batch: Vec<Job>) {
     let (events, replies): (Vec<ReceivedEvent>, Vec<_>) =
         batch.into_iter().map(|job| (job.event, job.reply)).unzip();
-    let outcomes = ingest_batch(store, &events).await;
+    let outcomes = ingest_in(store, tx, &events).await;
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
     }
@@ -133,7 +179,20 @@ pub async fn ingest_batch(
     store: &Store,
     events: &[ReceivedEvent],
 ) -> Vec<Result<Ingested, IngestError>> {
-    match apply_in_one_transaction(store, events).await {
+    ingest_in(store, store.begin().await, events).await
+}
+
+/// `ingest_batch`, its first attempt in `tx`.
+async fn ingest_in(
+    store: &Store,
+    tx: Result<Tx, StoreError>,
+    events: &[ReceivedEvent],
+) -> Vec<Result<Ingested, IngestError>> {
+    let first_attempt = match tx {
+        Ok(tx) => apply_in_one_transaction(tx, events).await,
+        Err(err) => Err(err),
+    };
+    match first_attempt {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(err) if events.len() > 1 => {
             log::warn!(
@@ -142,7 +201,10 @@ pub async fn ingest_batch(
             );
             let mut outcomes = Vec::with_capacity(events.len());
             for event in events {
-                let one = apply_in_one_transaction(store, std::slice::from_ref(event)).await;
+                let one = match store.begin().await {
+                    Ok(tx) => apply_in_one_transaction(tx, std::slice::from_ref(event)).await,
+                    Err(err) => Err(err),
+                };
                 outcomes.push(one.map(|mut o| o.remove(0)).map_err(IngestError::from));
             }
             outcomes
@@ -151,38 +213,67 @@ pub async fn ingest_batch(
     }
 }
 
-/// All of `events` in one transaction, or none of them.
+/// All of `events` in one transaction, or none of them. A repeat of an id
+/// inside the batch is a duplicate of its first delivery.
 async fn apply_in_one_transaction(
-    store: &Store,
+    mut tx: Tx,
     events: &[ReceivedEvent],
 ) -> Result<Vec<Ingested>, StoreError> {
-    let mut tx = store.begin().await?;
+    let mut first = HashSet::new();
+    let firsts: Vec<bool> = events
+        .iter()
+        .map(|e| first.insert(e.event.id.as_str()))
+        .collect();
+    let records: Vec<EventRecord<'_>> = events
+        .iter()
+        .zip(&firsts)
+        .filter(|(_, first)| **first)
+        .map(|(received, _)| record_of(received))
+        .collect();
+    let recorded = tx.record_events(&records).await?;
+    let mut changes = Vec::new();
     let mut outcomes = Vec::with_capacity(events.len());
-    for event in events {
-        outcomes.push(record_and_apply(&mut tx, event).await?);
+    for (received, first) in events.iter().zip(firsts) {
+        let event = &received.event;
+        if !first || !recorded.contains(&event.id) {
+            outcomes.push(Ingested::Duplicate);
+            continue;
+        }
+        match &received.planned {
+            Ok(planned) => {
+                changes.extend(planned.iter().cloned());
+                outcomes.push(Ingested::Applied);
+            }
+            Err(reason) => {
+                log::error!(
+                    "webhook event {} ({}) could not be applied: {reason}",
+                    event.id,
+                    event.kind
+                );
+                outcomes.push(Ingested::Failed(reason.clone()));
+            }
+        }
     }
+    apply_changes(&mut tx, &changes).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
-async fn record_and_apply(tx: &mut Tx, received: &ReceivedEvent) -> Result<Ingested, StoreError> {
+fn record_of(received: &ReceivedEvent) -> EventRecord<'_> {
     let event = &received.event;
-    let record = EventRecord {
+    EventRecord {
         id: &event.id,
         kind: &event.kind,
         created: event.created,
         api_version: event.api_version.as_deref(),
         livemode: event.livemode,
         payload: &received.payload,
-    };
-    match tx.record_event(&record).await? {
-        RecordOutcome::AlreadyProcessed => Ok(Ingested::Duplicate),
-        RecordOutcome::Apply { .. } => apply_recorded(tx, event).await,
+        failure: received.planned.as_ref().err().map(String::as_str),
     }
 }
 
 /// Applies an event whose record exists (marked processed); when its payload
-/// cannot be applied, marks the record failed instead. Also used by
+/// cannot be applied, marks the record failed instead. Used by
 /// `events replay`.
 pub async fn apply_recorded(tx: &mut Tx, event: &Event) -> Result<Ingested, StoreError> {
     match plan(event) {

@@ -24,6 +24,10 @@ pub struct DatabaseSettings {
     /// through this instance drop them at once, so this bounds only how long
     /// another instance's writes can go unseen. Zero turns the cache off.
     pub plans_cache_ttl: Duration,
+    /// Tasks writing webhook batches at once. One keeps batches whole (its
+    /// transaction opens while the queue fills); more overlap round trips,
+    /// which pays off only when each takes long (a distant database).
+    pub ingest_writers: usize,
 }
 
 impl DatabaseSettings {
@@ -44,6 +48,10 @@ impl DatabaseSettings {
             url: SecretString::from(url.to_owned()),
             max_connections: env.parse_or("DATABASE_MAX_CONNECTIONS", 10, "a positive integer")?,
             plans_cache_ttl: env.duration_or("PLANS_CACHE_TTL", Duration::from_secs(1))?,
+            ingest_writers: match env.parse_or("INGEST_WRITERS", 1usize, "a positive integer")? {
+                0 => return Err(ConfigError::new("INGEST_WRITERS", "must be at least 1")),
+                writers => writers,
+            },
         })
     }
 

@@ -138,22 +138,25 @@ impl Store {
 }
 
 impl Tx {
-    /// Replaces the customer's features, unless a newer set is stored.
-    pub async fn upsert_entitlements(&mut self, row: &EntitlementsRow) -> Result<bool, StoreError> {
-        let changed = row.upsert(self).await?;
-        if changed {
+    /// Replaces each customer's features, unless a newer set is stored.
+    pub async fn upsert_entitlements(
+        &mut self,
+        rows: Vec<EntitlementsRow>,
+    ) -> Result<u64, StoreError> {
+        let written = EntitlementsRow::upsert_all(rows, self).await?;
+        for row in &written {
             self.changed.customer(&row.id);
         }
-        Ok(changed)
+        Ok(written.len() as u64)
     }
 
-    pub async fn upsert_feature(&mut self, row: &FeatureRow) -> Result<bool, StoreError> {
-        let changed = row.upsert(self).await?;
-        if changed {
-            // Its name shows on every Plans tab that lists it.
+    pub async fn upsert_features(&mut self, rows: Vec<FeatureRow>) -> Result<u64, StoreError> {
+        let written = FeatureRow::upsert_all(rows, self).await?;
+        if !written.is_empty() {
+            // Their names show on every Plans tab that lists them.
             self.changed.everything();
         }
-        Ok(changed)
+        Ok(written.len() as u64)
     }
 
     /// The features `product` includes, as Stripe lists them now.

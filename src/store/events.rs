@@ -1,6 +1,10 @@
 //! The `stripe_events` log: every verified delivery, its payload, and
 //! whether applying it succeeded.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use super::sets::{Column, InsertRows, Values, repeated};
 use super::{Store, StoreError, Tx, with_pool, with_tx};
 use crate::domain::unix_now;
 
@@ -11,14 +15,8 @@ pub struct EventRecord<'a> {
     pub api_version: Option<&'a str>,
     pub livemode: bool,
     pub payload: &'a str,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordOutcome {
-    /// First delivery, or a redelivery of an event that failed before.
-    Apply { attempts: i64 },
-    /// Already applied: a redelivery changes nothing.
-    AlreadyProcessed,
+    /// Why its payload cannot be applied, if it cannot.
+    pub failure: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -38,36 +36,63 @@ pub struct StoredEvent {
 const MAX_ERROR_LEN: usize = 1000;
 
 impl Tx {
-    /// Records a delivery as processed, in the same statement that detects a
-    /// duplicate: the caller applies it in the same transaction, and calls
-    /// `mark_event_failed` in the rare case its payload cannot be applied.
-    pub async fn record_event(
+    /// Records a batch's deliveries (each id at most once) with one
+    /// statement, each as processed, or as failed (kept for replay) when it
+    /// carries a `failure`; the caller applies them in the same transaction.
+    /// Returns the ids recorded now: new ones, and ones that failed before.
+    /// The others were applied before, and a redelivery changes nothing.
+    pub async fn record_events(
         &mut self,
-        event: &EventRecord<'_>,
-    ) -> Result<RecordOutcome, StoreError> {
-        let attempts: Option<i64> = with_tx!(self, |conn| {
-            sqlx::query_scalar(
-                "INSERT INTO stripe_events (id, type, created, api_version, livemode, payload, received_at, \
-                 processed_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) \
-                 ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + 1, \
-                 processed_at = excluded.processed_at, last_error = NULL \
-                 WHERE stripe_events.processed_at IS NULL \
-                 RETURNING attempts",
+        events: &[EventRecord<'_>],
+    ) -> Result<HashSet<String>, StoreError> {
+        static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::new(
+                "stripe_events",
+                &[
+                    "id",
+                    "type",
+                    "created",
+                    "api_version",
+                    "livemode",
+                    "payload",
+                    "received_at",
+                    "processed_at",
+                    "attempts",
+                    "last_error",
+                ],
+                "ON CONFLICT (id) DO UPDATE SET attempts = stripe_events.attempts + 1, \
+                 processed_at = excluded.processed_at, last_error = excluded.last_error \
+                 WHERE stripe_events.processed_at IS NULL RETURNING id",
             )
-            .bind(event.id)
-            .bind(event.kind)
-            .bind(event.created)
-            .bind(event.api_version)
-            .bind(event.livemode)
-            .bind(event.payload)
-            .bind(unix_now())
-            .fetch_optional(conn)
-            .await?
         });
-        Ok(match attempts {
-            Some(attempts) => RecordOutcome::Apply { attempts },
-            None => RecordOutcome::AlreadyProcessed,
-        })
+        let now = unix_now();
+        let n = events.len();
+        let text = |values: Vec<Option<&str>>| {
+            Values::Text(values.into_iter().map(|v| v.map(str::to_owned)).collect())
+        };
+        let columns = vec![
+            text(events.iter().map(|e| Some(e.id)).collect()),
+            text(events.iter().map(|e| Some(e.kind)).collect()),
+            Column::column(events.iter().map(|e| &e.created)),
+            text(events.iter().map(|e| e.api_version).collect()),
+            Column::column(events.iter().map(|e| &e.livemode)),
+            text(events.iter().map(|e| Some(e.payload)).collect()),
+            repeated(now, n),
+            Values::Int(
+                events
+                    .iter()
+                    .map(|e| e.failure.is_none().then_some(now))
+                    .collect(),
+            ),
+            repeated(1i64, n),
+            Values::Text(
+                events
+                    .iter()
+                    .map(|e| e.failure.map(|f| f.chars().take(MAX_ERROR_LEN).collect()))
+                    .collect(),
+            ),
+        ];
+        Ok(self.insert_rows(&SQL, columns).await?.into_iter().collect())
     }
 
     pub async fn mark_event_processed(&mut self, id: &str) -> Result<(), StoreError> {

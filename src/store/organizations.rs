@@ -1,7 +1,11 @@
 //! The `organizations` table: one row per Clerk organization, holding the
 //! link to its Stripe customer.
 
-use super::{BeginWrite, Store, StoreError, Tx, is_unique_violation, with_pool, with_tx};
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use super::sets::{Column, InsertRows, ListQuery, repeated};
+use super::{BeginWrite, Store, StoreError, Tx, is_unique_violation, with_pool};
 use crate::domain::{OrgId, StripeCustomerId, unix_now};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,78 +244,132 @@ impl Store {
 }
 
 impl Tx {
-    /// Links `customer` to `org` unless either is already linked elsewhere:
-    /// the first link wins, so a late or replayed event cannot move a
-    /// customer between organizations. Creates the organization row if needed.
-    /// Returns whether the link was made now.
-    pub async fn link_customer_if_free(
+    /// Links each customer to its organization unless either is already
+    /// linked elsewhere, or the customer is deleted: the first link wins, in
+    /// the order given, so a late or replayed event cannot move a customer
+    /// between organizations. Creates organization rows as needed. Decided on
+    /// what is stored (one read), written with one statement whose guard
+    /// holds against another instance's link. Returns the links made.
+    pub async fn link_customers_if_free(
         &mut self,
-        org: &str,
-        customer: &str,
-    ) -> Result<bool, StoreError> {
-        let taken: Option<String> = with_tx!(self, |conn| {
-            sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
-                .bind(customer)
-                .fetch_optional(conn)
-                .await?
-        });
-        // A late checkout or customer event must not relink a deleted customer.
-        let deleted: Option<bool> = with_tx!(self, |conn| {
-            sqlx::query_scalar("SELECT deleted FROM customers WHERE id = $1")
-                .bind(customer)
-                .fetch_optional(conn)
-                .await?
-        });
-        if taken.is_some() || deleted == Some(true) {
-            return Ok(false);
-        }
-        let affected = with_tx!(self, |conn| {
-            sqlx::query(
-                "INSERT INTO organizations (id, stripe_customer_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO UPDATE \
-                 SET stripe_customer_id = excluded.stripe_customer_id, updated_at = excluded.updated_at \
-                 WHERE organizations.stripe_customer_id IS NULL",
+        links: &[(String, String)],
+    ) -> Result<u64, StoreError> {
+        // Organizations by id and by customer, and deleted customers: what
+        // the batch's links are decided on, in one read.
+        static STANDING: LazyLock<ListQuery> = LazyLock::new(|| {
+            ListQuery::new(
+                "SELECT id, stripe_customer_id, FALSE FROM organizations WHERE id {in_ids} \
+                 UNION ALL SELECT id, stripe_customer_id, FALSE FROM organizations \
+                 WHERE stripe_customer_id {in_ids} \
+                 UNION ALL SELECT NULL, id, TRUE FROM customers WHERE deleted = TRUE AND id {in_ids}",
             )
-            .bind(org)
-            .bind(customer)
-            .bind(unix_now())
-            .execute(conn)
-            .await?
-            .rows_affected()
         });
-        if affected > 0 {
+        static LINK: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::new(
+                "organizations",
+                &["id", "stripe_customer_id", "created_at", "updated_at"],
+                "ON CONFLICT (id) DO UPDATE \
+                 SET stripe_customer_id = excluded.stripe_customer_id, updated_at = excluded.updated_at \
+                 WHERE organizations.stripe_customer_id IS NULL RETURNING id",
+            )
+        });
+        if links.is_empty() {
+            return Ok(0);
+        }
+        let mut ids: Vec<&str> = links
+            .iter()
+            .flat_map(|(org, customer)| [org.as_str(), customer.as_str()])
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let standing: Vec<(Option<String>, Option<String>, bool)> =
+            self.fetch_listed(&STANDING, &ids).await?;
+        let mut linked = Links::default();
+        for (org, customer, deleted) in standing {
+            match (org, customer) {
+                (Some(org), Some(customer)) => linked.note(org, customer),
+                // A deleted customer may not be linked.
+                (None, Some(customer)) if deleted => {
+                    linked.taken.insert(customer);
+                }
+                _ => {}
+            }
+        }
+        let new: Vec<&(String, String)> = links
+            .iter()
+            .filter(|(org, customer)| linked.link(org, customer))
+            .collect();
+        let now = unix_now();
+        let columns = vec![
+            Column::column(new.iter().map(|(org, _)| org)),
+            Column::column(new.iter().map(|(_, customer)| customer)),
+            repeated(now, new.len()),
+            repeated(now, new.len()),
+        ];
+        let made = self.insert_rows(&LINK, columns).await?;
+        for org in &made {
             self.changed.org(org);
         }
-        Ok(affected > 0)
+        Ok(made.len() as u64)
     }
 
-    /// A deleted Stripe customer can no longer open the portal: forget the link.
-    pub async fn unlink_customer(&mut self, customer: &str) -> Result<bool, StoreError> {
-        let affected = with_tx!(self, |conn| {
-            sqlx::query(
+    /// Deleted Stripe customers can no longer open the portal: forget their links.
+    pub async fn unlink_customers(&mut self, customers: &[&str]) -> Result<u64, StoreError> {
+        static UNLINK: LazyLock<ListQuery> = LazyLock::new(|| {
+            ListQuery::new(
                 "UPDATE organizations SET stripe_customer_id = NULL, updated_at = $2 \
-                 WHERE stripe_customer_id = $1",
+                 WHERE stripe_customer_id {in_ids}",
             )
-            .bind(customer)
-            .bind(unix_now())
-            .execute(conn)
-            .await?
-            .rows_affected()
         });
-        if affected > 0 {
-            self.changed.customer(customer);
+        let unlinked = self
+            .execute_listed(&UNLINK, customers, Some(unix_now()))
+            .await?;
+        if unlinked > 0 {
+            for customer in customers {
+                self.changed.customer(customer);
+            }
         }
-        Ok(affected > 0)
+        Ok(unlinked)
     }
 
-    /// The organization a customer is linked to, if any.
-    pub async fn org_of_customer(&mut self, customer: &str) -> Result<Option<String>, StoreError> {
-        Ok(with_tx!(self, |conn| {
-            sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
-                .bind(customer)
-                .fetch_optional(conn)
-                .await?
-        }))
+    /// The organization each of `customers` is linked to, if any.
+    pub async fn orgs_of_customers(
+        &mut self,
+        customers: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        static SQL: LazyLock<ListQuery> = LazyLock::new(|| {
+            ListQuery::new(
+                "SELECT stripe_customer_id, id FROM organizations WHERE stripe_customer_id {in_ids}",
+            )
+        });
+        let pairs: Vec<(String, String)> = self.fetch_listed(&SQL, customers).await?;
+        Ok(pairs.into_iter().collect())
+    }
+}
+
+/// Who is linked to whom, as a batch of links is decided in order.
+#[derive(Default)]
+struct Links {
+    /// Organizations that have a customer.
+    full: HashSet<String>,
+    /// Customers that have an organization, or may not get one.
+    taken: HashSet<String>,
+}
+
+impl Links {
+    fn note(&mut self, org: String, customer: String) {
+        self.full.insert(org);
+        self.taken.insert(customer);
+    }
+
+    /// Whether `customer` may be linked to `org` now; if so, it is.
+    fn link(&mut self, org: &str, customer: &str) -> bool {
+        if self.full.contains(org) || self.taken.contains(customer) {
+            return false;
+        }
+        self.full.insert(org.to_owned());
+        self.taken.insert(customer.to_owned());
+        true
     }
 }
 

@@ -3,10 +3,12 @@
 //! version guard), its fingerprint and its `SELECT` of the stored fingerprint,
 //! so a column is named in exactly one place.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
+use super::sets::{Column, InsertRows, Values, repeated};
 use super::upsert::{Update, upsert_sql};
-use super::{StoreError, Tx, with_tx};
+use super::{StoreError, Tx};
 use crate::domain::unix_now;
 
 /// Which write wins: compared as (created, rank, source).
@@ -163,7 +165,10 @@ pub struct FeatureRow {
 pub trait SyncedRow: std::fmt::Debug + Clone {
     /// `SELECT content_hash FROM <table> WHERE id = $1`.
     const SELECT_HASH: &'static str;
+    /// Whether the upsert keeps anything of the stored row (its `updates`).
+    const KEEPS_FROM_OLDER: bool = false;
     fn id(&self) -> &str;
+    fn version(&self) -> &Version;
     fn version_mut(&mut self) -> &mut Version;
     /// Clears fields derived from the version, which are no content either.
     fn blank_derived(&mut self) {}
@@ -185,6 +190,36 @@ pub trait SyncedRow: std::fmt::Debug + Clone {
     }
 }
 
+/// The statements that write a batch's `rows`, each a set of distinct ids
+/// (one statement may not write a row twice), ids sorted so concurrent
+/// batches take row locks in one order. Where the upsert keeps nothing of
+/// the stored row, each id's newest version alone is written: the others
+/// would change nothing. Where it keeps something (`KEEPS_FROM_OLDER`), an
+/// id's versions are written oldest first, one a statement, so the upsert's
+/// rules see them as they would one event at a time. Of equal versions the
+/// first to arrive wins, as the guard (strictly newer) would have it.
+pub(super) fn layers<R: SyncedRow>(rows: Vec<R>) -> Vec<Vec<R>> {
+    let mut by_id: BTreeMap<String, Vec<R>> = BTreeMap::new();
+    for row in rows {
+        by_id.entry(row.id().to_owned()).or_default().push(row);
+    }
+    let mut layers: Vec<Vec<R>> = Vec::new();
+    for mut versions in by_id.into_values() {
+        versions.sort_by(|a, b| a.version().cmp(b.version()));
+        versions.dedup_by(|later, earlier| later.version() == earlier.version());
+        if !R::KEEPS_FROM_OLDER {
+            versions.drain(..versions.len() - 1);
+        }
+        for (depth, row) in versions.into_iter().enumerate() {
+            if layers.len() <= depth {
+                layers.push(Vec::new());
+            }
+            layers[depth].push(row);
+        }
+    }
+    layers
+}
+
 /// The columns every synced table ends with, after its own.
 const BOOKKEEPING: [&str; 5] = [
     "event_created",
@@ -196,7 +231,8 @@ const BOOKKEEPING: [&str; 5] = [
 
 /// Declares a synced table: the row type, the table, and each column with the
 /// field that fills it, in order (`id` first, implied; the version
-/// bookkeeping last, implied).
+/// bookkeeping last, implied). `updates` are the upsert's rules for a column
+/// (see `Update`).
 macro_rules! synced_table {
     (
         $row:ident => $table:literal {
@@ -211,41 +247,56 @@ macro_rules! synced_table {
             fn id(&self) -> &str {
                 &self.id
             }
+            fn version(&self) -> &Version {
+                &self.version
+            }
             fn version_mut(&mut self) -> &mut Version {
                 &mut self.version
             }
             $(fn blank_derived(&mut self) {
                 $(self.$derived = Default::default();)+
             })?
+            const KEEPS_FROM_OLDER: bool = !Self::UPDATES.is_empty();
         }
 
         impl $row {
-            /// Writes the row unless the stored one is as new or newer;
-            /// returns whether it was written.
-            pub(super) async fn upsert(&self, tx: &mut Tx) -> Result<bool, StoreError> {
-                static SQL: LazyLock<String> = LazyLock::new(|| {
+            const UPDATES: &'static [Update] = &[$($($update),+)?];
+
+            /// Writes a batch's `rows` (a statement a layer, see `layers`),
+            /// each unless the stored one is as new or newer; returns the
+            /// rows written.
+            pub(super) async fn upsert_all(
+                rows: Vec<Self>,
+                tx: &mut Tx,
+            ) -> Result<Vec<Self>, StoreError> {
+                let mut written = Vec::new();
+                for layer in layers(rows) {
+                    written.extend(Self::upsert_layer(layer, tx).await?);
+                }
+                Ok(written)
+            }
+
+            async fn upsert_layer(rows: Vec<Self>, tx: &mut Tx) -> Result<Vec<Self>, StoreError> {
+                static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
                     let columns: Vec<&str> = ["id", $($column),+]
                         .into_iter()
                         .chain(BOOKKEEPING)
                         .collect();
-                    upsert_sql($table, &columns, &[$($($update),+)?], true)
+                    upsert_sql($table, &columns, $row::UPDATES, true)
                 });
-                let v = &self.version;
-                let hash = self.content_hash();
-                let affected = with_tx!(tx, |conn| {
-                    sqlx::query(SQL.as_str())
-                        .bind(&self.id)
-                        $(.bind(&self.$field))+
-                        .bind(v.created)
-                        .bind(v.rank)
-                        .bind(&v.source)
-                        .bind(unix_now())
-                        .bind(&hash)
-                        .execute(conn)
-                        .await?
-                        .rows_affected()
-                });
-                Ok(affected > 0)
+                let n = rows.len();
+                let columns = vec![
+                    Column::column(rows.iter().map(|r| &r.id)),
+                    $(Column::column(rows.iter().map(|r| &r.$field)),)+
+                    Column::column(rows.iter().map(|r| &r.version.created)),
+                    Column::column(rows.iter().map(|r| &r.version.rank)),
+                    Column::column(rows.iter().map(|r| &r.version.source)),
+                    repeated(unix_now(), n),
+                    Values::Text(rows.iter().map(|r| Some(r.content_hash())).collect()),
+                ];
+                let written: HashSet<String> =
+                    tx.insert_rows(&SQL, columns).await?.into_iter().collect();
+                Ok(rows.into_iter().filter(|r| written.contains(&r.id)).collect())
             }
         }
     };
@@ -368,13 +419,10 @@ synced_table! {
 }
 
 impl SubscriptionItemRow {
-    /// Items are part of their subscription's snapshot: not versioned alone.
-    pub(super) async fn upsert(
-        &self,
-        tx: &mut Tx,
-        subscription_id: &str,
-    ) -> Result<(), StoreError> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
+    /// Items are part of their subscription's snapshot, not versioned alone:
+    /// written (each id once) with one statement.
+    pub(super) async fn upsert_all(items: &[(&str, &Self)], tx: &mut Tx) -> Result<(), StoreError> {
+        static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
             let columns = [
                 "id",
                 "subscription_id",
@@ -390,22 +438,26 @@ impl SubscriptionItemRow {
             ];
             upsert_sql("subscription_items", &columns, &[], false)
         });
-        with_tx!(tx, |conn| {
-            sqlx::query(SQL.as_str())
-                .bind(&self.id)
-                .bind(subscription_id)
-                .bind(&self.price_id)
-                .bind(&self.product_id)
-                .bind(self.quantity)
-                .bind(&self.currency)
-                .bind(self.unit_amount)
-                .bind(&self.interval)
-                .bind(self.interval_count)
-                .bind(self.current_period_start)
-                .bind(self.current_period_end)
-                .execute(conn)
-                .await?;
-        });
+        let items: BTreeMap<&str, (&str, &Self)> = items
+            .iter()
+            .map(|(subscription, item)| (item.id.as_str(), (*subscription, *item)))
+            .collect();
+        let items: Vec<(&str, &Self)> = items.into_values().collect();
+        let subscriptions: Vec<String> = items.iter().map(|(s, _)| (*s).to_owned()).collect();
+        let columns = vec![
+            Column::column(items.iter().map(|(_, i)| &i.id)),
+            Column::column(subscriptions.iter()),
+            Column::column(items.iter().map(|(_, i)| &i.price_id)),
+            Column::column(items.iter().map(|(_, i)| &i.product_id)),
+            Column::column(items.iter().map(|(_, i)| &i.quantity)),
+            Column::column(items.iter().map(|(_, i)| &i.currency)),
+            Column::column(items.iter().map(|(_, i)| &i.unit_amount)),
+            Column::column(items.iter().map(|(_, i)| &i.interval)),
+            Column::column(items.iter().map(|(_, i)| &i.interval_count)),
+            Column::column(items.iter().map(|(_, i)| &i.current_period_start)),
+            Column::column(items.iter().map(|(_, i)| &i.current_period_end)),
+        ];
+        tx.insert_rows(&SQL, columns).await?;
         Ok(())
     }
 }

@@ -1,8 +1,13 @@
-//! Writes of Stripe state inside a `Tx`. Each upsert is the row's own (see
-//! `rows`); here is what a write means for the caches: whose Plans tab it
-//! changed. Also the reads the sync rules make inside the same transaction.
+//! Writes of Stripe state inside a `Tx`, a statement a table for a whole
+//! batch. Each upsert is the row's own (see `rows`); here is what a write
+//! means for the caches: whose Plans tab it changed. Also the reads the sync
+//! rules make inside the same transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use super::rows::SyncedRow;
+use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
 use super::{
     CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow, StoreError,
     SubscriptionItemRow, SubscriptionRow, Tx, Version, with_tx,
@@ -19,78 +24,82 @@ pub struct CreditGrant {
 }
 
 impl Tx {
-    /// Returns whether the row changed.
-    pub async fn upsert_customer(&mut self, row: &CustomerRow) -> Result<bool, StoreError> {
-        let changed = row.upsert(self).await?;
-        if changed {
+    /// Each write below takes all of a batch's rows for its table and writes
+    /// them with one statement; it returns how many rows changed.
+    pub async fn upsert_customers(&mut self, rows: Vec<CustomerRow>) -> Result<u64, StoreError> {
+        let written = CustomerRow::upsert_all(rows, self).await?;
+        for row in &written {
             self.changed.customer(&row.id);
             if let Some(org) = &row.org_id {
                 self.changed.org(org);
             }
         }
-        Ok(changed)
+        Ok(written.len() as u64)
     }
 
-    pub async fn upsert_subscription(&mut self, row: &SubscriptionRow) -> Result<bool, StoreError> {
-        let changed = row.upsert(self).await?;
-        if changed {
+    pub async fn upsert_subscriptions(
+        &mut self,
+        rows: Vec<SubscriptionRow>,
+    ) -> Result<u64, StoreError> {
+        let written = SubscriptionRow::upsert_all(rows, self).await?;
+        for row in &written {
             self.changed.customer(&row.customer_id);
-            self.replace_subscription_items(&row.id, &row.items).await?;
         }
-        Ok(changed)
+        self.replace_subscription_items(&written).await?;
+        Ok(written.len() as u64)
     }
 
     /// Items are part of the subscription's snapshot: replaced with it.
     async fn replace_subscription_items(
         &mut self,
-        subscription_id: &str,
-        items: &[SubscriptionItemRow],
+        subscriptions: &[SubscriptionRow],
     ) -> Result<(), StoreError> {
-        with_tx!(self, |conn| {
-            sqlx::query("DELETE FROM subscription_items WHERE subscription_id = $1")
-                .bind(subscription_id)
-                .execute(conn)
-                .await?;
+        static DELETE: LazyLock<ListQuery> = LazyLock::new(|| {
+            ListQuery::new("DELETE FROM subscription_items WHERE subscription_id {in_ids}")
         });
-        for item in items {
-            item.upsert(self, subscription_id).await?;
-        }
-        Ok(())
+        let ids: Vec<&str> = subscriptions.iter().map(|s| s.id.as_str()).collect();
+        self.execute_listed(&DELETE, &ids, None).await?;
+        let items: Vec<(&str, &SubscriptionItemRow)> = subscriptions
+            .iter()
+            .flat_map(|s| s.items.iter().map(move |item| (s.id.as_str(), item)))
+            .collect();
+        SubscriptionItemRow::upsert_all(&items, self).await
     }
 
-    pub async fn upsert_invoice(&mut self, row: &InvoiceRow) -> Result<bool, StoreError> {
-        let changed = row.upsert(self).await?;
-        if changed {
+    pub async fn upsert_invoices(&mut self, rows: Vec<InvoiceRow>) -> Result<u64, StoreError> {
+        let written = InvoiceRow::upsert_all(rows, self).await?;
+        for row in &written {
             self.changed.customer(&row.customer_id);
         }
-        Ok(changed)
+        Ok(written.len() as u64)
     }
 
-    pub async fn upsert_payment_method(
+    pub async fn upsert_payment_methods(
         &mut self,
-        row: &PaymentMethodRow,
-    ) -> Result<bool, StoreError> {
-        let changed = row.upsert(self).await?;
-        match (&row.customer_id, changed) {
-            (_, false) => {}
-            (Some(customer), true) => self.changed.customer(customer),
-            // Detached: the customer it leaves is not known here.
-            (None, true) => self.changed.everything(),
+        rows: Vec<PaymentMethodRow>,
+    ) -> Result<u64, StoreError> {
+        let written = PaymentMethodRow::upsert_all(rows, self).await?;
+        for row in &written {
+            match &row.customer_id {
+                Some(customer) => self.changed.customer(customer),
+                // Detached: the customer it leaves is not known here.
+                None => self.changed.everything(),
+            }
         }
-        Ok(changed)
+        Ok(written.len() as u64)
     }
 
-    pub async fn upsert_product(&mut self, row: &ProductRow) -> Result<bool, StoreError> {
-        let changed = row.upsert(self).await?;
-        if changed {
-            // Every subscription to it shows its name.
+    pub async fn upsert_products(&mut self, rows: Vec<ProductRow>) -> Result<u64, StoreError> {
+        let written = ProductRow::upsert_all(rows, self).await?;
+        if !written.is_empty() {
+            // Every subscription to them shows their name.
             self.changed.everything();
         }
-        Ok(changed)
+        Ok(written.len() as u64)
     }
 
-    pub async fn upsert_price(&mut self, row: &PriceRow) -> Result<bool, StoreError> {
-        row.upsert(self).await
+    pub async fn upsert_prices(&mut self, rows: Vec<PriceRow>) -> Result<u64, StoreError> {
+        Ok(PriceRow::upsert_all(rows, self).await?.len() as u64)
     }
 
     /// The stored fingerprint of a synced row, if the row exists.
@@ -144,24 +153,46 @@ impl Tx {
             .collect())
     }
 
-    /// Records a grant once per source; a repeat changes nothing.
-    pub async fn grant_credits(&mut self, grant: &CreditGrant) -> Result<bool, StoreError> {
-        let affected = with_tx!(self, |conn| {
-            sqlx::query(
-                "INSERT INTO credit_ledger (source_type, source_id, org_id, customer_id, amount, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source_type, source_id) DO NOTHING",
+    /// Records each grant once per source (the first of a batch wins); a
+    /// repeat changes nothing.
+    pub async fn grant_credits(&mut self, grants: Vec<CreditGrant>) -> Result<u64, StoreError> {
+        static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::new(
+                "credit_ledger",
+                &[
+                    "source_type",
+                    "source_id",
+                    "org_id",
+                    "customer_id",
+                    "amount",
+                    "created_at",
+                ],
+                "ON CONFLICT (source_type, source_id) DO NOTHING RETURNING source_id",
             )
-            .bind(grant.source_type)
-            .bind(&grant.source_id)
-            .bind(&grant.org_id)
-            .bind(&grant.customer_id)
-            .bind(grant.amount)
-            .bind(unix_now())
-            .execute(conn)
-            .await?
-            .rows_affected()
         });
-        if affected > 0 {
+        let mut seen = HashSet::new();
+        let grants: Vec<CreditGrant> = grants
+            .into_iter()
+            .filter(|g| seen.insert((g.source_type, g.source_id.clone())))
+            .collect();
+        let n = grants.len();
+        let columns = vec![
+            Values::Text(
+                grants
+                    .iter()
+                    .map(|g| Some(g.source_type.to_owned()))
+                    .collect(),
+            ),
+            Column::column(grants.iter().map(|g| &g.source_id)),
+            Column::column(grants.iter().map(|g| &g.org_id)),
+            Column::column(grants.iter().map(|g| &g.customer_id)),
+            Column::column(grants.iter().map(|g| &g.amount)),
+            repeated(unix_now(), n),
+        ];
+        let granted: HashSet<String> = self.insert_rows(&SQL, columns).await?.into_iter().collect();
+        let mut changed = 0;
+        for grant in grants.iter().filter(|g| granted.contains(&g.source_id)) {
+            changed += 1;
             if let Some(org) = &grant.org_id {
                 self.changed.org(org);
             }
@@ -169,17 +200,21 @@ impl Tx {
                 self.changed.customer(customer);
             }
         }
-        Ok(affected > 0)
+        Ok(changed)
     }
 
-    /// Credits one unit of `price_id` grants, from the synced prices.
-    pub async fn price_credits(&mut self, price_id: &str) -> Result<Option<i64>, StoreError> {
-        let credits: Option<Option<i64>> = with_tx!(self, |conn| {
-            sqlx::query_scalar("SELECT credits FROM prices WHERE id = $1")
-                .bind(price_id)
-                .fetch_optional(conn)
-                .await?
+    /// Credits one unit of each of `prices` grants, from the synced prices
+    /// (prices that grant none are left out).
+    pub async fn price_credits(
+        &mut self,
+        prices: &[&str],
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        static SQL: LazyLock<ListQuery> = LazyLock::new(|| {
+            ListQuery::new(
+                "SELECT id, credits FROM prices WHERE credits IS NOT NULL AND id {in_ids}",
+            )
         });
-        Ok(credits.flatten())
+        let credits: Vec<(String, i64)> = self.fetch_listed(&SQL, prices).await?;
+        Ok(credits.into_iter().collect())
     }
 }

@@ -1,6 +1,8 @@
-//! The one SQL shape every synced write takes: an insert that updates the
-//! stored row only when the incoming version is newer, named column by column
-//! from a table's declaration (`rows`).
+//! The one SQL shape every synced write takes: an insert of a batch's rows
+//! that updates a stored row only when the incoming version is newer, named
+//! column by column from a table's declaration (`rows`).
+
+use super::sets::InsertRows;
 
 /// How an upsert updates a stored row's column.
 pub(crate) enum Update {
@@ -10,17 +12,18 @@ pub(crate) enum Update {
     With(&'static str, &'static str),
 }
 
-/// An `INSERT … ON CONFLICT (id) DO UPDATE` of `columns` (the first is `id`),
-/// each column taking the new value unless `updates` says otherwise. With
-/// `guarded`, the row changes only when the incoming version is greater than
-/// the stored one, in SQL, so the guard holds across instances.
+/// An `INSERT … ON CONFLICT (id) DO UPDATE … RETURNING id` of `columns` (the
+/// first is `id`), each column taking the new value unless `updates` says
+/// otherwise. With `guarded`, the row changes only when the incoming version
+/// is greater than the stored one, in SQL, so the guard holds across
+/// instances. The rows written are returned; one statement may not write a
+/// row twice, so each id comes once (see `rows::layers`).
 pub(crate) fn upsert_sql(
     table: &str,
     columns: &[&str],
     special: &[Update],
     guarded: bool,
-) -> String {
-    let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+) -> InsertRows {
     let updates: Vec<String> = columns
         .iter()
         .skip(1)
@@ -37,19 +40,15 @@ pub(crate) fn upsert_sql(
             }
         })
         .collect();
-    let mut sql = format!(
-        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
-        columns.join(", "),
-        placeholders.join(", "),
-        updates.join(", "),
-    );
+    let mut tail = format!("ON CONFLICT (id) DO UPDATE SET {}", updates.join(", "));
     if guarded {
-        sql.push_str(&format!(
+        tail.push_str(&format!(
             " WHERE ({table}.event_created, {table}.event_rank, {table}.event_source) \
              < (excluded.event_created, excluded.event_rank, excluded.event_source)"
         ));
     }
-    sql
+    tail.push_str(" RETURNING id");
+    InsertRows::new(table, columns, &tail)
 }
 
 #[cfg(test)]
@@ -65,18 +64,22 @@ mod tests {
             true,
         );
         assert_eq!(
-            sql,
-            "INSERT INTO t (id, a, b, event_created) VALUES ($1, $2, $3, $4) \
+            sql.texts().0,
+            "INSERT INTO t (id, a, b, event_created) SELECT * FROM UNNEST($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET a = excluded.a, b = COALESCE(excluded.b, t.b), \
              event_created = excluded.event_created \
              WHERE (t.event_created, t.event_rank, t.event_source) \
-             < (excluded.event_created, excluded.event_rank, excluded.event_source)"
+             < (excluded.event_created, excluded.event_rank, excluded.event_source) RETURNING id"
         );
     }
 
     #[test]
     fn an_unguarded_upsert_has_no_version_comparison() {
         let sql = upsert_sql("t", &["id", "a"], &[], false);
-        assert!(sql.ends_with("DO UPDATE SET a = excluded.a"), "{sql}");
+        let sqlite = sql.texts().1;
+        assert!(
+            sqlite.ends_with("DO UPDATE SET a = excluded.a RETURNING id"),
+            "{sqlite}"
+        );
     }
 }

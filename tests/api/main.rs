@@ -9,6 +9,7 @@ mod db;
 mod admin;
 mod api_versions;
 mod auth;
+mod batches;
 mod browser;
 mod catch_up;
 mod contract;

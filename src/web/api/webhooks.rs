@@ -71,7 +71,7 @@ fn parse_event(body: &[u8]) -> Result<ReceivedEvent, ApiError> {
         .map_err(|_| not_an_event("not UTF-8".to_owned()))?
         .to_owned();
     let event: Event = serde_json::from_str(&payload).map_err(|e| not_an_event(e.to_string()))?;
-    Ok(ReceivedEvent { event, payload })
+    Ok(ReceivedEvent::new(event, payload))
 }
 
 /// The answer to a stored delivery.

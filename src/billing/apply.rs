@@ -1,0 +1,146 @@
+//! Writing what the rules decided. A batch's changes are grouped by table and
+//! each table is written with one statement (more only when one object comes
+//! in several versions whose upsert keeps something of the stored row, see
+//! `store::rows::layers`), in an order that lets a later step see an earlier
+//! one: customers before the links they allow or forbid, prices before the
+//! credits invoices grant by them.
+
+use std::collections::HashMap;
+
+use super::rules::{Change, CreditLine};
+use crate::store::{
+    CreditGrant, CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
+    ProductRow, StoreError, SubscriptionRow, Tx,
+};
+
+/// Applies `changes` (of any number of events); returns how many rows they
+/// actually altered (0 for stale or repeated writes).
+pub async fn apply_changes(tx: &mut Tx, changes: &[Change]) -> Result<u64, StoreError> {
+    let mut tables = ByTable::default();
+    for change in changes {
+        tables.add(change.clone());
+    }
+    tables.write(tx).await
+}
+
+/// Applies one change; returns whether it altered anything.
+pub async fn apply_change(tx: &mut Tx, change: &Change) -> Result<bool, StoreError> {
+    Ok(apply_changes(tx, std::slice::from_ref(change)).await? > 0)
+}
+
+/// A paid invoice's lines, whose prices may grant credits.
+struct InvoiceCredits {
+    invoice: String,
+    customer: String,
+    lines: Vec<CreditLine>,
+}
+
+#[derive(Default)]
+struct ByTable {
+    products: Vec<ProductRow>,
+    prices: Vec<PriceRow>,
+    features: Vec<FeatureRow>,
+    customers: Vec<CustomerRow>,
+    unlinks: Vec<String>,
+    /// (organization, customer), in arrival order: the first link wins.
+    links: Vec<(String, String)>,
+    subscriptions: Vec<SubscriptionRow>,
+    invoices: Vec<InvoiceRow>,
+    payment_methods: Vec<PaymentMethodRow>,
+    entitlements: Vec<EntitlementsRow>,
+    grants: Vec<CreditGrant>,
+    invoice_credits: Vec<InvoiceCredits>,
+}
+
+impl ByTable {
+    fn add(&mut self, change: Change) {
+        match change {
+            Change::Customer(row) => self.customers.push(row),
+            Change::Entitlements(row) => self.entitlements.push(row),
+            Change::Feature(row) => self.features.push(row),
+            Change::UnlinkCustomer(customer) => self.unlinks.push(customer),
+            Change::LinkCustomer { org, customer } => self.links.push((org.to_string(), customer)),
+            Change::Subscription(row) => self.subscriptions.push(row),
+            Change::Invoice(row) => self.invoices.push(row),
+            Change::InvoiceCredits {
+                invoice,
+                customer,
+                lines,
+            } => self.invoice_credits.push(InvoiceCredits {
+                invoice,
+                customer,
+                lines,
+            }),
+            Change::PaymentMethod(row) => self.payment_methods.push(row),
+            Change::Product(row) => self.products.push(row),
+            Change::Price(row) => self.prices.push(row),
+            Change::GrantCredits(grant) => self.grants.push(grant),
+        }
+    }
+
+    async fn write(self, tx: &mut Tx) -> Result<u64, StoreError> {
+        let mut changed = 0;
+        changed += tx.upsert_products(self.products).await?;
+        changed += tx.upsert_prices(self.prices).await?;
+        changed += tx.upsert_features(self.features).await?;
+        changed += tx.upsert_customers(self.customers).await?;
+        let unlinks: Vec<&str> = self.unlinks.iter().map(String::as_str).collect();
+        changed += tx.unlink_customers(&unlinks).await?;
+        changed += tx.link_customers_if_free(&self.links).await?;
+        changed += tx.upsert_subscriptions(self.subscriptions).await?;
+        changed += tx.upsert_invoices(self.invoices).await?;
+        changed += tx.upsert_payment_methods(self.payment_methods).await?;
+        changed += tx.upsert_entitlements(self.entitlements).await?;
+        let mut grants = self.grants;
+        grants.extend(invoice_grants(tx, &self.invoice_credits).await?);
+        changed += tx.grant_credits(grants).await?;
+        Ok(changed)
+    }
+}
+
+/// A paid invoice grants `credits × quantity` for each line whose price
+/// carries `metadata.credits` (once per invoice: the ledger keys it). The
+/// prices the payloads do not embed, and the organizations of the
+/// customers, are read once for the whole batch.
+async fn invoice_grants(
+    tx: &mut Tx,
+    invoices: &[InvoiceCredits],
+) -> Result<Vec<CreditGrant>, StoreError> {
+    let mut unknown: Vec<&str> = invoices
+        .iter()
+        .flat_map(|i| &i.lines)
+        .filter(|line| line.credits_per_unit.is_none())
+        .filter_map(|line| line.price_id.as_deref())
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    let price_credits = tx.price_credits(&unknown).await?;
+    let amounts: Vec<(&InvoiceCredits, i64)> = invoices
+        .iter()
+        .map(|invoice| (invoice, credits_of(&invoice.lines, &price_credits)))
+        .filter(|(_, amount)| *amount > 0)
+        .collect();
+    let customers: Vec<&str> = amounts.iter().map(|(i, _)| i.customer.as_str()).collect();
+    let orgs = tx.orgs_of_customers(&customers).await?;
+    Ok(amounts
+        .into_iter()
+        .map(|(invoice, amount)| CreditGrant {
+            source_type: "invoice",
+            source_id: invoice.invoice.clone(),
+            org_id: orgs.get(&invoice.customer).cloned(),
+            customer_id: Some(invoice.customer.clone()),
+            amount,
+        })
+        .collect())
+}
+
+fn credits_of(lines: &[CreditLine], price_credits: &HashMap<String, i64>) -> i64 {
+    lines.iter().fold(0i64, |total, line| {
+        let per_unit = line.credits_per_unit.or_else(|| {
+            line.price_id
+                .as_ref()
+                .and_then(|price| price_credits.get(price).copied())
+        });
+        total.saturating_add(per_unit.unwrap_or(0).saturating_mul(line.quantity))
+    })
+}
