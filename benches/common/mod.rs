@@ -11,6 +11,12 @@ use crate::db::{TestDb, fresh_database_url};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_lance-billing");
 
+/// The server binary: this build's, or BENCH_BINARY (another build, to
+/// compare two versions in one sitting on one machine).
+pub fn binary() -> String {
+    std::env::var("BENCH_BINARY").unwrap_or_else(|_| BINARY.to_owned())
+}
+
 pub struct Server {
     pub child: Child,
     pub port: u16,
@@ -67,7 +73,7 @@ impl Server {
 
     /// Runs a CLI command with the server's environment; returns its stdout.
     pub fn cli(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(BINARY)
+        let out = Command::new(binary())
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .output()
@@ -83,12 +89,12 @@ impl Server {
 
     pub fn start(&mut self) -> Result<(), String> {
         let _ = self.child.wait();
-        self.child = Command::new(BINARY)
+        self.child = Command::new(binary())
             .arg("serve")
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .spawn()
-            .map_err(|e| format!("could not start {BINARY}: {e}"))?;
+            .map_err(|e| format!("could not start {}: {e}", binary()))?;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(20) {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {

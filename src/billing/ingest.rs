@@ -123,15 +123,19 @@ async fn write_batches(
 ) {
     let mut last_size = 1;
     loop {
-        let (tx, batch) = {
+        let mut batch = {
             let mut receiver = receiver.lock().await;
             let Some(first) = receiver.recv().await else {
                 return;
             };
-            // Opening the transaction takes a round trip: what arrives
-            // meanwhile joins this batch instead of waiting for the next.
-            let tx = store.begin().await;
             let mut batch = vec![first];
+            take_queued(&mut receiver, &mut batch, max_batch);
+            batch
+        };
+        // Opening the transaction takes a round trip (on SQLite, the wait for
+        // another writer's commit): what arrives meanwhile joins this batch.
+        let tx = store.begin().await;
+        if let Ok(mut receiver) = receiver.try_lock() {
             take_queued(&mut receiver, &mut batch, max_batch);
             // Under load, the deliveries answered with the last batch come
             // back a moment later: a short wait for as many as it had costs
@@ -146,9 +150,8 @@ async fn write_batches(
                     Ok(None) | Err(_) => break,
                 }
             }
-            last_size = batch.len();
-            (tx, batch)
-        };
+        }
+        last_size = batch.len();
         write_batch(&store, tx, batch).await;
         batches.fetch_add(1, Ordering::Relaxed);
     }
