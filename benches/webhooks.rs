@@ -296,6 +296,7 @@ fn build_events(events: usize, customers: usize) -> Vec<Vec<u8>> {
                     sub["id"] = format!("sub_bench{n:05}").into();
                     sub["customer"] = customer.clone().into();
                     sub["status"] = "active".into();
+                    sub["items"]["data"][0]["id"] = format!("si_bench{n:05}").into();
                     sub["items"]["data"][0]["quantity"] = quantity_of(i).into();
                     ("customer.subscription.updated", sub)
                 }

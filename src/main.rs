@@ -4,6 +4,14 @@ use clap::Parser;
 use lance_billing::cli::{Cli, run};
 use lance_billing::config::Env;
 
+/// glibc's allocator took a tenth of the server's time under webhook load
+/// (each delivery allocates its body, its parsed event and its rows on one
+/// thread and frees them on another); mimalloc keeps a heap per thread.
+/// Without transparent huge pages (`no_thp`): with them, its regions are
+/// backed in 2 MiB pages, and the server's RSS went from 26 to 79 MiB.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Read `.env` before the logger so RUST_LOG may come from it.

@@ -1,8 +1,9 @@
-//! Writing what the rules decided. A batch's changes are grouped by table and
-//! each table is written with one statement (more only when one object comes
-//! in several versions whose upsert keeps something of the stored row, see
-//! `store::rows::layers`), in an order that lets a later step see an earlier
-//! one: customers before the links they allow or forbid, prices before the
+//! Writing what the rules decided. A batch's changes are grouped by table:
+//! the synced tables, which do not depend on each other, are written
+//! together (one statement on PostgreSQL; more only when one object comes in
+//! several versions whose upsert keeps something of the stored row, see
+//! `store::rows::layers`); then the steps that read what they wrote:
+//! customers before the links they allow or forbid, prices before the
 //! credits invoices grant by them.
 
 use std::collections::HashMap;
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use super::rules::{Change, CreditLine};
 use crate::store::{
     CreditGrant, CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
-    ProductRow, StoreError, SubscriptionRow, Tx,
+    ProductRow, StoreError, SubscriptionRow, SyncedRows, Tx,
 };
 
 /// Applies `changes` (of any number of events); returns how many rows they
@@ -79,18 +80,21 @@ impl ByTable {
     }
 
     async fn write(self, tx: &mut Tx) -> Result<u64, StoreError> {
-        let mut changed = 0;
-        changed += tx.upsert_products(self.products).await?;
-        changed += tx.upsert_prices(self.prices).await?;
-        changed += tx.upsert_features(self.features).await?;
-        changed += tx.upsert_customers(self.customers).await?;
+        let mut changed = tx
+            .upsert_synced(SyncedRows {
+                products: self.products,
+                prices: self.prices,
+                features: self.features,
+                customers: self.customers,
+                subscriptions: self.subscriptions,
+                invoices: self.invoices,
+                payment_methods: self.payment_methods,
+                entitlements: self.entitlements,
+            })
+            .await?;
         let unlinks: Vec<&str> = self.unlinks.iter().map(String::as_str).collect();
         changed += tx.unlink_customers(&unlinks).await?;
         changed += tx.link_customers_if_free(&self.links).await?;
-        changed += tx.upsert_subscriptions(self.subscriptions).await?;
-        changed += tx.upsert_invoices(self.invoices).await?;
-        changed += tx.upsert_payment_methods(self.payment_methods).await?;
-        changed += tx.upsert_entitlements(self.entitlements).await?;
         let mut grants = self.grants;
         grants.extend(invoice_grants(tx, &self.invoice_credits).await?);
         changed += tx.grant_credits(grants).await?;

@@ -146,7 +146,7 @@ fn received(objects: Vec<serde_json::Value>, report: &mut CatchUpReport) -> Vec<
         .into_iter()
         .filter_map(|object| {
             let payload = object.to_string();
-            match serde_json::from_value::<Event>(object) {
+            match serde_json::from_str::<Event>(&payload) {
                 Ok(event) => Some(ReceivedEvent::new(event, payload)),
                 Err(err) => {
                     log::error!("Stripe listed something that is not an event: {err}");

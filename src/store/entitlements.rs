@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::cache::CacheKey;
-use super::{EntitlementsRow, FeatureRow, Store, StoreError, Tx, with_pool, with_tx};
+use super::{Store, StoreError, Tx, with_pool, with_tx};
 
 /// What an organization's access answer is computed from. Access depends on
 /// the time (a grace period ends), so the answer itself is not cached.
@@ -138,27 +138,6 @@ impl Store {
 }
 
 impl Tx {
-    /// Replaces each customer's features, unless a newer set is stored.
-    pub async fn upsert_entitlements(
-        &mut self,
-        rows: Vec<EntitlementsRow>,
-    ) -> Result<u64, StoreError> {
-        let written = EntitlementsRow::upsert_all(rows, self).await?;
-        for row in &written {
-            self.changed.customer(&row.id);
-        }
-        Ok(written.len() as u64)
-    }
-
-    pub async fn upsert_features(&mut self, rows: Vec<FeatureRow>) -> Result<u64, StoreError> {
-        let written = FeatureRow::upsert_all(rows, self).await?;
-        if !written.is_empty() {
-            // Their names show on every Plans tab that lists them.
-            self.changed.everything();
-        }
-        Ok(written.len() as u64)
-    }
-
     /// The features `product` includes, as Stripe lists them now.
     pub async fn replace_product_features(
         &mut self,

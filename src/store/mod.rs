@@ -55,7 +55,7 @@ pub use rows::{
     CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
     SubscriptionItemRow, SubscriptionRow, SyncedRow, Version,
 };
-pub use sync::CreditGrant;
+pub use sync::{CreditGrant, SyncedRows};
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -220,6 +220,89 @@ pub(super) fn layers<R: SyncedRow>(rows: Vec<R>) -> Vec<Vec<R>> {
     layers
 }
 
+/// A synced row's guarded upsert, declared by `synced_table!`.
+pub(super) trait UpsertRow: SyncedRow {
+    /// The upsert of one layer's rows (distinct ids), each unless the
+    /// stored one is as new or newer.
+    fn layer_statement(rows: &[Self]) -> (&'static InsertRows, Vec<Values>);
+
+    /// Writes a batch's `rows` (a statement a layer, see `layers`); returns
+    /// the rows written.
+    async fn upsert_all(rows: Vec<Self>, tx: &mut Tx) -> Result<Vec<Self>, StoreError> {
+        let mut written = Vec::new();
+        for layer in layers(rows) {
+            written.extend(Self::upsert_layer(layer, tx).await?);
+        }
+        Ok(written)
+    }
+
+    async fn upsert_layer(rows: Vec<Self>, tx: &mut Tx) -> Result<Vec<Self>, StoreError> {
+        let (sql, columns) = Self::layer_statement(&rows);
+        let written = tx.insert_rows(sql, columns).await?;
+        Ok(only_written(rows, &written))
+    }
+}
+
+fn only_written<R: SyncedRow>(rows: Vec<R>, written: &[String]) -> Vec<R> {
+    let written: HashSet<&str> = written.iter().map(String::as_str).collect();
+    rows.into_iter()
+        .filter(|r| written.contains(r.id()))
+        .collect()
+}
+
+/// The first layer of several tables' rows, written together (one
+/// statement on PostgreSQL, see `Tx::insert_together`): the tables do not
+/// depend on each other, and a batch's rows rarely need a second layer.
+#[derive(Default)]
+pub(super) struct Round {
+    inserts: Vec<(&'static InsertRows, Vec<Values>)>,
+}
+
+/// One table's rows in a `Round`: its first layer, and the layers after.
+pub(super) struct Pending<R> {
+    insert: Option<usize>,
+    first: Vec<R>,
+    rest: Vec<Vec<R>>,
+}
+
+impl Round {
+    pub(super) fn add<R: UpsertRow>(&mut self, rows: Vec<R>) -> Pending<R> {
+        let mut layers = layers(rows).into_iter();
+        let first = layers.next().unwrap_or_default();
+        let insert = (!first.is_empty()).then(|| {
+            self.inserts.push(R::layer_statement(&first));
+            self.inserts.len() - 1
+        });
+        Pending {
+            insert,
+            first,
+            rest: layers.collect(),
+        }
+    }
+
+    /// Writes the first layers; then `Pending::finish` each table.
+    pub(super) async fn write(self, tx: &mut Tx) -> Result<Vec<Vec<String>>, StoreError> {
+        tx.insert_together(self.inserts).await
+    }
+}
+
+impl<R: UpsertRow> Pending<R> {
+    /// The rows written: of the first layer (by the round's `written`), and
+    /// of the later layers, written now, one statement each.
+    pub(super) async fn finish(
+        self,
+        written: &[Vec<String>],
+        tx: &mut Tx,
+    ) -> Result<Vec<R>, StoreError> {
+        let ids = self.insert.and_then(|i| written.get(i));
+        let mut rows = only_written(self.first, ids.map_or(&[], Vec::as_slice));
+        for layer in self.rest {
+            rows.extend(R::upsert_layer(layer, tx).await?);
+        }
+        Ok(rows)
+    }
+}
+
 /// The columns every synced table ends with, after its own.
 const BOOKKEEPING: [&str; 5] = [
     "event_created",
@@ -261,22 +344,10 @@ macro_rules! synced_table {
 
         impl $row {
             const UPDATES: &'static [Update] = &[$($($update),+)?];
+        }
 
-            /// Writes a batch's `rows` (a statement a layer, see `layers`),
-            /// each unless the stored one is as new or newer; returns the
-            /// rows written.
-            pub(super) async fn upsert_all(
-                rows: Vec<Self>,
-                tx: &mut Tx,
-            ) -> Result<Vec<Self>, StoreError> {
-                let mut written = Vec::new();
-                for layer in layers(rows) {
-                    written.extend(Self::upsert_layer(layer, tx).await?);
-                }
-                Ok(written)
-            }
-
-            async fn upsert_layer(rows: Vec<Self>, tx: &mut Tx) -> Result<Vec<Self>, StoreError> {
+        impl UpsertRow for $row {
+            fn layer_statement(rows: &[Self]) -> (&'static InsertRows, Vec<Values>) {
                 static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
                     let columns: Vec<&str> = ["id", $($column),+]
                         .into_iter()
@@ -294,9 +365,7 @@ macro_rules! synced_table {
                     repeated(unix_now(), n),
                     Values::Text(rows.iter().map(|r| Some(r.content_hash())).collect()),
                 ];
-                let written: HashSet<String> =
-                    tx.insert_rows(&SQL, columns).await?.into_iter().collect();
-                Ok(rows.into_iter().filter(|r| written.contains(&r.id)).collect())
+                (&SQL, columns)
             }
         }
     };

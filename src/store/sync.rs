@@ -6,11 +6,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use super::rows::SyncedRow;
+use super::rows::{Round, SyncedRow, UpsertRow};
 use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
 use super::{
-    CustomerRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow, StoreError,
-    SubscriptionItemRow, SubscriptionRow, Tx, Version, with_tx,
+    CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
+    StoreError, SubscriptionItemRow, SubscriptionRow, Tx, Version, with_tx,
 };
 use crate::domain::unix_now;
 
@@ -23,18 +23,59 @@ pub struct CreditGrant {
     pub amount: i64,
 }
 
+/// A batch's synced rows, a table each, written by `Tx::upsert_synced`.
+#[derive(Debug, Default)]
+pub struct SyncedRows {
+    pub products: Vec<ProductRow>,
+    pub prices: Vec<PriceRow>,
+    pub features: Vec<FeatureRow>,
+    pub customers: Vec<CustomerRow>,
+    pub subscriptions: Vec<SubscriptionRow>,
+    pub invoices: Vec<InvoiceRow>,
+    pub payment_methods: Vec<PaymentMethodRow>,
+    pub entitlements: Vec<EntitlementsRow>,
+}
+
 impl Tx {
+    /// Writes a batch's rows of every synced table: the tables do not depend
+    /// on each other, so their first layers go together (one statement on
+    /// PostgreSQL), then any later layers and the written subscriptions'
+    /// items. Returns how many rows changed.
+    pub async fn upsert_synced(&mut self, rows: SyncedRows) -> Result<u64, StoreError> {
+        let mut round = Round::default();
+        let products = round.add(rows.products);
+        let prices = round.add(rows.prices);
+        let features = round.add(rows.features);
+        let customers = round.add(rows.customers);
+        let subscriptions = round.add(rows.subscriptions);
+        let invoices = round.add(rows.invoices);
+        let payment_methods = round.add(rows.payment_methods);
+        let entitlements = round.add(rows.entitlements);
+        let written = round.write(self).await?;
+        let mut changed = 0;
+        let products = products.finish(&written, self).await?;
+        changed += self.wrote_products(&products);
+        changed += prices.finish(&written, self).await?.len() as u64;
+        let features = features.finish(&written, self).await?;
+        changed += self.wrote_features(&features);
+        let customers = customers.finish(&written, self).await?;
+        changed += self.wrote_customers(&customers);
+        let subscriptions = subscriptions.finish(&written, self).await?;
+        changed += self.wrote_subscriptions(&subscriptions).await?;
+        let invoices = invoices.finish(&written, self).await?;
+        changed += self.wrote_invoices(&invoices);
+        let payment_methods = payment_methods.finish(&written, self).await?;
+        changed += self.wrote_payment_methods(&payment_methods);
+        let entitlements = entitlements.finish(&written, self).await?;
+        changed += self.wrote_entitlements(&entitlements);
+        Ok(changed)
+    }
+
     /// Each write below takes all of a batch's rows for its table and writes
-    /// them with one statement; it returns how many rows changed.
+    /// them with one statement a layer; it returns how many rows changed.
     pub async fn upsert_customers(&mut self, rows: Vec<CustomerRow>) -> Result<u64, StoreError> {
         let written = CustomerRow::upsert_all(rows, self).await?;
-        for row in &written {
-            self.changed.customer(&row.id);
-            if let Some(org) = &row.org_id {
-                self.changed.org(org);
-            }
-        }
-        Ok(written.len() as u64)
+        Ok(self.wrote_customers(&written))
     }
 
     pub async fn upsert_subscriptions(
@@ -42,10 +83,67 @@ impl Tx {
         rows: Vec<SubscriptionRow>,
     ) -> Result<u64, StoreError> {
         let written = SubscriptionRow::upsert_all(rows, self).await?;
-        for row in &written {
+        self.wrote_subscriptions(&written).await
+    }
+
+    pub async fn upsert_invoices(&mut self, rows: Vec<InvoiceRow>) -> Result<u64, StoreError> {
+        let written = InvoiceRow::upsert_all(rows, self).await?;
+        Ok(self.wrote_invoices(&written))
+    }
+
+    pub async fn upsert_payment_methods(
+        &mut self,
+        rows: Vec<PaymentMethodRow>,
+    ) -> Result<u64, StoreError> {
+        let written = PaymentMethodRow::upsert_all(rows, self).await?;
+        Ok(self.wrote_payment_methods(&written))
+    }
+
+    pub async fn upsert_products(&mut self, rows: Vec<ProductRow>) -> Result<u64, StoreError> {
+        let written = ProductRow::upsert_all(rows, self).await?;
+        Ok(self.wrote_products(&written))
+    }
+
+    pub async fn upsert_prices(&mut self, rows: Vec<PriceRow>) -> Result<u64, StoreError> {
+        Ok(PriceRow::upsert_all(rows, self).await?.len() as u64)
+    }
+
+    /// Replaces each customer's features, unless a newer set is stored.
+    pub async fn upsert_entitlements(
+        &mut self,
+        rows: Vec<EntitlementsRow>,
+    ) -> Result<u64, StoreError> {
+        let written = EntitlementsRow::upsert_all(rows, self).await?;
+        Ok(self.wrote_entitlements(&written))
+    }
+
+    pub async fn upsert_features(&mut self, rows: Vec<FeatureRow>) -> Result<u64, StoreError> {
+        let written = FeatureRow::upsert_all(rows, self).await?;
+        Ok(self.wrote_features(&written))
+    }
+
+    // What each table's written rows mean for the caches: whose Plans tab
+    // they changed. Each returns how many rows were written.
+
+    fn wrote_customers(&mut self, written: &[CustomerRow]) -> u64 {
+        for row in written {
+            self.changed.customer(&row.id);
+            if let Some(org) = &row.org_id {
+                self.changed.org(org);
+            }
+        }
+        written.len() as u64
+    }
+
+    /// Also replaces the written subscriptions' items.
+    async fn wrote_subscriptions(
+        &mut self,
+        written: &[SubscriptionRow],
+    ) -> Result<u64, StoreError> {
+        for row in written {
             self.changed.customer(&row.customer_id);
         }
-        self.replace_subscription_items(&written).await?;
+        self.replace_subscription_items(written).await?;
         Ok(written.len() as u64)
     }
 
@@ -66,40 +164,45 @@ impl Tx {
         SubscriptionItemRow::upsert_all(&items, self).await
     }
 
-    pub async fn upsert_invoices(&mut self, rows: Vec<InvoiceRow>) -> Result<u64, StoreError> {
-        let written = InvoiceRow::upsert_all(rows, self).await?;
-        for row in &written {
+    fn wrote_invoices(&mut self, written: &[InvoiceRow]) -> u64 {
+        for row in written {
             self.changed.customer(&row.customer_id);
         }
-        Ok(written.len() as u64)
+        written.len() as u64
     }
 
-    pub async fn upsert_payment_methods(
-        &mut self,
-        rows: Vec<PaymentMethodRow>,
-    ) -> Result<u64, StoreError> {
-        let written = PaymentMethodRow::upsert_all(rows, self).await?;
-        for row in &written {
+    fn wrote_payment_methods(&mut self, written: &[PaymentMethodRow]) -> u64 {
+        for row in written {
             match &row.customer_id {
                 Some(customer) => self.changed.customer(customer),
                 // Detached: the customer it leaves is not known here.
                 None => self.changed.everything(),
             }
         }
-        Ok(written.len() as u64)
+        written.len() as u64
     }
 
-    pub async fn upsert_products(&mut self, rows: Vec<ProductRow>) -> Result<u64, StoreError> {
-        let written = ProductRow::upsert_all(rows, self).await?;
+    fn wrote_products(&mut self, written: &[ProductRow]) -> u64 {
         if !written.is_empty() {
             // Every subscription to them shows their name.
             self.changed.everything();
         }
-        Ok(written.len() as u64)
+        written.len() as u64
     }
 
-    pub async fn upsert_prices(&mut self, rows: Vec<PriceRow>) -> Result<u64, StoreError> {
-        Ok(PriceRow::upsert_all(rows, self).await?.len() as u64)
+    fn wrote_entitlements(&mut self, written: &[EntitlementsRow]) -> u64 {
+        for row in written {
+            self.changed.customer(&row.id);
+        }
+        written.len() as u64
+    }
+
+    fn wrote_features(&mut self, written: &[FeatureRow]) -> u64 {
+        if !written.is_empty() {
+            // Their names show on every Plans tab that lists them.
+            self.changed.everything();
+        }
+        written.len() as u64
     }
 
     /// The stored fingerprint of a synced row, if the row exists.

@@ -218,7 +218,7 @@ fn parse<T: serde::de::DeserializeOwned>(
     event: &Event,
     object: &'static str,
 ) -> Result<T, PlanError> {
-    T::deserialize(&event.data.object).map_err(|e| PlanError::Payload {
+    serde_json::from_str(event.data.object.get()).map_err(|e| PlanError::Payload {
         kind: event.kind.clone(),
         object,
         reason: e.to_string(),
@@ -284,10 +284,10 @@ mod tests {
     use super::*;
 
     fn event(kind: &str, object: serde_json::Value) -> Event {
-        serde_json::from_value(serde_json::json!({
+        let event = serde_json::json!({
             "id": "evt_1", "type": kind, "created": 1, "data": {"object": object},
-        }))
-        .unwrap()
+        });
+        serde_json::from_str(&event.to_string()).unwrap()
     }
 
     #[test]
