@@ -53,9 +53,27 @@ async fn run() -> Result<(), String> {
     server.start()?;
     let bodies = Arc::new(build_events(events, customers));
     let url = format!("http://127.0.0.1:{}/api/v1/webhooks/stripe", server.port);
+    let cpu_before = (
+        server.cpu_seconds(),
+        common::cpu_seconds("self"),
+        common::postgres_cpu_seconds(),
+    );
     let started = Instant::now();
     let mut latencies = fire(&url, bodies.clone(), concurrency).await?;
     let elapsed = started.elapsed();
+    // CPU a delivered event cost the server, PostgreSQL (all its processes;
+    // SQLite runs inside the server) and the load generator: on the same
+    // cores, their sum bounds the rate.
+    let cpu_per_event_us = |before: f64, after: f64| (after - before) * 1e6 / events as f64;
+    let server_cpu = cpu_per_event_us(cpu_before.0, server.cpu_seconds());
+    let client_cpu = cpu_per_event_us(cpu_before.1, common::cpu_seconds("self"));
+    let database_cpu = match server.backend() {
+        "postgres" => format!(
+            "{:.0}",
+            cpu_per_event_us(cpu_before.2, common::postgres_cpu_seconds())
+        ),
+        _ => "—".to_owned(),
+    };
     latencies.sort();
     let stored = count(
         &server,
@@ -71,11 +89,11 @@ async fn run() -> Result<(), String> {
         "\nwebhook ingest benchmark ({backend}, {events} events, {customers} organizations, concurrency {concurrency})"
     );
     println!(
-        "| backend | events/s | p50 | p99 | events stored | subscriptions / invoices / payment methods | sampled organizations at their newest state | server peak RSS |"
+        "| backend | events/s | p50 | p99 | events stored | subscriptions / invoices / payment methods | sampled organizations at their newest state | server peak RSS | CPU an event: server / PostgreSQL / load generator |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {backend} | {:.0} | {:.2} ms | {:.2} ms | {stored} of {events} | {subscriptions} / {invoices} / {methods} | {} of {} | {:.1} MiB |",
+        "| {backend} | {:.0} | {:.2} ms | {:.2} ms | {stored} of {events} | {subscriptions} / {invoices} / {methods} | {} of {} | {:.1} MiB | {server_cpu:.0} / {database_cpu} / {client_cpu:.0} µs |",
         events as f64 / elapsed.as_secs_f64(),
         percentile_ms(&latencies, 0.50),
         percentile_ms(&latencies, 0.99),

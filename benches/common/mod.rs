@@ -122,6 +122,11 @@ impl Server {
         }
     }
 
+    /// The CPU time the server has used, user and system, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&self.child.id().to_string())
+    }
+
     /// VmHWM: the server's peak resident set size, in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(
@@ -136,6 +141,40 @@ impl Server {
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
             .map_or(0.0, |kib| kib / 1024.0)
     }
+}
+
+/// The CPU time process `pid` (or `self`) has used, user and system, in
+/// seconds: fields 14 and 15 of `/proc/<pid>/stat`, in Linux's fixed
+/// 100 ticks a second (`USER_HZ`).
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat =
+        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")).unwrap_or_default();
+    // The command name, in parentheses, may hold spaces: count after it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The CPU time all PostgreSQL processes on this machine have used, in
+/// seconds (0 where none run).
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|entry| cpu_seconds(&entry.file_name().to_string_lossy()))
+        .sum()
 }
 
 impl Drop for Server {

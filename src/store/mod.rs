@@ -204,12 +204,33 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// PostgreSQL's default `random_page_cost` (4) prices an index probe for a
+/// spinning disk. This service's tables are small and hot, and with it a
+/// batch's lookups of a few ids in tables of thousands of rows were planned
+/// as sequential scans: 1.3 ms against 0.3 ms for reading the links a batch
+/// decides on, 1.2 ms against 0.1 ms for finding the items of its
+/// subscriptions (2,000 organizations, `EXPLAIN ANALYZE`). 1.1 is the usual
+/// value for SSDs and cached data; `options` in DATABASE_URL overrides it
+/// (`?options=-c%20random_page_cost%3D4`).
+const RANDOM_PAGE_COST: &str = "1.1";
+
+fn with_planner_costs(options: PgConnectOptions) -> PgConnectOptions {
+    let set_by_url = options
+        .get_options()
+        .is_some_and(|o| o.contains("random_page_cost"));
+    if set_by_url {
+        options
+    } else {
+        options.options([("random_page_cost", RANDOM_PAGE_COST)])
+    }
+}
+
 impl Store {
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let url = settings.url.expose_secret();
         let acquire_timeout = Duration::from_secs(5);
         if settings.is_postgres() {
-            let options = PgConnectOptions::from_str(url)?;
+            let options = with_planner_costs(PgConnectOptions::from_str(url)?);
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire_timeout)
@@ -340,4 +361,26 @@ async fn compress_payloads_with_lz4(pool: &PgPool) {
 /// True when the error is a unique-constraint violation (same on both backends).
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planner_costs_are_for_cached_data_unless_the_url_sets_them() {
+        let plain = PgConnectOptions::from_str("postgres://u@localhost/db").unwrap();
+        assert_eq!(
+            with_planner_costs(plain).get_options(),
+            Some("-c random_page_cost=1.1")
+        );
+        let own = PgConnectOptions::from_str(
+            "postgres://u@localhost/db?options=-c%20random_page_cost%3D4",
+        )
+        .unwrap();
+        assert_eq!(
+            with_planner_costs(own).get_options(),
+            Some("-c random_page_cost=4")
+        );
+    }
 }
