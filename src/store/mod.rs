@@ -211,7 +211,7 @@ impl BeginWrite for PgPool {
 /// decides on, 1.2 ms against 0.1 ms for finding the items of its
 /// subscriptions (2,000 organizations, `EXPLAIN ANALYZE`). 1.1 is the usual
 /// value for SSDs and cached data; `options` in DATABASE_URL overrides it
-/// (`?options=-c%20random_page_cost%3D4`).
+/// (`?options[random_page_cost]=4`).
 const RANDOM_PAGE_COST: &str = "1.1";
 
 fn with_planner_costs(options: PgConnectOptions) -> PgConnectOptions {
@@ -380,6 +380,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             with_planner_costs(own).get_options(),
+            Some("-c random_page_cost=4")
+        );
+        let bracketed =
+            PgConnectOptions::from_str("postgres://u@localhost/db?options[random_page_cost]=4")
+                .unwrap();
+        assert_eq!(
+            with_planner_costs(bracketed).get_options(),
             Some("-c random_page_cost=4")
         );
     }
