@@ -3,7 +3,7 @@
 //! means for the caches: whose Plans tab it changed. Also the reads the sync
 //! rules make inside the same transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
 use super::rows::{Round, SyncedRow, UpsertRow};
@@ -148,6 +148,9 @@ impl Tx {
     }
 
     /// Items are part of the subscription's snapshot: replaced with it.
+    /// `subscriptions` are the written versions, oldest first where one
+    /// subscription was written in several (`rows::layers`): its items are
+    /// the newest's alone, as one event at a time would leave them.
     async fn replace_subscription_items(
         &mut self,
         subscriptions: &[SubscriptionRow],
@@ -155,10 +158,12 @@ impl Tx {
         static DELETE: LazyLock<ListQuery> = LazyLock::new(|| {
             ListQuery::new("DELETE FROM subscription_items WHERE subscription_id {in_ids}")
         });
-        let ids: Vec<&str> = subscriptions.iter().map(|s| s.id.as_str()).collect();
+        let newest: BTreeMap<&str, &SubscriptionRow> =
+            subscriptions.iter().map(|s| (s.id.as_str(), s)).collect();
+        let ids: Vec<&str> = newest.keys().copied().collect();
         self.execute_listed(&DELETE, &ids, None).await?;
-        let items: Vec<(&str, &SubscriptionItemRow)> = subscriptions
-            .iter()
+        let items: Vec<(&str, &SubscriptionItemRow)> = newest
+            .values()
             .flat_map(|s| s.items.iter().map(move |item| (s.id.as_str(), item)))
             .collect();
         SubscriptionItemRow::upsert_all(&items, self).await

@@ -62,6 +62,11 @@ fn history(run: usize) -> Vec<Value> {
     push("customer.created", 101, customer(&cus_b, None, None));
     let version = |status: &str, quantity: i64, cancel: bool| {
         let mut s = subscription(&sub, &cus_a, status);
+        // From 6 seats on, the plan's item is replaced by another (as a
+        // change of price in the portal may do): a batch holding versions
+        // on both sides must leave only the newest version's item.
+        let item = if quantity < 6 { "a" } else { "b" };
+        s["items"]["data"][0]["id"] = format!("si_{r}_{item}").into();
         s["items"]["data"][0]["quantity"] = quantity.into();
         s["cancel_at_period_end"] = cancel.into();
         s
