@@ -9,10 +9,7 @@
 use std::collections::HashMap;
 
 use super::rules::{Change, CreditLine};
-use crate::store::{
-    CreditGrant, CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
-    ProductRow, StoreError, SubscriptionRow, SyncedRows, Tx,
-};
+use crate::store::{CreditGrant, StoreError, SyncedRows, Tx};
 
 /// Applies `changes` (of any number of events); returns how many rows they
 /// actually altered (0 for stale or repeated writes).
@@ -38,31 +35,26 @@ struct InvoiceCredits {
 
 #[derive(Default)]
 struct ByTable {
-    products: Vec<ProductRow>,
-    prices: Vec<PriceRow>,
-    features: Vec<FeatureRow>,
-    customers: Vec<CustomerRow>,
+    /// The synced tables' rows, written together.
+    synced: SyncedRows,
     unlinks: Vec<String>,
     /// (organization, customer), in arrival order: the first link wins.
     links: Vec<(String, String)>,
-    subscriptions: Vec<SubscriptionRow>,
-    invoices: Vec<InvoiceRow>,
-    payment_methods: Vec<PaymentMethodRow>,
-    entitlements: Vec<EntitlementsRow>,
     grants: Vec<CreditGrant>,
     invoice_credits: Vec<InvoiceCredits>,
 }
 
 impl ByTable {
     fn add(&mut self, change: Change) {
+        let synced = &mut self.synced;
         match change {
-            Change::Customer(row) => self.customers.push(row),
-            Change::Entitlements(row) => self.entitlements.push(row),
-            Change::Feature(row) => self.features.push(row),
+            Change::Customer(row) => synced.customers.push(row),
+            Change::Entitlements(row) => synced.entitlements.push(row),
+            Change::Feature(row) => synced.features.push(row),
             Change::UnlinkCustomer(customer) => self.unlinks.push(customer),
             Change::LinkCustomer { org, customer } => self.links.push((org.to_string(), customer)),
-            Change::Subscription(row) => self.subscriptions.push(row),
-            Change::Invoice(row) => self.invoices.push(row),
+            Change::Subscription(row) => synced.subscriptions.push(row),
+            Change::Invoice(row) => synced.invoices.push(row),
             Change::InvoiceCredits {
                 invoice,
                 customer,
@@ -72,26 +64,15 @@ impl ByTable {
                 customer,
                 lines,
             }),
-            Change::PaymentMethod(row) => self.payment_methods.push(row),
-            Change::Product(row) => self.products.push(row),
-            Change::Price(row) => self.prices.push(row),
+            Change::PaymentMethod(row) => synced.payment_methods.push(row),
+            Change::Product(row) => synced.products.push(row),
+            Change::Price(row) => synced.prices.push(row),
             Change::GrantCredits(grant) => self.grants.push(grant),
         }
     }
 
     async fn write(self, tx: &mut Tx) -> Result<u64, StoreError> {
-        let mut changed = tx
-            .upsert_synced(SyncedRows {
-                products: self.products,
-                prices: self.prices,
-                features: self.features,
-                customers: self.customers,
-                subscriptions: self.subscriptions,
-                invoices: self.invoices,
-                payment_methods: self.payment_methods,
-                entitlements: self.entitlements,
-            })
-            .await?;
+        let mut changed = tx.upsert_synced(self.synced).await?;
         let unlinks: Vec<&str> = self.unlinks.iter().map(String::as_str).collect();
         changed += tx.unlink_customers(&unlinks).await?;
         changed += tx.link_customers_if_free(&self.links).await?;

@@ -226,16 +226,6 @@ pub(super) trait UpsertRow: SyncedRow {
     /// stored one is as new or newer.
     fn layer_statement(rows: &[Self]) -> (&'static InsertRows, Vec<Values>);
 
-    /// Writes a batch's `rows` (a statement a layer, see `layers`); returns
-    /// the rows written.
-    async fn upsert_all(rows: Vec<Self>, tx: &mut Tx) -> Result<Vec<Self>, StoreError> {
-        let mut written = Vec::new();
-        for layer in layers(rows) {
-            written.extend(Self::upsert_layer(layer, tx).await?);
-        }
-        Ok(written)
-    }
-
     async fn upsert_layer(rows: Vec<Self>, tx: &mut Tx) -> Result<Vec<Self>, StoreError> {
         let (sql, columns) = Self::layer_statement(&rows);
         let written = tx.insert_rows(sql, columns).await?;

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
-use super::rows::{Round, SyncedRow, UpsertRow};
+use super::rows::{Round, SyncedRow};
 use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
 use super::{
     CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
@@ -69,57 +69,6 @@ impl Tx {
         let entitlements = entitlements.finish(&written, self).await?;
         changed += self.wrote_entitlements(&entitlements);
         Ok(changed)
-    }
-
-    /// Each write below takes all of a batch's rows for its table and writes
-    /// them with one statement a layer; it returns how many rows changed.
-    pub async fn upsert_customers(&mut self, rows: Vec<CustomerRow>) -> Result<u64, StoreError> {
-        let written = CustomerRow::upsert_all(rows, self).await?;
-        Ok(self.wrote_customers(&written))
-    }
-
-    pub async fn upsert_subscriptions(
-        &mut self,
-        rows: Vec<SubscriptionRow>,
-    ) -> Result<u64, StoreError> {
-        let written = SubscriptionRow::upsert_all(rows, self).await?;
-        self.wrote_subscriptions(&written).await
-    }
-
-    pub async fn upsert_invoices(&mut self, rows: Vec<InvoiceRow>) -> Result<u64, StoreError> {
-        let written = InvoiceRow::upsert_all(rows, self).await?;
-        Ok(self.wrote_invoices(&written))
-    }
-
-    pub async fn upsert_payment_methods(
-        &mut self,
-        rows: Vec<PaymentMethodRow>,
-    ) -> Result<u64, StoreError> {
-        let written = PaymentMethodRow::upsert_all(rows, self).await?;
-        Ok(self.wrote_payment_methods(&written))
-    }
-
-    pub async fn upsert_products(&mut self, rows: Vec<ProductRow>) -> Result<u64, StoreError> {
-        let written = ProductRow::upsert_all(rows, self).await?;
-        Ok(self.wrote_products(&written))
-    }
-
-    pub async fn upsert_prices(&mut self, rows: Vec<PriceRow>) -> Result<u64, StoreError> {
-        Ok(PriceRow::upsert_all(rows, self).await?.len() as u64)
-    }
-
-    /// Replaces each customer's features, unless a newer set is stored.
-    pub async fn upsert_entitlements(
-        &mut self,
-        rows: Vec<EntitlementsRow>,
-    ) -> Result<u64, StoreError> {
-        let written = EntitlementsRow::upsert_all(rows, self).await?;
-        Ok(self.wrote_entitlements(&written))
-    }
-
-    pub async fn upsert_features(&mut self, rows: Vec<FeatureRow>) -> Result<u64, StoreError> {
-        let written = FeatureRow::upsert_all(rows, self).await?;
-        Ok(self.wrote_features(&written))
     }
 
     // What each table's written rows mean for the caches: whose Plans tab
