@@ -108,7 +108,17 @@ struct Feed {
 
 #[derive(Clone, Debug)]
 enum Pool {
-    Sqlite(SqlitePool),
+    /// Reads share a pool; write transactions take the one connection of
+    /// `writes`. SQLite allows one writer at a time anyway, and a connection
+    /// drops its page cache whenever another one has committed since its last
+    /// transaction: with writers taking turns on pooled connections, every
+    /// batch began by reading back the pages the previous one had written.
+    /// One write connection keeps them cached, and writers queue in the pool
+    /// (in order) instead of sleeping in SQLite's busy handler.
+    Sqlite {
+        reads: SqlitePool,
+        writes: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -117,7 +127,7 @@ enum Pool {
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Sqlite { reads: $pool, .. } => $body,
             $crate::store::Pool::Postgres($pool) => $body,
         }
     };
@@ -214,6 +224,9 @@ impl BeginWrite for PgPool {
 /// (`?options[random_page_cost]=4`).
 const RANDOM_PAGE_COST: &str = "1.1";
 
+/// How long a SQLite write waits for the one before it.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn with_planner_costs(options: PgConnectOptions) -> PgConnectOptions {
     let set_by_url = options
         .get_options()
@@ -256,14 +269,21 @@ impl Store {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
+            let reads = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire_timeout)
+                .connect_with(options.clone())
+                .await?;
+            // Waiting for the write connection replaces waiting for the write
+            // lock, so it gets the busy timeout's patience.
+            let writes = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(SQLITE_BUSY_TIMEOUT)
                 .connect_with(options)
                 .await?;
-            Ok(Self::new(Pool::Sqlite(pool), settings, None))
+            Ok(Self::new(Pool::Sqlite { reads, writes }, settings, None))
         }
     }
 
@@ -283,7 +303,7 @@ impl Store {
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let conn = match &self.pool {
-            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_write().await?),
+            Pool::Sqlite { writes, .. } => TxConn::Sqlite(writes.begin_write().await?),
             Pool::Postgres(pool) => TxConn::Postgres(pool.begin_write().await?),
         };
         Ok(Tx {
@@ -317,16 +337,19 @@ impl Store {
 
     pub fn backend_name(&self) -> &'static str {
         match self.pool {
-            Pool::Sqlite(_) => "sqlite",
+            Pool::Sqlite { .. } => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
     }
 
     pub fn is_sqlite(&self) -> bool {
-        matches!(self.pool, Pool::Sqlite(_))
+        matches!(self.pool, Pool::Sqlite { .. })
     }
 
     pub async fn close(&self) {
+        if let Pool::Sqlite { writes, .. } = &self.pool {
+            writes.close().await;
+        }
         with_pool!(self, |pool| pool.close().await);
     }
 }

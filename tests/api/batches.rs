@@ -398,3 +398,41 @@ async fn a_poison_event_in_a_batch_is_refused_alone_and_the_others_commit() {
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM stripe_events").await, 8);
 }
+
+#[tokio::test]
+async fn writers_wait_their_turn_and_reads_go_on_while_one_writes() {
+    let app = TestApp::spawn().await;
+    let open = app.store.begin().await.unwrap();
+    // A read does not wait for the open write transaction.
+    tokio::time::timeout(std::time::Duration::from_secs(2), app.store.ping())
+        .await
+        .expect("a read waited for a write")
+        .unwrap();
+    // Eight batches at once queue behind it, and each commits once it ends.
+    let batches: Vec<_> = (0..8)
+        .map(|b| {
+            let store = app.store.clone();
+            let batch: Vec<ReceivedEvent> = (0..4)
+                .map(|i| {
+                    let n = b * 4 + i;
+                    received(&event(
+                        &format!("evt_turn{n:02}"),
+                        "invoice.paid",
+                        100 + n,
+                        invoice(&format!("in_turn{n:02}"), "cus_A", "sub_1", "paid", 100),
+                    ))
+                })
+                .collect();
+            tokio::spawn(async move { ingest_batch(&store, &batch).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    drop(open);
+    for batch in batches {
+        for outcome in batch.await.unwrap() {
+            assert_eq!(outcome.unwrap(), Ingested::Applied);
+        }
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM invoices").await, 32);
+    assert_eq!(app.count("SELECT COUNT(*) FROM stripe_events").await, 32);
+}
