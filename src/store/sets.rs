@@ -9,7 +9,8 @@
 //! benchmark), and a JSON array of ids (`json_each`) for a lookup. A batch of
 //! events thus costs a statement a table, not a statement an event.
 
-use sqlx::postgres::PgRow;
+use sqlx::Arguments;
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::SqliteRow;
 
 use super::{StoreError, Tx, TxConn};
@@ -20,6 +21,20 @@ pub(crate) enum Values {
     Text(Vec<Option<String>>),
     Int(Vec<Option<i64>>),
     Bool(Vec<bool>),
+}
+
+/// The columns as PostgreSQL arrays, bound in order.
+fn arrays(columns: impl IntoIterator<Item = Values>) -> Result<PgArguments, StoreError> {
+    let mut arguments = PgArguments::default();
+    for column in columns {
+        match column {
+            Values::Text(v) => arguments.add(v),
+            Values::Int(v) => arguments.add(v),
+            Values::Bool(v) => arguments.add(v),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(arguments)
 }
 
 impl Values {
@@ -182,18 +197,13 @@ impl Tx {
         }
         debug_assert!(columns.iter().all(|c| c.len() == rows));
         if let TxConn::Postgres(conn) = &mut self.conn {
-            let mut query = sqlx::query_scalar(insert.postgres.as_str());
-            for column in columns {
-                query = match column {
-                    Values::Text(v) => query.bind(v),
-                    Values::Int(v) => query.bind(v),
-                    Values::Bool(v) => query.bind(v),
-                };
-            }
-            let written = query.fetch_all(&mut **conn).await?;
+            let written = sqlx::query_scalar_with(insert.postgres.as_str(), arrays(columns)?)
+                .fetch_all(&mut **conn)
+                .await?;
             self.count_statement();
             return Ok(written);
         }
+        let mut columns = columns;
         let mut written = Vec::with_capacity(rows);
         let per_statement = insert.sqlite_rows_per_statement();
         for start in (0..rows).step_by(per_statement) {
@@ -204,9 +214,10 @@ impl Tx {
             let sql = sqlx::AssertSqlSafe(insert.sqlite_values(end - start));
             let mut query = sqlx::query_scalar(sql);
             for row in start..end {
-                for column in &columns {
+                for column in &mut columns {
                     query = match column {
-                        Values::Text(v) => query.bind(v[row].clone()),
+                        // Bound once: moved, not copied (payloads are KiBs).
+                        Values::Text(v) => query.bind(v[row].take()),
                         Values::Int(v) => query.bind(v[row]),
                         Values::Bool(v) => query.bind(v[row]),
                     };
@@ -226,41 +237,30 @@ impl Tx {
         &mut self,
         inserts: Vec<(&'static InsertRows, Vec<Values>)>,
     ) -> Result<Vec<Vec<String>>, StoreError> {
-        let mut written = vec![Vec::new(); inserts.len()];
-        let (indexes, inserts): (Vec<usize>, Vec<_>) = inserts
-            .into_iter()
-            .enumerate()
-            .filter(|(_, (_, columns))| columns.first().is_some_and(|c| c.len() > 0))
-            .unzip();
         if inserts.len() < 2 || !matches!(self.conn, TxConn::Postgres(_)) {
-            for (index, (insert, columns)) in indexes.into_iter().zip(inserts) {
-                written[index] = self.insert_rows(insert, columns).await?;
+            let mut written = Vec::with_capacity(inserts.len());
+            for (insert, columns) in inserts {
+                written.push(self.insert_rows(insert, columns).await?);
             }
             return Ok(written);
         }
         let statements: Vec<&InsertRows> = inserts.iter().map(|(insert, _)| *insert).collect();
         let sql = sqlx::AssertSqlSafe(InsertRows::postgres_together(&statements));
-        let mut query = sqlx::query_as::<_, (i32, String)>(sql);
-        for (_, columns) in inserts {
-            for column in columns {
-                query = match column {
-                    Values::Text(v) => query.bind(v),
-                    Values::Int(v) => query.bind(v),
-                    Values::Bool(v) => query.bind(v),
-                };
-            }
-        }
+        let all_columns = inserts.into_iter().flat_map(|(_, columns)| columns);
         let TxConn::Postgres(conn) = &mut self.conn else {
             unreachable!("SQLite returned above");
         };
-        let rows = query.fetch_all(&mut **conn).await?;
+        let rows: Vec<(i32, String)> = sqlx::query_as_with(sql, arrays(all_columns)?)
+            .fetch_all(&mut **conn)
+            .await?;
         self.count_statement();
+        let mut written = vec![Vec::new(); statements.len()];
         for (part, id) in rows {
-            let index = usize::try_from(part)
+            let part = usize::try_from(part)
                 .ok()
-                .and_then(|part| indexes.get(part))
+                .and_then(|part| written.get_mut(part))
                 .ok_or_else(|| StoreError::Corrupt(format!("no insert {part} in the statement")))?;
-            written[*index].push(id);
+            part.push(id);
         }
         Ok(written)
     }
