@@ -463,8 +463,7 @@ async fn subscribing_creates_the_customer_once_and_redirects_to_checkout() {
         .get_json("/api/v1/operations/payment/subscription", "org_new")
         .await;
     assert_eq!(state["customer"], "cus_Created");
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(app.count("SELECT COUNT(*) FROM billing_audit WHERE action = 'checkout_subscription' AND stripe_session_id = 'cs_test_1'").await, 1);
+    app.count_reaches("SELECT COUNT(*) FROM billing_audit WHERE action = 'checkout_subscription' AND stripe_session_id = 'cs_test_1'", 1).await;
 }
 
 #[tokio::test]
@@ -701,14 +700,11 @@ async fn portal_deep_links_become_flow_data_for_the_organizations_own_subscripti
         form_fields(&requests[1])
             .contains(&("flow_data[type]".into(), "payment_method_update".into()))
     );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM billing_audit WHERE action = 'portal' AND org_id = 'org_acme'"
-        )
-        .await,
-        2
-    );
+    app.count_reaches(
+        "SELECT COUNT(*) FROM billing_audit WHERE action = 'portal' AND org_id = 'org_acme'",
+        2,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -362,11 +362,7 @@ async fn every_concurrent_portal_session_is_audited_once() {
     // Written off the request path: wait for the writer's batch.
     let audited = "SELECT COUNT(*) FROM billing_audit WHERE action = 'portal' AND org_id = 'org_busy' \
                    AND stripe_session_id IS NOT NULL AND user_id <> ''";
-    let started = std::time::Instant::now();
-    while app.count(audited).await < 40 && started.elapsed() < Duration::from_secs(3) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(app.count(audited).await, 40);
+    app.count_reaches(audited, 40).await;
     assert_eq!(
         app.count("SELECT COUNT(DISTINCT id) FROM billing_audit")
             .await,

@@ -65,6 +65,18 @@ impl TestApp {
         self.db.scalar(sql).await.unwrap()
     }
 
+    /// Waits (up to 10 s) for a query written off the request path, such as
+    /// the audit rows, to reach `expected`, then asserts it is exactly that.
+    pub async fn count_reaches(&self, sql: &'static str, expected: i64) {
+        let started = std::time::Instant::now();
+        while self.count(sql).await < expected
+            && started.elapsed() < std::time::Duration::from_secs(10)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(self.count(sql).await, expected, "{sql}");
+    }
+
     /// Runs a statement.
     pub async fn execute(&self, sql: &'static str) {
         self.db.execute(sql).await.unwrap();
