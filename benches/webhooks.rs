@@ -15,6 +15,11 @@
 //! and the events each batch carried. BENCH_WRITERS=1,2,4 (a list) repeats
 //! that for each number of writer tasks; BENCH_INGEST_WRITERS sets the
 //! server's (INGEST_WRITERS).
+//!
+//! BENCH_AGAINST=/path/to/another/lance-billing compares that build (B) with
+//! this one (A, or BENCH_BINARY) over HTTP instead: BENCH_PAIRS (5) pairs of
+//! runs in alternating order, each run checked as above, then the medians
+//! and the median of the per-pair ratios.
 
 mod common;
 #[path = "../tests/support/db.rs"]
@@ -25,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Server, count, knob, percentile_ms};
+use common::{Server, count, knob, median, percentile_ms};
 use db::{TestDb, fresh_database_url};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -45,29 +50,112 @@ async fn main() {
 }
 
 async fn run() -> Result<(), String> {
-    let events = knob("BENCH_EVENTS", 20_000) as usize;
-    let customers = knob("BENCH_CUSTOMERS", 2_000) as usize;
-    let concurrency = knob("BENCH_CONCURRENCY", 32) as usize;
+    let shape = Shape {
+        events: knob("BENCH_EVENTS", 20_000) as usize,
+        customers: knob("BENCH_CUSTOMERS", 2_000) as usize,
+        concurrency: knob("BENCH_CONCURRENCY", 32) as usize,
+    };
+    let bodies = build_events(shape.events, shape.customers);
+    if let Ok(other) = std::env::var("BENCH_AGAINST") {
+        let pairs = knob("BENCH_PAIRS", 5) as usize;
+        return compare(&shape, &bodies, &common::binary(), &other, pairs).await;
+    }
+    let run = over_http(&common::binary(), &shape, &bodies).await?;
+    println!(
+        "\nwebhook ingest benchmark ({}, {} events, {} organizations, concurrency {})",
+        run.backend, shape.events, shape.customers, shape.concurrency
+    );
+    println!(
+        "| backend | events/s | p50 | p99 | events stored | subscriptions / invoices / payment methods | sampled organizations at their newest state | server peak RSS | CPU an event: server / PostgreSQL / load generator |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {:.0} | {:.2} ms | {:.2} ms | {} of {} | {} / {} / {} | {} of {} | {:.1} MiB | {} |",
+        run.backend,
+        run.per_sec,
+        run.p50_ms,
+        run.p99_ms,
+        run.stored,
+        shape.events,
+        run.tables.0,
+        run.tables.1,
+        run.tables.2,
+        run.newest.0,
+        run.newest.1,
+        run.rss_mib,
+        run.cpu
+    );
+    run.check(&shape)?;
+    without_http(&bodies, shape.concurrency).await
+}
+
+/// The benchmark's load: how many events, for how many organizations, from
+/// how many clients.
+struct Shape {
+    events: usize,
+    customers: usize,
+    concurrency: usize,
+}
+
+/// What one run over HTTP measured.
+struct HttpRun {
+    backend: &'static str,
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    stored: i64,
+    /// Subscriptions, invoices, payment methods.
+    tables: (i64, i64, i64),
+    /// Sampled organizations at their newest state, of those sampled.
+    newest: (usize, usize),
+    rss_mib: f64,
+    /// CPU an event: server / PostgreSQL / load generator.
+    cpu: String,
+}
+
+impl HttpRun {
+    /// Fails unless every event landed and the sampled organizations show
+    /// their newest state.
+    fn check(&self, shape: &Shape) -> Result<(), String> {
+        if self.stored != shape.events as i64 {
+            return Err(format!(
+                "only {} of {} events were stored",
+                self.stored, shape.events
+            ));
+        }
+        if self.newest.0 != self.newest.1 {
+            return Err(format!(
+                "{} of {} sampled organizations do not show their newest state",
+                self.newest.1 - self.newest.0,
+                self.newest.1
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The server `binary` on a fresh database, the deliveries posted to it.
+async fn over_http(binary: &str, shape: &Shape, bodies: &[Vec<u8>]) -> Result<HttpRun, String> {
     let mut server = Server::prepare(&[
         ("STRIPE_WEBHOOK_SECRET", SECRET.to_owned()),
         ("STRIPE_API_BASE", "http://127.0.0.1:9".to_owned()),
     ])
     .await?;
+    server.binary = binary.to_owned();
     server.start()?;
-    let bodies = build_events(events, customers);
-    let deliveries = Arc::new(sign_all(&bodies));
+    let deliveries = Arc::new(sign_all(bodies));
     let cpu_before = (
         server.cpu_seconds(),
         common::cpu_seconds("self"),
         common::postgres_cpu_seconds(),
     );
     let started = Instant::now();
-    let mut latencies = fire(server.port, deliveries, concurrency)?;
+    let mut latencies = fire(server.port, deliveries, shape.concurrency)?;
     let elapsed = started.elapsed();
     // CPU a delivered event cost the server, PostgreSQL (all its processes;
     // SQLite runs inside the server) and the load generator: on the same
     // cores, their sum bounds the rate.
-    let cpu_per_event_us = |before: f64, after: f64| (after - before) * 1e6 / events as f64;
+    let cpu_per_event_us = |before: f64, after: f64| (after - before) * 1e6 / shape.events as f64;
     let server_cpu = cpu_per_event_us(cpu_before.0, server.cpu_seconds());
     let client_cpu = cpu_per_event_us(cpu_before.1, common::cpu_seconds("self"));
     let database_cpu = match server.backend() {
@@ -83,38 +171,85 @@ async fn run() -> Result<(), String> {
         "SELECT COUNT(*) FROM stripe_events WHERE processed_at IS NOT NULL",
     )
     .await?;
-    let subscriptions = count(&server, "SELECT COUNT(*) FROM subscriptions").await?;
-    let invoices = count(&server, "SELECT COUNT(*) FROM invoices").await?;
-    let methods = count(&server, "SELECT COUNT(*) FROM payment_methods").await?;
-    let newest = sampled_newest_state(&server, events, customers).await?;
-    let backend = server.backend();
+    let tables = (
+        count(&server, "SELECT COUNT(*) FROM subscriptions").await?,
+        count(&server, "SELECT COUNT(*) FROM invoices").await?,
+        count(&server, "SELECT COUNT(*) FROM payment_methods").await?,
+    );
+    Ok(HttpRun {
+        backend: server.backend(),
+        per_sec: shape.events as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile_ms(&latencies, 0.50),
+        p99_ms: percentile_ms(&latencies, 0.99),
+        stored,
+        tables,
+        newest: sampled_newest_state(&server, shape.events, shape.customers).await?,
+        rss_mib: server.peak_rss_mib(),
+        cpu: format!("{server_cpu:.0} / {database_cpu} / {client_cpu:.0} µs"),
+    })
+}
+
+/// Two builds over HTTP in alternating pairs (A B, then B A, …), so that a
+/// machine whose speed drifts by a third within minutes still gives a fair
+/// comparison: the median of the per-pair ratios, not of single runs.
+async fn compare(
+    shape: &Shape,
+    bodies: &[Vec<u8>],
+    a: &str,
+    b: &str,
+    pairs: usize,
+) -> Result<(), String> {
     println!(
-        "\nwebhook ingest benchmark ({backend}, {events} events, {customers} organizations, concurrency {concurrency})"
+        "\nwebhook ingest, two builds in {pairs} alternating pairs ({} events, {} organizations, concurrency {})\nA = {a}\nB = {b}",
+        shape.events, shape.customers, shape.concurrency
     );
     println!(
-        "| backend | events/s | p50 | p99 | events stored | subscriptions / invoices / payment methods | sampled organizations at their newest state | server peak RSS | CPU an event: server / PostgreSQL / load generator |"
+        "| pair | build | events/s | p50 | p99 | server peak RSS | CPU an event: server / PostgreSQL / load generator |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {backend} | {:.0} | {:.2} ms | {:.2} ms | {stored} of {events} | {subscriptions} / {invoices} / {methods} | {} of {} | {:.1} MiB | {server_cpu:.0} / {database_cpu} / {client_cpu:.0} µs |",
-        events as f64 / elapsed.as_secs_f64(),
-        percentile_ms(&latencies, 0.50),
-        percentile_ms(&latencies, 0.99),
-        newest.0,
-        newest.1,
-        server.peak_rss_mib()
-    );
-    if stored != events as i64 {
-        return Err(format!("only {stored} of {events} events were stored"));
+    println!("|---|---|---|---|---|---|---|");
+    let (mut rates_a, mut rates_b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut p99_a, mut p99_b) = (Vec::new(), Vec::new());
+    for pair in 1..=pairs {
+        let order = if pair % 2 == 1 {
+            [("A", a), ("B", b)]
+        } else {
+            [("B", b), ("A", a)]
+        };
+        let mut rates = [0.0; 2];
+        for (label, binary) in order {
+            let run = over_http(binary, shape, bodies).await?;
+            println!(
+                "| {pair} | {label} | {:.0} | {:.2} ms | {:.2} ms | {:.1} MiB | {} |",
+                run.per_sec, run.p50_ms, run.p99_ms, run.rss_mib, run.cpu
+            );
+            run.check(shape)?;
+            let (rates_of, p99_of, slot) = match label {
+                "A" => (&mut rates_a, &mut p99_a, 0),
+                _ => (&mut rates_b, &mut p99_b, 1),
+            };
+            rates_of.push(run.per_sec);
+            p99_of.push(run.p99_ms);
+            rates[slot] = run.per_sec;
+        }
+        ratios.push(rates[1] / rates[0]);
     }
-    if newest.0 != newest.1 {
-        return Err(format!(
-            "{} of {} sampled organizations do not show their newest state",
-            newest.1 - newest.0,
-            newest.1
-        ));
-    }
-    without_http(&bodies, concurrency).await
+    let range = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        format!("{lo:.2}–{hi:.2}")
+    };
+    println!(
+        "\nA: {:.0} events/s, p99 {:.2} ms; B: {:.0} events/s, p99 {:.2} ms (medians); B / A: median {:.2} of {} pairs ({})",
+        median(&rates_a),
+        median(&p99_a),
+        median(&rates_b),
+        median(&p99_b),
+        median(&ratios),
+        ratios.len(),
+        range(&ratios)
+    );
+    Ok(())
 }
 
 /// Every 97th organization: its subscription holds the quantity of its last

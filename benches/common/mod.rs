@@ -18,6 +18,8 @@ pub fn binary() -> String {
 }
 
 pub struct Server {
+    /// The binary `start` and `cli` run: `binary()` unless set.
+    pub binary: String,
     pub child: Child,
     pub port: u16,
     pub database_url: String,
@@ -63,6 +65,7 @@ impl Server {
         // A placeholder child until `start`; replaced there.
         let child = Command::new("true").spawn().map_err(|e| e.to_string())?;
         Ok(Self {
+            binary: binary(),
             child,
             port,
             database_url,
@@ -73,7 +76,7 @@ impl Server {
 
     /// Runs a CLI command with the server's environment; returns its stdout.
     pub fn cli(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(binary())
+        let out = Command::new(&self.binary)
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .output()
@@ -89,12 +92,12 @@ impl Server {
 
     pub fn start(&mut self) -> Result<(), String> {
         let _ = self.child.wait();
-        self.child = Command::new(binary())
+        self.child = Command::new(&self.binary)
             .arg("serve")
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .spawn()
-            .map_err(|e| format!("could not start {}: {e}", binary()))?;
+            .map_err(|e| format!("could not start {}: {e}", self.binary))?;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(20) {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
@@ -210,6 +213,17 @@ pub async fn count(server: &Server, sql: &'static str) -> Result<i64, String> {
         .await
         .map_err(|e| e.to_string())?;
     db.scalar(sql).await.map_err(|e| e.to_string())
+}
+
+/// The median of `values` (0 when there are none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 /// p-th percentile of sorted durations, in milliseconds.
