@@ -207,31 +207,23 @@ async fn compare(
         "| pair | build | events/s | p50 | p99 | server peak RSS | CPU an event: server / PostgreSQL / load generator |"
     );
     println!("|---|---|---|---|---|---|---|");
-    let (mut rates_a, mut rates_b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut p99_a, mut p99_b) = (Vec::new(), Vec::new());
+    let builds = [("A", a), ("B", b)];
+    let (mut per_sec, mut p99): ([Vec<f64>; 2], [Vec<f64>; 2]) = Default::default();
+    let mut ratios = Vec::new();
     for pair in 1..=pairs {
-        let order = if pair % 2 == 1 {
-            [("A", a), ("B", b)]
-        } else {
-            [("B", b), ("A", a)]
-        };
-        let mut rates = [0.0; 2];
-        for (label, binary) in order {
+        let order = if pair % 2 == 1 { [0, 1] } else { [1, 0] };
+        for build in order {
+            let (label, binary) = builds[build];
             let run = over_http(binary, shape, bodies).await?;
             println!(
                 "| {pair} | {label} | {:.0} | {:.2} ms | {:.2} ms | {:.1} MiB | {} |",
                 run.per_sec, run.p50_ms, run.p99_ms, run.rss_mib, run.cpu
             );
             run.check(shape)?;
-            let (rates_of, p99_of, slot) = match label {
-                "A" => (&mut rates_a, &mut p99_a, 0),
-                _ => (&mut rates_b, &mut p99_b, 1),
-            };
-            rates_of.push(run.per_sec);
-            p99_of.push(run.p99_ms);
-            rates[slot] = run.per_sec;
+            per_sec[build].push(run.per_sec);
+            p99[build].push(run.p99_ms);
         }
-        ratios.push(rates[1] / rates[0]);
+        ratios.push(per_sec[1][pair - 1] / per_sec[0][pair - 1]);
     }
     let range = |v: &[f64]| {
         let (lo, hi) = v
@@ -241,10 +233,10 @@ async fn compare(
     };
     println!(
         "\nA: {:.0} events/s, p99 {:.2} ms; B: {:.0} events/s, p99 {:.2} ms (medians); B / A: median {:.2} of {} pairs ({})",
-        median(&rates_a),
-        median(&p99_a),
-        median(&rates_b),
-        median(&p99_b),
+        median(&per_sec[0]),
+        median(&p99[0]),
+        median(&per_sec[1]),
+        median(&p99[1]),
         median(&ratios),
         ratios.len(),
         range(&ratios)
