@@ -41,7 +41,18 @@ pub struct Application {
 }
 
 impl Application {
+    /// The application listening on `BIND_ADDR`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.server.bind_addr)
+            .with_context(|| format!("could not listen on {}", settings.server.bind_addr))?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// The application on a socket already bound: whoever must know the
+    /// port before the settings (a test whose `PUBLIC_URL` names it) binds
+    /// port 0 and keeps the socket, so no other process can take the port
+    /// in between.
+    pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let store = connect_and_migrate(&settings.database).await?;
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -82,9 +93,8 @@ impl Application {
             body_timeout: settings.server.client_body_timeout,
             versions: VersionWatch::new(&settings.stripe.api_version),
         });
-        let listener = TcpListener::bind(settings.server.bind_addr)
-            .with_context(|| format!("could not listen on {}", settings.server.bind_addr))?;
-        let port = listener.local_addr()?.port();
+        let address = listener.local_addr()?;
+        let port = address.port();
         let session_key = session_key(&settings.pages);
         let secure_cookies = settings.server.public_url.scheme() == "https";
         let csp = content_security_policy(&settings);
@@ -114,8 +124,7 @@ impl Application {
             server = server.workers(workers);
         }
         log::info!(
-            "lance-billing listening on {} ({} database)",
-            settings.server.bind_addr.ip().to_string() + ":" + &port.to_string(),
+            "lance-billing listening on {address} ({} database)",
             store.backend_name()
         );
         Ok(Self {

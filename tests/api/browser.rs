@@ -3,6 +3,7 @@
 //! in target/screenshots/. Without chromedriver the test fails under CI and
 //! is skipped (with a note) elsewhere.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,13 +36,15 @@ impl Driver {
             );
             return None;
         }
-        let port = free_port();
-        let process = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        // Port 0: chromedriver picks a free port and says which (a port
+        // picked here could be taken by another test before it binds it).
+        let mut process = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
+        let port = announced_port(process.stdout.take().expect("piped"));
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -79,12 +82,22 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The port in chromedriver's "started successfully on port N." line; its
+/// output is drained afterwards, so it never blocks on a full pipe.
+fn announced_port(output: std::process::ChildStdout) -> u16 {
+    let (found, port) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if let Some((_, rest)) = line.split_once("started successfully on port ") {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                if let Ok(port) = digits.parse::<u16>() {
+                    let _ = found.send(port);
+                }
+            }
+        }
+    });
+    port.recv_timeout(Duration::from_secs(20))
+        .expect("chromedriver says its port")
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -201,10 +214,11 @@ async fn the_billing_journey_in_a_real_browser() {
     let Some(driver) = Driver::start() else {
         return;
     };
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
+    // Bound here and kept: the origin must be known before the settings.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
     let app = TestApp::builder()
-        .env("BIND_ADDR", &format!("127.0.0.1:{port}"))
+        .listener(listener)
         .env("PUBLIC_URL", &origin)
         .env("ADMIN_USER_IDS", "user_2abc")
         .spawn()

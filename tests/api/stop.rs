@@ -4,7 +4,7 @@
 //! redirected portal session audited, on either backend (on PostgreSQL the
 //! change feed used to keep the process alive forever).
 
-use std::net::TcpListener;
+use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,11 +31,12 @@ fn environment(
     database_url: &str,
     dir: &std::path::Path,
     stripe: &str,
-    port: u16,
 ) -> Vec<(&'static str, String)> {
     [
         ("DATABASE_URL", database_url.to_owned()),
-        ("BIND_ADDR", format!("127.0.0.1:{port}")),
+        // A port of the server's choosing, read from its log (a port picked
+        // here could be taken by another test before the server binds it).
+        ("BIND_ADDR", "127.0.0.1:0".to_owned()),
         ("PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("STRIPE_SECRET_KEY", STRIPE_KEY.to_owned()),
         ("STRIPE_API_BASE", stripe.to_owned()),
@@ -45,7 +46,7 @@ fn environment(
         ("DEV_AUTH", "true".to_owned()),
         ("DEV_KEY_FILE", dir.join("dev.pem").display().to_string()),
         ("WORKERS", "2".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("RUST_LOG", "warn,lance_billing::server=info".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k, v.to_string()))
@@ -68,21 +69,40 @@ fn cli(env: &[(&'static str, String)], args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-async fn start(env: &[(&'static str, String)], port: u16) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_lance-billing"))
+async fn start(env: &[(&'static str, String)]) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lance-billing"))
         .arg("serve")
         .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let address = format!("http://127.0.0.1:{port}");
+    let address = listening_address(child.stderr.take().unwrap());
     let started = Instant::now();
     while reqwest::get(format!("{address}/healthz")).await.is_err() {
         assert!(started.elapsed() < Duration::from_secs(20), "did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Process { child, address }
+}
+
+/// The address the server logs it listens on; its log is passed on to ours
+/// (and kept draining, so the server never blocks on a full pipe).
+fn listening_address(log: std::process::ChildStderr) -> String {
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
+            if let Some((_, rest)) = line.split_once("listening on ") {
+                let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+            eprintln!("{line}");
+        }
+    });
+    let address = address
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the server logs the address it listens on");
+    format!("http://{address}")
 }
 
 async fn post_signed(address: &str, event: &Value) -> u16 {
@@ -100,14 +120,6 @@ async fn post_signed(address: &str, event: &Value) -> u16 {
         .as_u16()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn sigterm_under_load_stores_every_acknowledged_webhook_and_audits_every_portal_session() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,8 +132,7 @@ async fn sigterm_under_load_stores_every_acknowledged_webhook_and_audits_every_p
         .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(portal_session_json()))
         .mount(&stripe)
         .await;
-    let port = free_port();
-    let env = environment(&database_url, dir.path(), &stripe.uri(), port);
+    let env = environment(&database_url, dir.path(), &stripe.uri());
     cli(&env, &["migrate"]);
     cli(
         &env,
@@ -136,7 +147,7 @@ async fn sigterm_under_load_stores_every_acknowledged_webhook_and_audits_every_p
         ],
     );
     let token = cli(&env, &["dev", "token", "--org", "org_stop", "--ttl", "600"]);
-    let mut process = start(&env, port).await;
+    let mut process = start(&env).await;
     // Let the background tasks (change feed, catch-up, snapshot) get going.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
@@ -263,9 +274,8 @@ async fn sigterm_stops_the_server_cleanly_with_every_acknowledged_webhook_stored
         .await
         .unwrap();
     let stripe = wiremock::MockServer::start().await;
-    let port = free_port();
-    let env = environment(&database_url, dir.path(), &stripe.uri(), port);
-    let mut process = start(&env, port).await;
+    let env = environment(&database_url, dir.path(), &stripe.uri());
+    let mut process = start(&env).await;
     // Let the background tasks (change feed, catch-up schedule) get going.
     let mut acknowledged = 0;
     for i in 0..20 {

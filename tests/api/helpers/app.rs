@@ -34,6 +34,7 @@ pub struct TestApp {
 pub struct TestAppBuilder {
     env: HashMap<String, String>,
     serve_jwks: bool,
+    listener: Option<std::net::TcpListener>,
 }
 
 impl TestApp {
@@ -45,6 +46,7 @@ impl TestApp {
         TestAppBuilder {
             env: HashMap::new(),
             serve_jwks: true,
+            listener: None,
         }
     }
 
@@ -91,6 +93,13 @@ impl TestAppBuilder {
 
     pub fn without_env(mut self, key: &str) -> Self {
         self.env.insert(key.to_owned(), String::new());
+        self
+    }
+
+    /// Serve on this bound socket instead of a port of the server's choosing
+    /// (for a test that must know the port before the settings).
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
         self
     }
 
@@ -142,7 +151,11 @@ impl TestAppBuilder {
         let settings = Settings::from_env(&env).expect("test settings are valid");
         let db_settings = settings.database.clone();
         let database_url = vars["DATABASE_URL"].clone();
-        let app = Application::build(settings).await.expect("app builds");
+        let app = match self.listener {
+            Some(listener) => Application::build_on(settings, listener).await,
+            None => Application::build(settings).await,
+        }
+        .expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let store = Store::connect(&db_settings).await.unwrap();
