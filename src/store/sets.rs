@@ -189,7 +189,7 @@ impl Tx {
     pub(crate) async fn insert_rows(
         &mut self,
         insert: &'static InsertRows,
-        columns: Vec<Values>,
+        mut columns: Vec<Values>,
     ) -> Result<Vec<String>, StoreError> {
         let rows = columns.first().map_or(0, Values::len);
         if rows == 0 {
@@ -203,7 +203,6 @@ impl Tx {
             self.count_statement();
             return Ok(written);
         }
-        let mut columns = columns;
         let mut written = Vec::with_capacity(rows);
         let per_statement = insert.sqlite_rows_per_statement();
         for start in (0..rows).step_by(per_statement) {

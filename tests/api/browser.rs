@@ -3,7 +3,6 @@
 //! in target/screenshots/. Without chromedriver the test fails under CI and
 //! is skipped (with a note) elsewhere.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,7 +43,10 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let port = announced_port(process.stdout.take().expect("piped"));
+        let stdout = process.stdout.take().expect("piped");
+        let port: u16 = announced(stdout, "started successfully on port ")
+            .parse()
+            .expect("chromedriver's port");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -80,24 +82,6 @@ impl Drop for Driver {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
-}
-
-/// The port in chromedriver's "started successfully on port N." line; its
-/// output is drained afterwards, so it never blocks on a full pipe.
-fn announced_port(output: std::process::ChildStdout) -> u16 {
-    let (found, port) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(output).lines().map_while(Result::ok) {
-            if let Some((_, rest)) = line.split_once("started successfully on port ") {
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                if let Ok(port) = digits.parse::<u16>() {
-                    let _ = found.send(port);
-                }
-            }
-        }
-    });
-    port.recv_timeout(Duration::from_secs(20))
-        .expect("chromedriver says its port")
 }
 
 fn screenshots_dir() -> PathBuf {

@@ -4,7 +4,6 @@
 //! redirected portal session audited, on either backend (on PostgreSQL the
 //! change feed used to keep the process alive forever).
 
-use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,31 +77,14 @@ async fn start(env: &[(&'static str, String)]) -> Process {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let address = listening_address(child.stderr.take().unwrap());
+    let log = child.stderr.take().unwrap();
+    let address = format!("http://{}", announced(log, "listening on "));
     let started = Instant::now();
     while reqwest::get(format!("{address}/healthz")).await.is_err() {
         assert!(started.elapsed() < Duration::from_secs(20), "did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Process { child, address }
-}
-
-/// The address the server logs it listens on; its log is passed on to ours
-/// (and kept draining, so the server never blocks on a full pipe).
-fn listening_address(log: std::process::ChildStderr) -> String {
-    let (found, address) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
-            if let Some((_, rest)) = line.split_once("listening on ") {
-                let _ = found.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-            }
-            eprintln!("{line}");
-        }
-    });
-    let address = address
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the server logs the address it listens on");
-    format!("http://{address}")
 }
 
 async fn post_signed(address: &str, event: &Value) -> u16 {
