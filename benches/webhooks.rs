@@ -321,10 +321,12 @@ async fn without_http(bodies: &[Vec<u8>], concurrency: usize) -> Result<(), Stri
         let settings = DatabaseSettings::from_env(&env).map_err(|e| e.to_string())?;
         let store = Store::connect(&settings).await.map_err(|e| e.to_string())?;
         store.migrate().await.map_err(|e| e.to_string())?;
+        let pinned = settings.ingest_pinned;
         let ingestor = match writers {
-            Some(writers) => Ingestor::spawn(store.clone(), writers, 64),
-            None => Ingestor::for_store(store.clone(), 1),
-        };
+            Some(writers) => Ingestor::spawn(store.clone(), writers, 64, pinned).await,
+            None => Ingestor::for_store(store.clone(), 1, pinned).await,
+        }
+        .map_err(|e| e.to_string())?;
         let events: Vec<ReceivedEvent> = bodies
             .iter()
             .map(|body| {

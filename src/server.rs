@@ -54,6 +54,14 @@ impl Application {
     /// in between.
     pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let store = connect_and_migrate(&settings.database).await?;
+        // First, while nothing else writes: on SQLite it reopens the write connection.
+        let ingestor = Ingestor::for_store(
+            store.clone(),
+            settings.database.ingest_writers,
+            settings.database.ingest_pinned,
+        )
+        .await
+        .context("could not start the webhook ingest writer")?;
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         tasks.extend(
@@ -89,7 +97,7 @@ impl Application {
                 .webhooks
                 .as_ref()
                 .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
-            ingestor: Ingestor::for_store(store.clone(), settings.database.ingest_writers),
+            ingestor,
             body_timeout: settings.server.client_body_timeout,
             versions: VersionWatch::new(&settings.stripe.api_version),
         });

@@ -11,6 +11,8 @@
 //! hits a database error, it is rolled back and its events are redone one
 //! transaction each, so only the failing event is refused. A delivery is
 //! acknowledged only after its commit: a 2xx means the event is on disk.
+//! On SQLite the writers run on a thread of their own, on the core of the
+//! thread the write connection runs on (`beside_sqlite_writes`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -79,20 +81,29 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
-    /// Spawns `writers` writer tasks on the current runtime.
-    pub fn spawn(store: Store, writers: usize, max_batch: usize) -> Self {
+    /// Starts `writers` writer tasks taking batches of at most `max_batch`:
+    /// with `pinned` on SQLite, on a thread of their own beside SQLite's write
+    /// connection (`beside_sqlite_writes`); otherwise on the current runtime.
+    pub async fn spawn(
+        store: Store,
+        writers: usize,
+        max_batch: usize,
+        pinned: bool,
+    ) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(max_batch * writers.max(1) * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         let batches = Arc::new(AtomicU64::new(0));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(write_batches(
-                store.clone(),
-                receiver.clone(),
-                max_batch,
-                batches.clone(),
-            ));
+        let tasks: Vec<_> = (0..writers.max(1))
+            .map(|_| write_batches(store.clone(), receiver.clone(), max_batch, batches.clone()))
+            .collect();
+        if pinned && store.is_sqlite() {
+            beside_sqlite_writes(store, futures_util::future::join_all(tasks)).await?;
+        } else {
+            for task in tasks {
+                tokio::spawn(task);
+            }
         }
-        Self { queue, batches }
+        Ok(Self { queue, batches })
     }
 
     /// How many batches the writers have written since start.
@@ -101,8 +112,8 @@ impl Ingestor {
     }
 
     /// `writers` writer tasks taking batches of at most `MAX_BATCH`.
-    pub fn for_store(store: Store, writers: usize) -> Self {
-        Self::spawn(store, writers, MAX_BATCH)
+    pub async fn for_store(store: Store, writers: usize, pinned: bool) -> std::io::Result<Self> {
+        Self::spawn(store, writers, MAX_BATCH, pinned).await
     }
 
     pub async fn submit(&self, event: ReceivedEvent) -> Result<Ingested, IngestError> {
@@ -112,6 +123,63 @@ impl Ingestor {
             .await
             .map_err(|_| IngestError::Closed)?;
         answer.await.map_err(|_| IngestError::Closed)?
+    }
+}
+
+/// Runs `writers` on a thread of their own, held to one core, and reopens
+/// SQLite's write connection from it. sqlx runs each SQLite connection on a
+/// thread of its own, which the writer meets at every statement (about ten a
+/// batch, each a hand-off both ways); on two cores, each hand-off wakes the
+/// other core, which on a virtual machine costs about 0.1 ms. A thread starts
+/// on its creator's cores, so the reopened connection's thread shares the
+/// writer's core, and the hand-offs stay on it: 1.25x the ingest rate on
+/// SQLite (docs/benchmarks.md, sixth round). The rest of the server keeps
+/// every core.
+async fn beside_sqlite_writes(
+    store: Store,
+    writers: impl Future<Output = impl Send> + Send + 'static,
+) -> std::io::Result<()> {
+    let (started, ready) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("ingest-writer".to_owned())
+        .spawn(move || {
+            hold_to_one_core();
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = started.send(Err(err));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                if let Err(err) = store.reopen_writes_here().await {
+                    // Opened again where it is next needed: slower, not wrong.
+                    log::warn!("could not reopen the SQLite write connection beside the ingest writer: {err}");
+                }
+                let _ = started.send(Ok(()));
+                writers.await;
+            });
+        })?;
+    ready.await.unwrap_or_else(|_| {
+        Err(std::io::Error::other(
+            "the ingest writer's thread ended at start",
+        ))
+    })
+}
+
+/// Holds the calling thread to the last of the cores this process may use
+/// (the first tends to take the most interrupts).
+fn hold_to_one_core() {
+    let last = core_affinity::get_core_ids().and_then(|cores| cores.last().copied());
+    match last {
+        Some(core) if core_affinity::set_for_current(core) => {
+            log::debug!("the ingest writer runs on core {}", core.id);
+        }
+        // Not every platform lets a thread choose its core: slower, not wrong.
+        _ => log::info!("could not hold the ingest writer to one core; it runs on any"),
     }
 }
 

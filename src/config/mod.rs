@@ -28,6 +28,9 @@ pub struct DatabaseSettings {
     /// transaction opens while the queue fills); more overlap round trips,
     /// which pays off only when each takes long (a distant database).
     pub ingest_writers: usize,
+    /// On SQLite: the writers run on a thread of their own that shares one
+    /// core with SQLite's write connection (see `billing::ingest`).
+    pub ingest_pinned: bool,
 }
 
 impl DatabaseSettings {
@@ -51,6 +54,10 @@ impl DatabaseSettings {
             ingest_writers: match env.parse_or("INGEST_WRITERS", 1usize, "a positive integer")? {
                 0 => return Err(ConfigError::new("INGEST_WRITERS", "must be at least 1")),
                 writers => writers,
+            },
+            ingest_pinned: match env.get("INGEST_PIN") {
+                None => true,
+                Some(_) => env.flag("INGEST_PIN")?,
             },
         })
     }

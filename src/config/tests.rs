@@ -35,6 +35,13 @@ fn defaults_apply_when_only_required_variables_are_set() {
         "https://app.example.com/organization#/plans"
     );
     assert!(s.auth.dev_key_file.is_none());
+    assert!(s.database.ingest_pinned);
+    assert!(
+        !with(&[("INGEST_PIN", "false")])
+            .unwrap()
+            .database
+            .ingest_pinned
+    );
 }
 
 #[test]
@@ -56,6 +63,7 @@ fn each_bad_value_names_its_variable() {
             "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----",
         ),
         ("DEV_AUTH", "maybe"),
+        ("INGEST_PIN", "sometimes"),
         ("STRIPE_WEBHOOK_SECRET", "sk_test_oops"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_a, nope"),
         ("STRIPE_WEBHOOK_TOLERANCE", "soon"),

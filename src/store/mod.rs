@@ -277,11 +277,16 @@ impl Store {
                 .connect_with(options.clone())
                 .await?;
             // Waiting for the write connection replaces waiting for the write
-            // lock, so it gets the busy timeout's patience.
+            // lock, so it gets the busy timeout's patience. The connection is
+            // kept for good (no idle timeout, no lifetime): the ingest writer
+            // reopens it beside itself (`reopen_writes_here`), and nothing
+            // should reopen it elsewhere.
             let writes = SqlitePoolOptions::new()
                 .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
                 .acquire_timeout(SQLITE_BUSY_TIMEOUT)
-                .connect_with(options)
+                .connect_with(options.thread_name(|id| format!("sqlite-writes-{id}")))
                 .await?;
             Ok(Self::new(Pool::Sqlite { reads, writes }, settings, None))
         }
@@ -312,6 +317,17 @@ impl Store {
             caches: self.caches.clone(),
             statements: self.statements.clone(),
         })
+    }
+
+    /// Reopens SQLite's write connection from the calling thread, so the
+    /// thread sqlx runs it on starts on this thread's cores (a new thread
+    /// inherits its creator's): see `billing::ingest`. Nothing on PostgreSQL.
+    pub async fn reopen_writes_here(&self) -> Result<(), StoreError> {
+        if let Pool::Sqlite { writes, .. } = &self.pool {
+            writes.acquire().await?.close().await?;
+            drop(writes.acquire().await?);
+        }
+        Ok(())
     }
 
     /// How many statements write transactions have run since start.

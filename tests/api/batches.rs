@@ -436,3 +436,41 @@ async fn writers_wait_their_turn_and_reads_go_on_while_one_writes() {
     assert_eq!(app.count("SELECT COUNT(*) FROM invoices").await, 32);
     assert_eq!(app.count("SELECT COUNT(*) FROM stripe_events").await, 32);
 }
+
+/// On SQLite the ingest writer runs on one core, and the thread SQLite's
+/// write connection runs on shares it (see `billing::ingest`). Other tests'
+/// apps run beside this one, so it looks for a match, not for this app's pair.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn on_sqlite_the_ingest_writer_shares_one_core_with_the_write_connection() {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
+        return;
+    }
+    let _app = TestApp::spawn().await;
+    let allowed_cores = |name: &str| -> Vec<String> {
+        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+        tasks
+            .filter_map(|task| {
+                let path = task.ok()?.path();
+                let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+                if !comm.starts_with(name) {
+                    return None;
+                }
+                let status = std::fs::read_to_string(path.join("status")).ok()?;
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                    .map(|cores| cores.trim().to_owned())
+            })
+            .collect()
+    };
+    let writers = allowed_cores("ingest-writer");
+    let connections = allowed_cores("sqlite-writes");
+    assert!(!writers.is_empty(), "no ingest writer thread");
+    let one_core = |cores: &String| !cores.contains([',', '-']);
+    assert!(writers.iter().all(one_core), "writers on {writers:?}");
+    assert!(
+        writers.iter().all(|w| connections.contains(w)),
+        "writers on {writers:?}, write connections on {connections:?}"
+    );
+}
