@@ -105,8 +105,13 @@ impl Env {
     }
 
     pub(super) fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        self.flag_or(var, false)
+    }
+
+    pub(super) fn flag_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.get(var).map(str::to_ascii_lowercase).as_deref() {
-            None | Some("0" | "false" | "no" | "off") => Ok(false),
+            None => Ok(default),
+            Some("0" | "false" | "no" | "off") => Ok(false),
             Some("1" | "true" | "yes" | "on") => Ok(true),
             Some(other) => Err(ConfigError::new(
                 var,

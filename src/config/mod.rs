@@ -55,10 +55,7 @@ impl DatabaseSettings {
                 0 => return Err(ConfigError::new("INGEST_WRITERS", "must be at least 1")),
                 writers => writers,
             },
-            ingest_pinned: match env.get("INGEST_PIN") {
-                None => true,
-                Some(_) => env.flag("INGEST_PIN")?,
-            },
+            ingest_pinned: env.flag_or("INGEST_PIN", true)?,
         })
     }
 

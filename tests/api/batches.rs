@@ -443,10 +443,10 @@ async fn writers_wait_their_turn_and_reads_go_on_while_one_writes() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn on_sqlite_the_ingest_writer_shares_one_core_with_the_write_connection() {
-    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
+    let app = TestApp::spawn().await;
+    if !app.store.is_sqlite() {
         return;
     }
-    let _app = TestApp::spawn().await;
     let allowed_cores = |name: &str| -> Vec<String> {
         let tasks = std::fs::read_dir("/proc/self/task").unwrap();
         tasks
