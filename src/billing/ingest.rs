@@ -11,8 +11,8 @@
 //! hits a database error, it is rolled back and its events are redone one
 //! transaction each, so only the failing event is refused. A delivery is
 //! acknowledged only after its commit: a 2xx means the event is on disk.
-//! On SQLite the writers run on a thread of their own, on the core of the
-//! thread the write connection runs on (`beside_sqlite_writes`).
+//! The writers run on a thread of their own, beside their connections
+//! (`on_a_thread_of_their_own`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -82,26 +82,30 @@ pub struct Ingestor {
 
 impl Ingestor {
     /// Starts `writers` writer tasks taking batches of at most `max_batch`:
-    /// with `pinned` on SQLite, on a thread of their own beside SQLite's write
-    /// connection (`beside_sqlite_writes`); otherwise on the current runtime.
+    /// with `pinned`, on a thread of their own beside their write connections
+    /// (`on_a_thread_of_their_own`); otherwise on the current runtime.
     pub async fn spawn(
         store: Store,
         writers: usize,
         max_batch: usize,
         pinned: bool,
     ) -> std::io::Result<Self> {
-        let (queue, receiver) = mpsc::channel(max_batch * writers.max(1) * 4);
+        let writers = writers.max(1);
+        let (queue, receiver) = mpsc::channel(max_batch * writers * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         let batches = Arc::new(AtomicU64::new(0));
-        let tasks: Vec<_> = (0..writers.max(1))
-            .map(|_| write_batches(store.clone(), receiver.clone(), max_batch, batches.clone()))
-            .collect();
-        if pinned && store.is_sqlite() {
-            beside_sqlite_writes(store, futures_util::future::join_all(tasks)).await?;
-        } else {
-            for task in tasks {
-                tokio::spawn(task);
+        let tasks = {
+            let batches = batches.clone();
+            move |store: Store| {
+                futures_util::future::join_all((0..writers).map(|_| {
+                    write_batches(store.clone(), receiver.clone(), max_batch, batches.clone())
+                }))
             }
+        };
+        if pinned {
+            on_a_thread_of_their_own(store, writers, tasks).await?;
+        } else {
+            tokio::spawn(tasks(store));
         }
         Ok(Self { queue, batches })
     }
@@ -126,19 +130,26 @@ impl Ingestor {
     }
 }
 
-/// Runs `writers` on a thread of their own, held to one core, and reopens
-/// SQLite's write connection from it. sqlx runs each SQLite connection on a
-/// thread of its own, which the writer meets at every statement (about ten a
-/// batch, each a hand-off both ways); on two cores, each hand-off wakes the
-/// other core, which on a virtual machine costs about 0.1 ms. A thread starts
-/// on its creator's cores, so the reopened connection's thread shares the
-/// writer's core, and the hand-offs stay on it: 1.25x the ingest rate on
-/// SQLite (docs/benchmarks.md, sixth round). The rest of the server keeps
-/// every core.
-async fn beside_sqlite_writes(
+/// Runs the writers on a thread of their own, held to one core, writing
+/// through connections opened from it (`Store::open_writes_here`). sqlx runs
+/// each SQLite connection on a thread of its own, which the writer meets at
+/// every statement (about ten a batch, each a hand-off both ways); on two
+/// cores, each hand-off wakes the other core, which on a virtual machine
+/// costs about 0.1 ms. A thread starts on its creator's cores, so the
+/// reopened connection's thread shares the writer's core, and the hand-offs
+/// stay on it: 1.25x the ingest rate on SQLite (docs/benchmarks.md, sixth
+/// round). A PostgreSQL connection's socket wakes the runtime it was opened
+/// on: opened here, its answers wake the writer's thread itself instead of
+/// the main runtime's (1.11-1.30x on PostgreSQL, seventh round). The rest of
+/// the server keeps every core.
+async fn on_a_thread_of_their_own<W>(
     store: Store,
-    writers: impl Future<Output = impl Send> + Send + 'static,
-) -> std::io::Result<()> {
+    writers: usize,
+    tasks: impl FnOnce(Store) -> W + Send + 'static,
+) -> std::io::Result<()>
+where
+    W: Future<Output: Send> + Send + 'static,
+{
     let (started, ready) = oneshot::channel();
     std::thread::Builder::new()
         .name("ingest-writer".to_owned())
@@ -155,12 +166,27 @@ async fn beside_sqlite_writes(
                 }
             };
             runtime.block_on(async move {
-                if let Err(err) = store.reopen_writes_here().await {
-                    // Opened again where it is next needed: slower, not wrong.
-                    log::warn!("could not reopen the SQLite write connection beside the ingest writer: {err}");
-                }
+                let connections = u32::try_from(writers).unwrap_or(u32::MAX);
+                let own = match store.open_writes_here(connections).await {
+                    Ok(own) => Some(own),
+                    Err(err) => {
+                        // The store's own connections serve: slower, not wrong.
+                        log::warn!(
+                            "could not open write connections beside the ingest writer: {err}"
+                        );
+                        None
+                    }
+                };
                 let _ = started.send(Ok(()));
-                writers.await;
+                match own {
+                    Some(own) => {
+                        tasks(own.clone()).await;
+                        own.close_writes_opened_here().await;
+                    }
+                    None => {
+                        tasks(store).await;
+                    }
+                }
             });
         })?;
     ready.await.unwrap_or_else(|_| {

@@ -28,8 +28,8 @@ pub struct DatabaseSettings {
     /// transaction opens while the queue fills); more overlap round trips,
     /// which pays off only when each takes long (a distant database).
     pub ingest_writers: usize,
-    /// On SQLite: the writers run on a thread of their own that shares one
-    /// core with SQLite's write connection (see `billing::ingest`).
+    /// The writers run on a thread of their own held to one core, beside
+    /// their write connections (see `billing::ingest`).
     pub ingest_pinned: bool,
 }
 

@@ -15,7 +15,7 @@ pub struct JobLock {
 impl Store {
     /// The lock of job `name`, or `None` when another instance holds it.
     pub async fn try_lock_job(&self, name: &str) -> Result<Option<JobLock>, StoreError> {
-        let Pool::Postgres(pool) = &self.pool else {
+        let Pool::Postgres { reads: pool, .. } = &self.pool else {
             return Ok(Some(JobLock { held: None }));
         };
         let key = job_key(name);

@@ -119,7 +119,9 @@ enum Pool {
         reads: SqlitePool,
         writes: SqlitePool,
     },
-    Postgres(PgPool),
+    /// `writes` is `reads` until the ingest writer opens connections of
+    /// its own from its thread (`open_writes_here`).
+    Postgres { reads: PgPool, writes: PgPool },
 }
 
 /// Runs the same block against whichever pool the store holds. The block is
@@ -128,7 +130,7 @@ macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::Sqlite { reads: $pool, .. } => $body,
-            $crate::store::Pool::Postgres($pool) => $body,
+            $crate::store::Pool::Postgres { reads: $pool, .. } => $body,
         }
     };
 }
@@ -224,6 +226,10 @@ impl BeginWrite for PgPool {
 /// (`?options[random_page_cost]=4`).
 const RANDOM_PAGE_COST: &str = "1.1";
 
+/// What the ingest writer's own PostgreSQL connections are called in
+/// `pg_stat_activity`.
+const INGEST_APPLICATION_NAME: &str = "lance-billing ingest";
+
 /// How long a SQLite write waits for the one before it.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -253,7 +259,14 @@ impl Store {
                 channel: cache::change_feed::channel(&pool).await?,
                 instance: uuid::Uuid::new_v4().to_string(),
             };
-            let store = Self::new(Pool::Postgres(pool.clone()), settings, Some(feed.clone()));
+            let store = Self::new(
+                Pool::Postgres {
+                    reads: pool.clone(),
+                    writes: pool.clone(),
+                },
+                settings,
+                Some(feed.clone()),
+            );
             store
                 .caches
                 .announce_to(cache::change_feed::spawn_announcer(
@@ -309,7 +322,7 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let conn = match &self.pool {
             Pool::Sqlite { writes, .. } => TxConn::Sqlite(writes.begin_write().await?),
-            Pool::Postgres(pool) => TxConn::Postgres(pool.begin_write().await?),
+            Pool::Postgres { writes, .. } => TxConn::Postgres(writes.begin_write().await?),
         };
         Ok(Tx {
             conn,
@@ -319,15 +332,43 @@ impl Store {
         })
     }
 
-    /// Reopens SQLite's write connection from the calling thread, so the
-    /// thread sqlx runs it on starts on this thread's cores (a new thread
-    /// inherits its creator's): see `billing::ingest`. Nothing on PostgreSQL.
-    pub async fn reopen_writes_here(&self) -> Result<(), StoreError> {
-        if let Pool::Sqlite { writes, .. } = &self.pool {
-            writes.acquire().await?.close().await?;
-            drop(writes.acquire().await?);
+    /// Opens the write connections again from the calling thread, for the
+    /// ingest writer running there (`billing::ingest`): SQLite's one write
+    /// connection is reopened, so the thread sqlx runs it on starts on this
+    /// thread's cores (a new thread inherits its creator's); on PostgreSQL,
+    /// the returned store writes through `connections` connections of its
+    /// own, opened here, so their sockets wake this thread's runtime.
+    pub async fn open_writes_here(&self, connections: u32) -> Result<Store, StoreError> {
+        let mut store = self.clone();
+        match &mut store.pool {
+            Pool::Sqlite { writes, .. } => {
+                writes.acquire().await?.close().await?;
+                drop(writes.acquire().await?);
+            }
+            Pool::Postgres { reads, writes } => {
+                *writes = PgPoolOptions::new()
+                    .max_connections(connections.max(1))
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(
+                        (*reads.connect_options())
+                            .clone()
+                            .application_name(INGEST_APPLICATION_NAME),
+                    )
+                    .await?;
+            }
         }
-        Ok(())
+        Ok(store)
+    }
+
+    /// Closes the PostgreSQL connections a store from `open_writes_here`
+    /// opened. SQLite's one write connection is every writer's, and `close`
+    /// closes it.
+    pub async fn close_writes_opened_here(&self) {
+        if let Pool::Postgres { writes, .. } = &self.pool {
+            writes.close().await;
+        }
     }
 
     /// How many statements write transactions have run since start.
@@ -337,7 +378,7 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         with_pool!(self, |pool| MIGRATOR.run(pool).await?);
-        if let Pool::Postgres(pool) = &self.pool {
+        if let Pool::Postgres { reads: pool, .. } = &self.pool {
             compress_payloads_with_lz4(pool).await;
         }
         Ok(())
@@ -354,7 +395,7 @@ impl Store {
     pub fn backend_name(&self) -> &'static str {
         match self.pool {
             Pool::Sqlite { .. } => "sqlite",
-            Pool::Postgres(_) => "postgres",
+            Pool::Postgres { .. } => "postgres",
         }
     }
 
@@ -363,8 +404,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Pool::Sqlite { writes, .. } = &self.pool {
-            writes.close().await;
+        match &self.pool {
+            Pool::Sqlite { writes, .. } => writes.close().await,
+            Pool::Postgres { writes, .. } => writes.close().await,
         }
         with_pool!(self, |pool| pool.close().await);
     }

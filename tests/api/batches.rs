@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use lance_billing::billing::Ingested;
 use lance_billing::billing::ingest::{ReceivedEvent, ingest_batch};
+use lance_billing::domain::unix_now;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -437,16 +438,14 @@ async fn writers_wait_their_turn_and_reads_go_on_while_one_writes() {
     assert_eq!(app.count("SELECT COUNT(*) FROM stripe_events").await, 32);
 }
 
-/// On SQLite the ingest writer runs on one core, and the thread SQLite's
-/// write connection runs on shares it (see `billing::ingest`). Other tests'
-/// apps run beside this one, so it looks for a match, not for this app's pair.
+/// The ingest writer runs on a thread of its own held to one core, and on
+/// SQLite the thread its write connection runs on shares it (see
+/// `billing::ingest`). Other tests' apps run beside this one, so it looks for
+/// a match, not for this app's pair.
 #[cfg(target_os = "linux")]
 #[tokio::test]
-async fn on_sqlite_the_ingest_writer_shares_one_core_with_the_write_connection() {
+async fn the_ingest_writer_runs_on_one_core_beside_its_write_connection() {
     let app = TestApp::spawn().await;
-    if !app.store.is_sqlite() {
-        return;
-    }
     let allowed_cores = |name: &str| -> Vec<String> {
         let tasks = std::fs::read_dir("/proc/self/task").unwrap();
         tasks
@@ -465,12 +464,47 @@ async fn on_sqlite_the_ingest_writer_shares_one_core_with_the_write_connection()
             .collect()
     };
     let writers = allowed_cores("ingest-writer");
-    let connections = allowed_cores("sqlite-writes");
     assert!(!writers.is_empty(), "no ingest writer thread");
     let one_core = |cores: &String| !cores.contains([',', '-']);
     assert!(writers.iter().all(one_core), "writers on {writers:?}");
-    assert!(
-        writers.iter().all(|w| connections.contains(w)),
-        "writers on {writers:?}, write connections on {connections:?}"
+    if app.store.is_sqlite() {
+        let connections = allowed_cores("sqlite-writes");
+        assert!(
+            writers.iter().all(|w| connections.contains(w)),
+            "writers on {writers:?}, write connections on {connections:?}"
+        );
+    }
+}
+
+/// On PostgreSQL the ingest writer writes through connections of its own,
+/// opened from its thread and named for operators in `pg_stat_activity`.
+#[tokio::test]
+async fn on_postgres_the_ingest_writer_writes_through_connections_of_its_own() {
+    let app = TestApp::spawn().await;
+    if app.store.is_sqlite() {
+        return;
+    }
+    let created = unix_now();
+    let card = payment_method("pm_own_connection", Some("cus_own_connection"), "4242");
+    let response = app
+        .post_event(&event(
+            "evt_own_connection",
+            "payment_method.attached",
+            created,
+            card,
+        ))
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let named = app
+        .count(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = 'lance-billing ingest' AND datname = current_database()",
+        )
+        .await;
+    assert!(named >= 1, "no connection of the ingest writer's own");
+    assert_eq!(
+        app.count("SELECT count(*) FROM payment_methods WHERE id = 'pm_own_connection'")
+            .await,
+        1
     );
 }

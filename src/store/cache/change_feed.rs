@@ -98,7 +98,7 @@ impl Store {
         &self,
         stop: CancellationToken,
     ) -> Result<Option<JoinHandle<()>>, StoreError> {
-        let (Pool::Postgres(pool), Some(feed)) = (&self.pool, &self.feed) else {
+        let (Pool::Postgres { reads: pool, .. }, Some(feed)) = (&self.pool, &self.feed) else {
             return Ok(None);
         };
         let mut listener = PgListener::connect_with(pool).await?;
