@@ -54,7 +54,8 @@ impl Application {
     /// in between.
     pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let store = connect_and_migrate(&settings.database).await?;
-        // First, while nothing else writes: on SQLite it reopens the write connection.
+        // First, while nothing else writes: it opens the write connections again
+        // beside the writers (on SQLite, the one every writer shares).
         let ingestor = Ingestor::for_store(
             store.clone(),
             settings.database.ingest_writers,

@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::future::join_all;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
@@ -96,16 +97,20 @@ impl Ingestor {
         let batches = Arc::new(AtomicU64::new(0));
         let tasks = {
             let batches = batches.clone();
-            move |store: Store| {
-                futures_util::future::join_all((0..writers).map(|_| {
-                    write_batches(store.clone(), receiver.clone(), max_batch, batches.clone())
-                }))
+            move |store: Store| -> Vec<_> {
+                (0..writers)
+                    .map(|_| {
+                        write_batches(store.clone(), receiver.clone(), max_batch, batches.clone())
+                    })
+                    .collect()
             }
         };
         if pinned {
             on_a_thread_of_their_own(store, writers, tasks).await?;
         } else {
-            tokio::spawn(tasks(store));
+            for task in tasks(store) {
+                tokio::spawn(task);
+            }
         }
         Ok(Self { queue, batches })
     }
@@ -145,10 +150,10 @@ impl Ingestor {
 async fn on_a_thread_of_their_own<W>(
     store: Store,
     writers: usize,
-    tasks: impl FnOnce(Store) -> W + Send + 'static,
+    tasks: impl FnOnce(Store) -> Vec<W> + Send + 'static,
 ) -> std::io::Result<()>
 where
-    W: Future<Output: Send> + Send + 'static,
+    W: Future<Output = ()> + Send + 'static,
 {
     let (started, ready) = oneshot::channel();
     std::thread::Builder::new()
@@ -180,11 +185,11 @@ where
                 let _ = started.send(Ok(()));
                 match own {
                     Some(own) => {
-                        tasks(own.clone()).await;
+                        join_all(tasks(own.clone())).await;
                         own.close_writes_opened_here().await;
                     }
                     None => {
-                        tasks(store).await;
+                        join_all(tasks(store)).await;
                     }
                 }
             });

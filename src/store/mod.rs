@@ -292,7 +292,7 @@ impl Store {
             // Waiting for the write connection replaces waiting for the write
             // lock, so it gets the busy timeout's patience. The connection is
             // kept for good (no idle timeout, no lifetime): the ingest writer
-            // reopens it beside itself (`reopen_writes_here`), and nothing
+            // reopens it beside itself (`open_writes_here`), and nothing
             // should reopen it elsewhere.
             let writes = SqlitePoolOptions::new()
                 .max_connections(1)
@@ -350,7 +350,7 @@ impl Store {
                     .max_connections(connections.max(1))
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(reads.options().get_acquire_timeout())
                     .connect_with(
                         (*reads.connect_options())
                             .clone()
@@ -404,9 +404,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Sqlite { writes, .. } => writes.close().await,
-            Pool::Postgres { writes, .. } => writes.close().await,
+        // On PostgreSQL this store writes through its reads' pool.
+        if let Pool::Sqlite { writes, .. } = &self.pool {
+            writes.close().await;
         }
         with_pool!(self, |pool| pool.close().await);
     }
