@@ -37,8 +37,12 @@ impl Server {
             .await
             .map_err(|e| e.to_string())?;
         let port = free_port()?;
+        let server_database_url = match knob("BENCH_DATABASE_DELAY_US", 0) {
+            0 => database_url.clone(),
+            us => through_delay(&database_url, Duration::from_micros(us))?,
+        };
         let mut env = vec![
-            ("DATABASE_URL", database_url.clone()),
+            ("DATABASE_URL", server_database_url),
             ("DEV_AUTH", "true".to_owned()),
             (
                 "DEV_KEY_FILE",
@@ -193,6 +197,71 @@ pub fn exit_on_error(result: Result<(), String>) {
         eprintln!("benchmark failed: {err}");
         std::process::exit(1);
     }
+}
+
+/// `url` with its host and port those of a relay that holds each chunk
+/// `round_trip / 2` each way: the database across a network, on loopback
+/// (BENCH_DATABASE_DELAY_US, PostgreSQL only). The bench's own reads go
+/// direct.
+fn through_delay(url: &str, round_trip: Duration) -> Result<String, String> {
+    let mut url = url::Url::parse(url).map_err(|e| e.to_string())?;
+    if !url.scheme().starts_with("postgres") {
+        return Err("BENCH_DATABASE_DELAY_US needs BENCH_DATABASE_URL (PostgreSQL)".into());
+    }
+    let upstream = format!(
+        "{}:{}",
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port().unwrap_or(5432)
+    );
+    let port = delay_relay(upstream, round_trip / 2)?;
+    url.set_host(Some("127.0.0.1")).map_err(|e| e.to_string())?;
+    url.set_port(Some(port))
+        .map_err(|()| "a PostgreSQL URL has a port".to_owned())?;
+    Ok(url.to_string())
+}
+
+/// A TCP relay to `upstream` on a free port, passing each chunk on
+/// `one_way` after it arrived, in order, on threads of its own.
+fn delay_relay(upstream: String, one_way: Duration) -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (Ok(client_side), Ok(server_side)) = (client.try_clone(), server.try_clone())
+            else {
+                continue;
+            };
+            let _ = (client.set_nodelay(true), server.set_nodelay(true));
+            relay_one_way(client, server_side, one_way);
+            relay_one_way(server, client_side, one_way);
+        }
+    });
+    Ok(port)
+}
+
+fn relay_one_way(mut from: std::net::TcpStream, mut to: std::net::TcpStream, delay: Duration) {
+    use std::io::{Read, Write};
+    let (chunks, arrived) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        let mut buffer = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = from.read(&mut buffer) {
+            if chunks.send((Instant::now(), buffer[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for (at, chunk) in arrived {
+            std::thread::sleep((at + delay).saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
 }
 
 pub fn free_port() -> Result<u16, String> {

@@ -247,13 +247,58 @@ impl Tx {
     /// Links each customer to its organization unless either is already
     /// linked elsewhere, or the customer is deleted: the first link wins, in
     /// the order given, so a late or replayed event cannot move a customer
-    /// between organizations. Creates organization rows as needed. Decided on
-    /// what is stored (one read), written with one statement whose guard
-    /// holds against another instance's link. Returns the links made.
+    /// between organizations. Creates organization rows as needed. Written
+    /// with one statement whose guard holds against another instance's link;
+    /// when two of the batch's links share an organization or a customer,
+    /// the order decides, so they are first decided on what is stored (one
+    /// read more). Returns the links made.
     pub async fn link_customers_if_free(
         &mut self,
         links: &[(String, String)],
     ) -> Result<u64, StoreError> {
+        let mut seen = HashSet::new();
+        let links: Vec<&(String, String)> = links.iter().filter(|l| seen.insert(*l)).collect();
+        if links.is_empty() {
+            return Ok(0);
+        }
+        let made = if each_link_stands_alone(&links) {
+            self.link_each_if_free(&links).await?
+        } else {
+            self.link_in_order_if_free(&links).await?
+        };
+        for org in &made {
+            self.changed.org(org);
+        }
+        Ok(made.len() as u64)
+    }
+
+    /// Links each of `links` whose organization and customer are both free
+    /// (and the customer not deleted), with one statement: no two of them
+    /// share an organization or a customer, so none decides another.
+    async fn link_each_if_free(
+        &mut self,
+        links: &[&(String, String)],
+    ) -> Result<Vec<String>, StoreError> {
+        static LINK_IF_FREE: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::filtered(
+                "organizations",
+                &LINK_COLUMNS,
+                "NOT EXISTS (SELECT 1 FROM organizations o \
+                 WHERE o.stripe_customer_id = given.stripe_customer_id) \
+                 AND NOT EXISTS (SELECT 1 FROM customers c \
+                 WHERE c.id = given.stripe_customer_id AND c.deleted = TRUE)",
+                LINK_TAIL,
+            )
+        });
+        self.insert_links(&LINK_IF_FREE, links).await
+    }
+
+    /// Links `links` in order, each if its organization and customer are
+    /// free by then, decided on what is stored (one read).
+    async fn link_in_order_if_free(
+        &mut self,
+        links: &[&(String, String)],
+    ) -> Result<Vec<String>, StoreError> {
         // Organizations by id and by customer, and deleted customers: what
         // the batch's links are decided on, in one read.
         static STANDING: LazyLock<ListQuery> = LazyLock::new(|| {
@@ -264,18 +309,8 @@ impl Tx {
                  UNION ALL SELECT NULL, id, TRUE FROM customers WHERE deleted = TRUE AND id {in_ids}",
             )
         });
-        static LINK: LazyLock<InsertRows> = LazyLock::new(|| {
-            InsertRows::new(
-                "organizations",
-                &["id", "stripe_customer_id", "created_at", "updated_at"],
-                "ON CONFLICT (id) DO UPDATE \
-                 SET stripe_customer_id = excluded.stripe_customer_id, updated_at = excluded.updated_at \
-                 WHERE organizations.stripe_customer_id IS NULL RETURNING id",
-            )
-        });
-        if links.is_empty() {
-            return Ok(0);
-        }
+        static LINK: LazyLock<InsertRows> =
+            LazyLock::new(|| InsertRows::new("organizations", &LINK_COLUMNS, LINK_TAIL));
         let mut ids: Vec<&str> = links
             .iter()
             .flat_map(|(org, customer)| [org.as_str(), customer.as_str()])
@@ -297,20 +332,27 @@ impl Tx {
         }
         let new: Vec<&(String, String)> = links
             .iter()
+            .copied()
             .filter(|(org, customer)| linked.link(org, customer))
             .collect();
+        self.insert_links(&LINK, &new).await
+    }
+
+    /// Runs `insert` (of `organizations`: `LINK_COLUMNS`, ending in
+    /// `LINK_TAIL`) for `links`; returns the organizations linked.
+    async fn insert_links(
+        &mut self,
+        insert: &'static InsertRows,
+        links: &[&(String, String)],
+    ) -> Result<Vec<String>, StoreError> {
         let now = unix_now();
         let columns = vec![
-            Column::column(new.iter().map(|(org, _)| org)),
-            Column::column(new.iter().map(|(_, customer)| customer)),
-            repeated(now, new.len()),
-            repeated(now, new.len()),
+            Column::column(links.iter().map(|(org, _)| org)),
+            Column::column(links.iter().map(|(_, customer)| customer)),
+            repeated(now, links.len()),
+            repeated(now, links.len()),
         ];
-        let made = self.insert_rows(&LINK, columns).await?;
-        for org in &made {
-            self.changed.org(org);
-        }
-        Ok(made.len() as u64)
+        self.insert_rows(insert, columns).await
     }
 
     /// Deleted Stripe customers can no longer open the portal: forget their links.
@@ -345,6 +387,24 @@ impl Tx {
         let pairs: Vec<(String, String)> = self.fetch_listed(&SQL, customers).await?;
         Ok(pairs.into_iter().collect())
     }
+}
+
+/// A link's organization row, written by `Tx::insert_links`.
+const LINK_COLUMNS: [&str; 4] = ["id", "stripe_customer_id", "created_at", "updated_at"];
+
+/// A link's organization row: created, or given the customer if it has none.
+const LINK_TAIL: &str = "ON CONFLICT (id) DO UPDATE \
+     SET stripe_customer_id = excluded.stripe_customer_id, updated_at = excluded.updated_at \
+     WHERE organizations.stripe_customer_id IS NULL RETURNING id";
+
+/// Whether no two of `links` share an organization or a customer, so each
+/// can be decided on what is stored alone, in any order.
+fn each_link_stands_alone(links: &[&(String, String)]) -> bool {
+    let mut orgs = HashSet::new();
+    let mut customers = HashSet::new();
+    links
+        .iter()
+        .all(|(org, customer)| orgs.insert(org) && customers.insert(customer))
 }
 
 /// Who is linked to whom, as a batch of links is decided in order.

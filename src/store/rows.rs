@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
-use super::sets::{Column, InsertRows, Values, repeated};
+use super::sets::{Column, InsertRows, OwnedRows, Values, repeated};
 use super::upsert::{Update, upsert_sql};
 use super::{StoreError, Tx};
 use crate::domain::unix_now;
@@ -243,16 +243,23 @@ fn only_written<R: SyncedRow>(rows: Vec<R>, written: &[String]) -> Vec<R> {
 /// The first layer of several tables' rows, written together (one
 /// statement on PostgreSQL, see `Tx::insert_together`): the tables do not
 /// depend on each other, and a batch's rows rarely need a second layer.
+/// Rows owned by a table's rows (`OwnedRows`) are replaced in the same
+/// statement as their owners.
 #[derive(Default)]
 pub(super) struct Round {
     inserts: Vec<(&'static InsertRows, Vec<Values>)>,
+    owned: Vec<(usize, &'static OwnedRows, Vec<Values>)>,
 }
+
+/// The columns of the rows the given rows own.
+type OwnedColumns<R> = fn(&[R]) -> Vec<Values>;
 
 /// One table's rows in a `Round`: its first layer, and the layers after.
 pub(super) struct Pending<R> {
     insert: Option<usize>,
     first: Vec<R>,
     rest: Vec<Vec<R>>,
+    owns: Option<(&'static OwnedRows, OwnedColumns<R>)>,
 }
 
 impl Round {
@@ -267,18 +274,36 @@ impl Round {
             insert,
             first,
             rest: layers.collect(),
+            owns: None,
         }
+    }
+
+    /// Adds `rows`, each owning rows of `owned` (their columns `columns_of`
+    /// the rows), which are replaced whenever their owner is written.
+    pub(super) fn add_owning<R: UpsertRow>(
+        &mut self,
+        rows: Vec<R>,
+        owned: &'static OwnedRows,
+        columns_of: OwnedColumns<R>,
+    ) -> Pending<R> {
+        let mut pending = self.add(rows);
+        if let Some(insert) = pending.insert {
+            self.owned.push((insert, owned, columns_of(&pending.first)));
+        }
+        pending.owns = Some((owned, columns_of));
+        pending
     }
 
     /// Writes the first layers; then `Pending::finish` each table.
     pub(super) async fn write(self, tx: &mut Tx) -> Result<Vec<Vec<String>>, StoreError> {
-        tx.insert_together(self.inserts).await
+        tx.insert_together(self.inserts, self.owned).await
     }
 }
 
 impl<R: UpsertRow> Pending<R> {
     /// The rows written: of the first layer (by the round's `written`), and
-    /// of the later layers, written now, one statement each.
+    /// of the later layers, written now, one statement each, then the rows
+    /// these own, as the newest version written of each owner has them.
     pub(super) async fn finish(
         self,
         written: &[Vec<String>],
@@ -286,9 +311,19 @@ impl<R: UpsertRow> Pending<R> {
     ) -> Result<Vec<R>, StoreError> {
         let ids = self.insert.and_then(|i| written.get(i));
         let mut rows = only_written(self.first, ids.map_or(&[], Vec::as_slice));
+        let mut later = Vec::new();
         for layer in self.rest {
-            rows.extend(R::upsert_layer(layer, tx).await?);
+            later.extend(R::upsert_layer(layer, tx).await?);
         }
+        if let Some((owned, columns_of)) = self.owns.filter(|_| !later.is_empty()) {
+            // Later layers are newer: the last version of each id wins.
+            let newest: BTreeMap<&str, &R> = later.iter().map(|r| (r.id(), r)).collect();
+            let owners: Vec<&str> = newest.keys().copied().collect();
+            let newest: Vec<R> = newest.values().map(|r| (*r).clone()).collect();
+            tx.replace_owned(owned, &owners, columns_of(&newest))
+                .await?;
+        }
+        rows.extend(later);
         Ok(rows)
     }
 }
@@ -479,9 +514,9 @@ synced_table! {
 
 impl SubscriptionItemRow {
     /// Items are part of their subscription's snapshot, not versioned alone:
-    /// written (each id once) with one statement.
-    pub(super) async fn upsert_all(items: &[(&str, &Self)], tx: &mut Tx) -> Result<(), StoreError> {
-        static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
+    /// replaced with it (see `OwnedRows`).
+    pub(super) fn owned_by_subscriptions() -> &'static OwnedRows {
+        static ITEMS: LazyLock<OwnedRows> = LazyLock::new(|| {
             let columns = [
                 "id",
                 "subscription_id",
@@ -495,15 +530,26 @@ impl SubscriptionItemRow {
                 "current_period_start",
                 "current_period_end",
             ];
-            upsert_sql("subscription_items", &columns, &[], false)
+            OwnedRows::new(
+                upsert_sql("subscription_items", &columns, &[], false),
+                "subscription_id",
+            )
         });
-        let items: BTreeMap<&str, (&str, &Self)> = items
+        &ITEMS
+    }
+
+    /// The items of `subscriptions`, as the columns of `owned_by_subscriptions`;
+    /// an item id given twice (one statement writes a row once) keeps its
+    /// last subscription.
+    pub(super) fn columns_of(subscriptions: &[SubscriptionRow]) -> Vec<Values> {
+        let items: BTreeMap<&str, (&str, &Self)> = subscriptions
             .iter()
-            .map(|(subscription, item)| (item.id.as_str(), (*subscription, *item)))
+            .flat_map(|s| s.items.iter().map(move |item| (s.id.as_str(), item)))
+            .map(|(subscription, item)| (item.id.as_str(), (subscription, item)))
             .collect();
         let items: Vec<(&str, &Self)> = items.into_values().collect();
         let subscriptions: Vec<String> = items.iter().map(|(s, _)| (*s).to_owned()).collect();
-        let columns = vec![
+        vec![
             Column::column(items.iter().map(|(_, i)| &i.id)),
             Column::column(subscriptions.iter()),
             Column::column(items.iter().map(|(_, i)| &i.price_id)),
@@ -515,9 +561,7 @@ impl SubscriptionItemRow {
             Column::column(items.iter().map(|(_, i)| &i.interval_count)),
             Column::column(items.iter().map(|(_, i)| &i.current_period_start)),
             Column::column(items.iter().map(|(_, i)| &i.current_period_end)),
-        ];
-        tx.insert_rows(&SQL, columns).await?;
-        Ok(())
+        ]
     }
 }
 

@@ -3,7 +3,7 @@
 //! means for the caches: whose Plans tab it changed. Also the reads the sync
 //! rules make inside the same transaction.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use super::rows::{Round, SyncedRow};
@@ -38,16 +38,20 @@ pub struct SyncedRows {
 
 impl Tx {
     /// Writes a batch's rows of every synced table: the tables do not depend
-    /// on each other, so their first layers go together (one statement on
-    /// PostgreSQL), then any later layers and the written subscriptions'
-    /// items. Returns how many rows changed.
+    /// on each other, so their first layers go together with the written
+    /// subscriptions' items (one statement on PostgreSQL), then any later
+    /// layers. Returns how many rows changed.
     pub async fn upsert_synced(&mut self, rows: SyncedRows) -> Result<u64, StoreError> {
         let mut round = Round::default();
         let products = round.add(rows.products);
         let prices = round.add(rows.prices);
         let features = round.add(rows.features);
         let customers = round.add(rows.customers);
-        let subscriptions = round.add(rows.subscriptions);
+        let subscriptions = round.add_owning(
+            rows.subscriptions,
+            SubscriptionItemRow::owned_by_subscriptions(),
+            SubscriptionItemRow::columns_of,
+        );
         let invoices = round.add(rows.invoices);
         let payment_methods = round.add(rows.payment_methods);
         let entitlements = round.add(rows.entitlements);
@@ -61,7 +65,7 @@ impl Tx {
         let customers = customers.finish(&written, self).await?;
         changed += self.wrote_customers(&customers);
         let subscriptions = subscriptions.finish(&written, self).await?;
-        changed += self.wrote_subscriptions(&subscriptions).await?;
+        changed += self.wrote_subscriptions(&subscriptions);
         let invoices = invoices.finish(&written, self).await?;
         changed += self.wrote_invoices(&invoices);
         let payment_methods = payment_methods.finish(&written, self).await?;
@@ -84,38 +88,12 @@ impl Tx {
         written.len() as u64
     }
 
-    /// Also replaces the written subscriptions' items.
-    async fn wrote_subscriptions(
-        &mut self,
-        written: &[SubscriptionRow],
-    ) -> Result<u64, StoreError> {
+    /// Their items were replaced with them (`Round::add_owning`).
+    fn wrote_subscriptions(&mut self, written: &[SubscriptionRow]) -> u64 {
         for row in written {
             self.changed.customer(&row.customer_id);
         }
-        self.replace_subscription_items(written).await?;
-        Ok(written.len() as u64)
-    }
-
-    /// Items are part of the subscription's snapshot: replaced with it.
-    /// `subscriptions` are the written versions, oldest first where one
-    /// subscription was written in several (`rows::layers`): its items are
-    /// the newest's alone, as one event at a time would leave them.
-    async fn replace_subscription_items(
-        &mut self,
-        subscriptions: &[SubscriptionRow],
-    ) -> Result<(), StoreError> {
-        static DELETE: LazyLock<ListQuery> = LazyLock::new(|| {
-            ListQuery::new("DELETE FROM subscription_items WHERE subscription_id {in_ids}")
-        });
-        let newest: BTreeMap<&str, &SubscriptionRow> =
-            subscriptions.iter().map(|s| (s.id.as_str(), s)).collect();
-        let ids: Vec<&str> = newest.keys().copied().collect();
-        self.execute_listed(&DELETE, &ids, None).await?;
-        let items: Vec<(&str, &SubscriptionItemRow)> = newest
-            .values()
-            .flat_map(|s| s.items.iter().map(move |item| (s.id.as_str(), item)))
-            .collect();
-        SubscriptionItemRow::upsert_all(&items, self).await
+        written.len() as u64
     }
 
     fn wrote_invoices(&mut self, written: &[InvoiceRow]) -> u64 {

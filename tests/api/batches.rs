@@ -335,6 +335,127 @@ async fn a_batch_leaves_what_its_events_one_at_a_time_oldest_first_leave() {
     }
 }
 
+/// Each organization's customer, by organization.
+async fn links_of(app: &TestApp) -> BTreeMap<String, Option<String>> {
+    let rows: Vec<(String, Option<String>)> = crate::with_db!(&app.db, |pool| {
+        sqlx::query_as("SELECT id, stripe_customer_id FROM organizations")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    });
+    rows.into_iter().collect()
+}
+
+/// A batch's links that share no organization and no customer are written
+/// with one statement, each decided on what is stored; those that do are
+/// decided in arrival order: a link refused for a taken organization does
+/// not hold its customer back from a later one.
+#[tokio::test]
+async fn a_batch_links_customers_as_one_event_at_a_time_would() {
+    let app = TestApp::spawn().await;
+    // (customer, organization) of each event, batch by batch.
+    let batches: [&[(&str, &str)]; 4] = [
+        &[("cus_L9", "org_L1"), ("cus_L5", "org_L5")],
+        // Each alone: one organization already has a customer, one
+        // customer already has an organization, one pair is free.
+        &[
+            ("cus_L2", "org_L1"),
+            ("cus_L5", "org_L4"),
+            ("cus_L6", "org_L6"),
+        ],
+        // Sharing a customer: the first link is refused (its organization
+        // is taken), so the second one gets the customer.
+        &[("cus_L7", "org_L1"), ("cus_L7", "org_L7")],
+        // Sharing a free organization, then a free customer: the first wins.
+        &[
+            ("cus_L8", "org_L8"),
+            ("cus_L10", "org_L8"),
+            ("cus_L11", "org_L11"),
+            ("cus_L11", "org_L12"),
+        ],
+    ];
+    let mut sent = 0;
+    for batch in batches {
+        let mut events = Vec::new();
+        for (customer, org) in batch {
+            sent += 1;
+            events.push(event(
+                &format!("evt_link{sent}"),
+                "customer.updated",
+                100 + sent,
+                crate::stripe_fixtures::customer(customer, Some(org), None),
+            ));
+        }
+        ingest(&app, &events).await;
+    }
+    let some = |c: &str| Some(c.to_owned());
+    assert_eq!(
+        links_of(&app).await,
+        BTreeMap::from([
+            ("org_L1".to_owned(), some("cus_L9")),
+            ("org_L5".to_owned(), some("cus_L5")),
+            ("org_L6".to_owned(), some("cus_L6")),
+            ("org_L7".to_owned(), some("cus_L7")),
+            ("org_L8".to_owned(), some("cus_L8")),
+            ("org_L11".to_owned(), some("cus_L11")),
+        ])
+    );
+}
+
+/// What a batch costs in statements (BEGIN and COMMIT aside), whatever it
+/// carries: on PostgreSQL, where each is a round trip, recording the events,
+/// every synced table with the subscriptions' items, and the links.
+#[tokio::test]
+async fn a_batch_of_every_kind_takes_a_statement_a_step_not_an_event() {
+    let app = TestApp::spawn().await;
+    let batch = |round: i64| -> Vec<Value> {
+        (0..8)
+            .flat_map(|n| {
+                let (cus, org) = (format!("cus_S{n}"), format!("org_S{n}"));
+                let sub = format!("sub_S{n}");
+                let t = 100 + round;
+                let id = |kind: &str| format!("evt_S{n}_{kind}_{round}");
+                [
+                    event(&id("sub"), "customer.subscription.updated", t, {
+                        let mut s = subscription(&sub, &cus, "active");
+                        s["items"]["data"][0]["quantity"] = (round + 1).into();
+                        s
+                    }),
+                    event(
+                        &id("inv"),
+                        "invoice.paid",
+                        t,
+                        invoice(&format!("in_S{n}_{round}"), &cus, &sub, "paid", t),
+                    ),
+                    event(
+                        &id("pm"),
+                        "payment_method.attached",
+                        t,
+                        payment_method(&format!("pm_S{n}_{round}"), Some(&cus), "4242"),
+                    ),
+                    event(
+                        &id("cus"),
+                        "customer.updated",
+                        t,
+                        crate::stripe_fixtures::customer(&cus, Some(&org), None),
+                    ),
+                ]
+            })
+            .collect()
+    };
+    ingest(&app, &batch(0)).await;
+    let before = app.store.write_statements();
+    ingest(&app, &batch(1)).await;
+    let statements = app.store.write_statements() - before;
+    let expected = match app.db {
+        TestDb::Postgres(_) => 3,
+        // Where a statement is no round trip: the record, one a table (four
+        // here), the items' delete and insert, the links.
+        TestDb::Sqlite(_) => 8,
+    };
+    assert_eq!(statements, expected, "32 events of four kinds");
+}
+
 #[tokio::test]
 async fn a_poison_event_in_a_batch_is_refused_alone_and_the_others_commit() {
     let app = TestApp::spawn().await;
