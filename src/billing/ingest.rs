@@ -5,8 +5,9 @@
 //! cap throughput at the disk's fsync rate, so writer tasks take every event
 //! waiting in the queue (up to a batch size) and commit them together; and
 //! a statement per event would cap it at the round trips, so a batch is
-//! written set-wise: one statement records all its events, and each table
-//! its changes touch is written with one statement (see `apply`). An event's
+//! written set-wise: one statement records all its events and writes each
+//! synced table its changes touch (on PostgreSQL; a statement each on
+//! SQLite), and one more its links (see `apply`). An event's
 //! changes are planned where it is received, off the writers. If a batch
 //! hits a database error, it is rolled back and its events are redone one
 //! transaction each, so only the failing event is refused. A delivery is
@@ -22,6 +23,7 @@ use futures_util::future::join_all;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
+use super::apply::record_and_apply;
 use super::{Change, apply_changes, plan};
 use crate::store::{EventRecord, Store, StoreError, Tx};
 use crate::stripe::objects::Event;
@@ -332,8 +334,16 @@ async fn apply_in_one_transaction(
         .filter(|(_, first)| **first)
         .map(|(received, _)| record_of(received))
         .collect();
-    let recorded = tx.record_events(&records).await?;
-    let mut changes = Vec::new();
+    let planned: Vec<(&str, &[Change])> = events
+        .iter()
+        .zip(&firsts)
+        .filter(|(_, first)| **first)
+        .filter_map(|(received, _)| {
+            let changes = received.planned.as_ref().ok()?;
+            Some((received.event.id.as_str(), changes.as_slice()))
+        })
+        .collect();
+    let recorded = record_and_apply(&mut tx, &records, &planned).await?;
     let mut outcomes = Vec::with_capacity(events.len());
     for (received, first) in events.iter().zip(firsts) {
         let event = &received.event;
@@ -342,10 +352,7 @@ async fn apply_in_one_transaction(
             continue;
         }
         match &received.planned {
-            Ok(planned) => {
-                changes.extend(planned.iter().cloned());
-                outcomes.push(Ingested::Applied);
-            }
+            Ok(_) => outcomes.push(Ingested::Applied),
             Err(reason) => {
                 log::error!(
                     "webhook event {} ({}) could not be applied: {reason}",
@@ -356,7 +363,6 @@ async fn apply_in_one_transaction(
             }
         }
     }
-    apply_changes(&mut tx, &changes).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

@@ -1,7 +1,6 @@
 //! The `stripe_events` log: every verified delivery, its payload, and
 //! whether applying it succeeded.
 
-use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use super::sets::{Column, InsertRows, Values, repeated};
@@ -19,32 +18,14 @@ pub struct EventRecord<'a> {
     pub failure: Option<&'a str>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StoredEvent {
-    pub id: String,
-    #[sqlx(rename = "type")]
-    pub kind: String,
-    pub created: i64,
-    pub payload: String,
-    pub received_at: i64,
-    pub processed_at: Option<i64>,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-}
-
-/// Longer error texts are cut: they are for operators, not storage.
-const MAX_ERROR_LEN: usize = 1000;
-
-impl Tx {
-    /// Records a batch's deliveries (each id at most once) with one
-    /// statement, each as processed, or as failed (kept for replay) when it
-    /// carries a `failure`; the caller applies them in the same transaction.
-    /// Returns the ids recorded now: new ones, and ones that failed before.
-    /// The others were applied before, and a redelivery changes nothing.
-    pub async fn record_events(
-        &mut self,
-        events: &[EventRecord<'_>],
-    ) -> Result<HashSet<String>, StoreError> {
+impl EventRecord<'_> {
+    /// The insert recording a batch's deliveries (each id at most once),
+    /// each as processed, or as failed (kept for replay) when it carries a
+    /// `failure`; the caller applies them in the same transaction
+    /// (`Tx::record_and_upsert_synced`). It returns the ids recorded now:
+    /// new ones, and ones that failed before. The others were applied
+    /// before, and a redelivery changes nothing.
+    pub(crate) fn statement(events: &[Self]) -> (&'static InsertRows, Vec<Values>) {
         static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
             InsertRows::new(
                 "stripe_events",
@@ -92,9 +73,27 @@ impl Tx {
                     .collect(),
             ),
         ];
-        Ok(self.insert_rows(&SQL, columns).await?.into_iter().collect())
+        (&SQL, columns)
     }
+}
 
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub created: i64,
+    pub payload: String,
+    pub received_at: i64,
+    pub processed_at: Option<i64>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// Longer error texts are cut: they are for operators, not storage.
+const MAX_ERROR_LEN: usize = 1000;
+
+impl Tx {
     pub async fn mark_event_processed(&mut self, id: &str) -> Result<(), StoreError> {
         with_tx!(self, |conn| {
             sqlx::query(

@@ -294,6 +294,13 @@ impl Round {
         pending
     }
 
+    /// Adds an insert independent of the tables' (the record of the events
+    /// whose rows these are); returns where its written ids will be.
+    pub(super) fn also(&mut self, insert: &'static InsertRows, columns: Vec<Values>) -> usize {
+        self.inserts.push((insert, columns));
+        self.inserts.len() - 1
+    }
+
     /// Writes the first layers; then `Pending::finish` each table.
     pub(super) async fn write(self, tx: &mut Tx) -> Result<Vec<Vec<String>>, StoreError> {
         tx.insert_together(self.inserts, self.owned).await

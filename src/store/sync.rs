@@ -9,8 +9,8 @@ use std::sync::LazyLock;
 use super::rows::{Round, SyncedRow};
 use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
 use super::{
-    CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
-    StoreError, SubscriptionItemRow, SubscriptionRow, Tx, Version, with_tx,
+    CustomerRow, EntitlementsRow, EventRecord, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
+    ProductRow, StoreError, SubscriptionItemRow, SubscriptionRow, Tx, Version, with_tx,
 };
 use crate::domain::unix_now;
 
@@ -23,7 +23,7 @@ pub struct CreditGrant {
     pub amount: i64,
 }
 
-/// A batch's synced rows, a table each, written by `Tx::upsert_synced`.
+/// A batch's synced rows, a table each, written by `Tx::record_and_upsert_synced`.
 #[derive(Debug, Default)]
 pub struct SyncedRows {
     pub products: Vec<ProductRow>,
@@ -37,12 +37,24 @@ pub struct SyncedRows {
 }
 
 impl Tx {
-    /// Writes a batch's rows of every synced table: the tables do not depend
-    /// on each other, so their first layers go together with the written
+    /// Writes a batch's rows of every synced table, and records `events`
+    /// (`EventRecord::statement`, none for a write of no delivery). None of
+    /// these depend on each other, so they go together with the written
     /// subscriptions' items (one statement on PostgreSQL), then any later
-    /// layers. Returns how many rows changed.
-    pub async fn upsert_synced(&mut self, rows: SyncedRows) -> Result<u64, StoreError> {
+    /// layers. The rows need not wait for the record to say which events are
+    /// new: each is version-guarded, so a row of an event applied before
+    /// changes nothing. Returns the ids recorded now, and how many rows
+    /// changed.
+    pub async fn record_and_upsert_synced(
+        &mut self,
+        events: &[EventRecord<'_>],
+        rows: SyncedRows,
+    ) -> Result<(HashSet<String>, u64), StoreError> {
         let mut round = Round::default();
+        let record = (!events.is_empty()).then(|| {
+            let (sql, columns) = EventRecord::statement(events);
+            round.also(sql, columns)
+        });
         let products = round.add(rows.products);
         let prices = round.add(rows.prices);
         let features = round.add(rows.features);
@@ -72,7 +84,11 @@ impl Tx {
         changed += self.wrote_payment_methods(&payment_methods);
         let entitlements = entitlements.finish(&written, self).await?;
         changed += self.wrote_entitlements(&entitlements);
-        Ok(changed)
+        let recorded = record
+            .and_then(|i| written.get(i))
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default();
+        Ok((recorded, changed))
     }
 
     // What each table's written rows mean for the caches: whose Plans tab

@@ -403,8 +403,8 @@ async fn a_batch_links_customers_as_one_event_at_a_time_would() {
 }
 
 /// What a batch costs in statements (BEGIN and COMMIT aside), whatever it
-/// carries: on PostgreSQL, where each is a round trip, recording the events,
-/// every synced table with the subscriptions' items, and the links.
+/// carries: on PostgreSQL, where each is a round trip, recording the events
+/// with every synced table and the subscriptions' items, then the links.
 #[tokio::test]
 async fn a_batch_of_every_kind_takes_a_statement_a_step_not_an_event() {
     let app = TestApp::spawn().await;
@@ -448,12 +448,52 @@ async fn a_batch_of_every_kind_takes_a_statement_a_step_not_an_event() {
     ingest(&app, &batch(1)).await;
     let statements = app.store.write_statements() - before;
     let expected = match app.db {
-        TestDb::Postgres(_) => 3,
+        // The record with every synced table and the items, then the links.
+        TestDb::Postgres(_) => 2,
         // Where a statement is no round trip: the record, one a table (four
         // here), the items' delete and insert, the links.
         TestDb::Sqlite(_) => 8,
     };
     assert_eq!(statements, expected, "32 events of four kinds");
+}
+
+/// A repeated delivery in a batch is a duplicate and changes nothing, also
+/// where no version guards: its rows go into the statement that records
+/// the batch (the guards refuse them), but its link is not made again.
+#[tokio::test]
+async fn a_repeated_delivery_in_a_batch_does_not_link_again() {
+    let app = TestApp::spawn().await;
+    let linking = event(
+        "evt_again",
+        "customer.updated",
+        100,
+        crate::stripe_fixtures::customer("cus_G", Some("org_G"), None),
+    );
+    ingest(&app, std::slice::from_ref(&linking)).await;
+    // Unlinked since (as an operator moving the customer would).
+    app.execute("UPDATE organizations SET stripe_customer_id = NULL WHERE id = 'org_G'")
+        .await;
+    let other = event(
+        "evt_other",
+        "customer.updated",
+        101,
+        crate::stripe_fixtures::customer("cus_H", Some("org_H"), None),
+    );
+    let outcomes = ingest_batch(&app.store, &[received(&linking), received(&other)]).await;
+    let outcomes: Vec<Ingested> = outcomes.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes, [Ingested::Duplicate, Ingested::Applied]);
+    assert_eq!(
+        links_of(&app).await,
+        BTreeMap::from([
+            ("org_G".to_owned(), None),
+            ("org_H".to_owned(), Some("cus_H".to_owned())),
+        ])
+    );
+    assert_eq!(
+        app.count("SELECT attempts FROM stripe_events WHERE id = 'evt_again'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
