@@ -185,14 +185,9 @@ where
                     }
                 };
                 let _ = started.send(Ok(()));
-                match own {
-                    Some(own) => {
-                        join_all(tasks(own.clone())).await;
-                        own.close_writes_opened_here().await;
-                    }
-                    None => {
-                        join_all(tasks(store)).await;
-                    }
+                join_all(tasks(own.clone().unwrap_or(store))).await;
+                if let Some(own) = own {
+                    own.close_writes_opened_here().await;
                 }
             });
         })?;
@@ -328,17 +323,15 @@ async fn apply_in_one_transaction(
         .iter()
         .map(|e| first.insert(e.event.id.as_str()))
         .collect();
-    let records: Vec<EventRecord<'_>> = events
+    let first_deliveries: Vec<&ReceivedEvent> = events
         .iter()
         .zip(&firsts)
-        .filter(|(_, first)| **first)
-        .map(|(received, _)| record_of(received))
+        .filter_map(|(received, first)| first.then_some(received))
         .collect();
-    let planned: Vec<(&str, &[Change])> = events
+    let records: Vec<EventRecord<'_>> = first_deliveries.iter().map(|r| record_of(r)).collect();
+    let planned: Vec<(&str, &[Change])> = first_deliveries
         .iter()
-        .zip(&firsts)
-        .filter(|(_, first)| **first)
-        .filter_map(|(received, _)| {
+        .filter_map(|received| {
             let changes = received.planned.as_ref().ok()?;
             Some((received.event.id.as_str(), changes.as_slice()))
         })

@@ -114,10 +114,8 @@ pub(crate) fn repeated<T: Column + Clone>(value: T, rows: usize) -> Values {
 pub(crate) struct InsertRows {
     postgres: String,
     table: String,
-    head: String,
     tail: String,
     names: Vec<String>,
-    columns: usize,
     /// Which of the given rows to insert: a condition on `given.<column>`.
     filter: Option<String>,
 }
@@ -139,32 +137,42 @@ impl InsertRows {
     }
 
     fn build(table: &str, columns: &[&str], filter: Option<&str>, tail: &str) -> Self {
-        let head = format!("INSERT INTO {table} ({})", columns.join(", "));
         let mut insert = Self {
             postgres: String::new(),
             table: table.to_owned(),
-            head,
             tail: tail.to_owned(),
             names: columns.iter().map(|c| (*c).to_owned()).collect(),
-            columns: columns.len(),
             filter: filter.map(str::to_owned),
         };
         insert.postgres = insert.postgres_from(1, insert.filter.as_deref());
         insert
     }
 
+    /// `INSERT INTO table (columns)`.
+    fn head(&self) -> String {
+        format!("INSERT INTO {} ({})", self.table, self.names.join(", "))
+    }
+
+    fn columns(&self) -> usize {
+        self.names.len()
+    }
+
     /// The PostgreSQL statement, its arrays bound from `$first` on, of the
     /// rows `filter` admits (all without one).
     fn postgres_from(&self, first: usize, filter: Option<&str>) -> String {
-        let arrays: Vec<String> = (first..first + self.columns)
+        let arrays: Vec<String> = (first..first + self.columns())
             .map(|i| format!("${i}"))
             .collect();
         let arrays = arrays.join(", ");
         match filter {
-            None => format!("{} SELECT * FROM UNNEST({arrays}) {}", self.head, self.tail),
+            None => format!(
+                "{} SELECT * FROM UNNEST({arrays}) {}",
+                self.head(),
+                self.tail
+            ),
             Some(filter) => format!(
                 "{} SELECT * FROM UNNEST({arrays}) AS given({}) WHERE {filter} {}",
-                self.head,
+                self.head(),
                 self.names.join(", "),
                 self.tail
             ),
@@ -185,7 +193,7 @@ impl InsertRows {
             let filter = insert.filter.as_deref();
             parts.push(format!("p{i} AS ({})", insert.postgres_from(first, filter)));
             results.push(format!("SELECT {i} AS part, p{i}.* FROM p{i}"));
-            first += insert.columns;
+            first += insert.columns();
         }
         for (k, (owner, rows)) in owned.iter().enumerate() {
             let upsert = &rows.upsert;
@@ -202,14 +210,14 @@ impl InsertRows {
                  AND id <> ALL(ARRAY(SELECT id FROM o{k})))",
                 upsert.table
             ));
-            first += upsert.columns;
+            first += upsert.columns();
         }
         format!("WITH {} {}", parts.join(", "), results.join(" UNION ALL "))
     }
 
     /// The most rows one SQLite statement may carry.
     fn sqlite_rows_per_statement(&self) -> usize {
-        (SQLITE_MAX_PARAMETERS / self.columns.max(1)).max(1)
+        (SQLITE_MAX_PARAMETERS / self.columns().max(1)).max(1)
     }
 
     /// The SQLite statement for `rows` rows: `VALUES (?, …), (…), …`.
@@ -218,16 +226,16 @@ impl InsertRows {
     /// parameters cost time quadratic in their number (a fifth of the
     /// SQLite thread's time at 320 a statement).
     fn sqlite_values(&self, rows: usize) -> String {
-        let row = format!("({})", vec!["?"; self.columns].join(", "));
+        let row = format!("({})", vec!["?"; self.columns()].join(", "));
         let tuples = vec![row.as_str(); rows].join(", ");
         match &self.filter {
-            None => format!("{} VALUES {tuples} {}", self.head, self.tail),
+            None => format!("{} VALUES {tuples} {}", self.head(), self.tail),
             // A CTE names the columns (SQLite's VALUES has no aliases); the
             // WHERE also tells SQLite's parser that ON CONFLICT is the upsert.
             Some(filter) => format!(
                 "WITH given({}) AS (VALUES {tuples}) {} SELECT * FROM given WHERE {filter} {}",
                 self.names.join(", "),
-                self.head,
+                self.head(),
                 self.tail
             ),
         }
