@@ -13,7 +13,8 @@
 //! transaction each, so only the failing event is refused. A delivery is
 //! acknowledged only after its commit: a 2xx means the event is on disk.
 //! The writers run on a thread of their own, beside their connections
-//! (`on_a_thread_of_their_own`).
+//! (`on_a_thread_of_their_own`), woken without preempting them
+//! (`wake_without_preempting`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -184,6 +185,9 @@ where
                         None
                     }
                 };
+                // After the connections open: the thread each SQLite
+                // connection starts keeps the usual policy.
+                wake_without_preempting();
                 let _ = started.send(Ok(()));
                 join_all(tasks(own.clone().unwrap_or(store))).await;
                 if let Some(own) = own {
@@ -208,6 +212,31 @@ fn hold_to_one_core() {
         }
         // Not every platform lets a thread choose its core: slower, not wrong.
         _ => log::info!("could not hold the ingest writer to one core; it runs on any"),
+    }
+}
+
+/// Puts the calling thread under `SCHED_BATCH`, at the usual nice value: a
+/// thread under it that is woken does not preempt the one running, and
+/// waits for it to block or for the scheduler's tick. sqlx's SQLite
+/// connection sends each row a statement returns on its own, and each wakes
+/// the writer: on their shared core the woken writer took the core for each
+/// row and gave it back at once: about 190 switches a batch of 32 (a batch's
+/// statements return about three rows an event). Under this policy the
+/// connection sends all its rows first and the writer takes them at once:
+/// about 45, and 1.12x the ingest rate on SQLite (docs/benchmarks.md, ninth
+/// round). Only the writer's thread: its connection's thread, under it too,
+/// measured no better.
+fn wake_without_preempting() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityOsValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+    let usual_nice = ThreadPriority::Os(ThreadPriorityOsValue::default());
+    match set_thread_priority_and_policy(thread_native_id(), usual_nice, batch) {
+        Ok(()) => log::debug!("the ingest writer runs under SCHED_BATCH"),
+        // Not every platform has the policy: more switches, not wrong.
+        Err(err) => log::info!("could not put the ingest writer under SCHED_BATCH: {err:?}"),
     }
 }
 

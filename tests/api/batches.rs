@@ -599,6 +599,20 @@ async fn writers_wait_their_turn_and_reads_go_on_while_one_writes() {
     assert_eq!(app.count("SELECT COUNT(*) FROM stripe_events").await, 32);
 }
 
+/// The `/proc/self/task/*` folders of this process's threads whose name
+/// starts with `name` (Linux).
+#[cfg(target_os = "linux")]
+fn threads_named(name: &str) -> Vec<std::path::PathBuf> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            comm.starts_with(name).then_some(path)
+        })
+        .collect()
+}
+
 /// The ingest writer runs on a thread of its own held to one core, and on
 /// SQLite the thread its write connection runs on shares it (see
 /// `billing::ingest`). Other tests' apps run beside this one, so it looks for
@@ -608,14 +622,9 @@ async fn writers_wait_their_turn_and_reads_go_on_while_one_writes() {
 async fn the_ingest_writer_runs_on_one_core_beside_its_write_connection() {
     let app = TestApp::spawn().await;
     let allowed_cores = |name: &str| -> Vec<String> {
-        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
-        tasks
-            .filter_map(|task| {
-                let path = task.ok()?.path();
-                let comm = std::fs::read_to_string(path.join("comm")).ok()?;
-                if !comm.starts_with(name) {
-                    return None;
-                }
+        threads_named(name)
+            .into_iter()
+            .filter_map(|path| {
                 let status = std::fs::read_to_string(path.join("status")).ok()?;
                 status
                     .lines()
@@ -633,6 +642,40 @@ async fn the_ingest_writer_runs_on_one_core_beside_its_write_connection() {
         assert!(
             writers.iter().all(|w| connections.contains(w)),
             "writers on {writers:?}, write connections on {connections:?}"
+        );
+    }
+}
+
+/// The ingest writer is woken without preempting the thread that runs
+/// (`SCHED_BATCH`), so its SQLite connection sends a statement's rows before
+/// the writer takes them; the connection's thread keeps the usual policy.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_ingest_writer_waits_for_its_connection_to_finish_sending() {
+    let app = TestApp::spawn().await;
+    // Field 41 of `stat`, counted after the name's closing parenthesis
+    // (a name may hold spaces): 0 SCHED_OTHER, 3 SCHED_BATCH.
+    let policies = |name: &str| -> Vec<String> {
+        threads_named(name)
+            .into_iter()
+            .filter_map(|path| {
+                let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+                let (_, fields) = stat.rsplit_once(')')?;
+                fields.split_whitespace().nth(38).map(str::to_owned)
+            })
+            .collect()
+    };
+    let writers = policies("ingest-writer");
+    assert!(!writers.is_empty(), "no ingest writer thread");
+    assert!(
+        writers.iter().all(|p| p == "3"),
+        "writers' policies {writers:?}"
+    );
+    if app.store.is_sqlite() {
+        let connections = policies("sqlite-writes");
+        assert!(
+            !connections.is_empty() && connections.iter().all(|p| p == "0"),
+            "write connections' policies {connections:?}"
         );
     }
 }
