@@ -599,16 +599,19 @@ async fn writers_wait_their_turn_and_reads_go_on_while_one_writes() {
     assert_eq!(app.count("SELECT COUNT(*) FROM stripe_events").await, 32);
 }
 
-/// The `/proc/self/task/*` folders of this process's threads whose name
-/// starts with `name` (Linux).
+/// What `read` finds in the `/proc/self/task/<id>/<file>` of each of this
+/// process's threads whose name starts with `name` (Linux).
 #[cfg(target_os = "linux")]
-fn threads_named(name: &str) -> Vec<std::path::PathBuf> {
+fn of_threads_named(name: &str, file: &str, read: impl Fn(&str) -> Option<String>) -> Vec<String> {
     let tasks = std::fs::read_dir("/proc/self/task").unwrap();
     tasks
         .filter_map(|task| {
             let path = task.ok()?.path();
             let comm = std::fs::read_to_string(path.join("comm")).ok()?;
-            comm.starts_with(name).then_some(path)
+            if !comm.starts_with(name) {
+                return None;
+            }
+            read(&std::fs::read_to_string(path.join(file)).ok()?)
         })
         .collect()
 }
@@ -621,17 +624,13 @@ fn threads_named(name: &str) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn the_ingest_writer_runs_on_one_core_beside_its_write_connection() {
     let app = TestApp::spawn().await;
-    let allowed_cores = |name: &str| -> Vec<String> {
-        threads_named(name)
-            .into_iter()
-            .filter_map(|path| {
-                let status = std::fs::read_to_string(path.join("status")).ok()?;
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                    .map(|cores| cores.trim().to_owned())
-            })
-            .collect()
+    let allowed_cores = |name: &str| {
+        of_threads_named(name, "status", |status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|cores| cores.trim().to_owned())
+        })
     };
     let writers = allowed_cores("ingest-writer");
     assert!(!writers.is_empty(), "no ingest writer thread");
@@ -655,15 +654,11 @@ async fn the_ingest_writer_waits_for_its_connection_to_finish_sending() {
     let app = TestApp::spawn().await;
     // Field 41 of `stat`, counted after the name's closing parenthesis
     // (a name may hold spaces): 0 SCHED_OTHER, 3 SCHED_BATCH.
-    let policies = |name: &str| -> Vec<String> {
-        threads_named(name)
-            .into_iter()
-            .filter_map(|path| {
-                let stat = std::fs::read_to_string(path.join("stat")).ok()?;
-                let (_, fields) = stat.rsplit_once(')')?;
-                fields.split_whitespace().nth(38).map(str::to_owned)
-            })
-            .collect()
+    let policies = |name: &str| {
+        of_threads_named(name, "stat", |stat| {
+            let (_, fields) = stat.rsplit_once(')')?;
+            fields.split_whitespace().nth(38).map(str::to_owned)
+        })
     };
     let writers = policies("ingest-writer");
     assert!(!writers.is_empty(), "no ingest writer thread");
