@@ -37,7 +37,7 @@ use db::{TestDb, fresh_database_url};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use lance_billing::billing::Ingestor;
-use lance_billing::billing::ingest::ReceivedEvent;
+use lance_billing::billing::ingest::{Batching, ReceivedEvent};
 use lance_billing::config::{DatabaseSettings, Env};
 use lance_billing::domain::unix_now;
 use lance_billing::store::Store;
@@ -328,7 +328,9 @@ async fn without_http(bodies: &[Vec<u8>], concurrency: usize) -> Result<(), Stri
         store.migrate().await.map_err(|e| e.to_string())?;
         let pinned = settings.ingest_pinned;
         let ingestor = match writers {
-            Some(writers) => Ingestor::spawn(store.clone(), writers, 64, pinned).await,
+            Some(writers) => {
+                Ingestor::spawn(store.clone(), writers, Batching::default(), pinned).await
+            }
             None => Ingestor::for_store(store.clone(), 1, pinned).await,
         }
         .map_err(|e| e.to_string())?;

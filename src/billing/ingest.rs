@@ -3,7 +3,8 @@
 //! Each delivery is recorded and applied in the same transaction, so the
 //! event log and the state never disagree. Committing once per event would
 //! cap throughput at the disk's fsync rate, so writer tasks take every event
-//! waiting in the queue (up to a batch size) and commit them together; and
+//! waiting in the queue (up to a batch size) and commit them together (on
+//! SQLite writing those that arrive while the batch is open as they come); and
 //! a statement per event would cap it at the round trips, so a batch is
 //! written set-wise: one statement records all its events and writes each
 //! synced table its changes touch (on PostgreSQL; a statement each on
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::join_all;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
 use super::apply::record_and_apply;
@@ -49,11 +50,23 @@ impl ReceivedEvent {
     }
 }
 
-/// The most events one transaction carries.
-const MAX_BATCH: usize = 64;
+/// How the writers make batches.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// The most events one transaction carries.
+    pub max: usize,
+    /// The longest a writer waits for a batch to fill as the last one did.
+    pub linger: Duration,
+}
 
-/// The longest a writer waits for a batch to fill as the last one did.
-const LINGER: Duration = Duration::from_millis(1);
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            max: 64,
+            linger: Duration::from_millis(1),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
@@ -85,17 +98,21 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
-    /// Starts `writers` writer tasks taking batches of at most `max_batch`:
-    /// with `pinned`, on a thread of their own beside their write connections
+    /// Starts `writers` writer tasks making batches as `batching` says: with
+    /// `pinned`, on a thread of their own beside their write connections
     /// (`on_a_thread_of_their_own`); otherwise on the current runtime.
     pub async fn spawn(
         store: Store,
         writers: usize,
-        max_batch: usize,
+        batching: Batching,
         pinned: bool,
     ) -> std::io::Result<Self> {
         let writers = writers.max(1);
-        let (queue, receiver) = mpsc::channel(max_batch * writers * 4);
+        let batching = Batching {
+            max: batching.max.max(1),
+            ..batching
+        };
+        let (queue, receiver) = mpsc::channel(batching.max * writers * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         let batches = Arc::new(AtomicU64::new(0));
         let tasks = {
@@ -103,7 +120,7 @@ impl Ingestor {
             move |store: Store| -> Vec<_> {
                 (0..writers)
                     .map(|_| {
-                        write_batches(store.clone(), receiver.clone(), max_batch, batches.clone())
+                        write_batches(store.clone(), receiver.clone(), batching, batches.clone())
                     })
                     .collect()
             }
@@ -123,9 +140,9 @@ impl Ingestor {
         self.batches.load(Ordering::Relaxed)
     }
 
-    /// `writers` writer tasks taking batches of at most `MAX_BATCH`.
+    /// `writers` writer tasks making the usual batches.
     pub async fn for_store(store: Store, writers: usize, pinned: bool) -> std::io::Result<Self> {
-        Self::spawn(store, writers, MAX_BATCH, pinned).await
+        Self::spawn(store, writers, Batching::default(), pinned).await
     }
 
     pub async fn submit(&self, event: ReceivedEvent) -> Result<Ingested, IngestError> {
@@ -243,9 +260,15 @@ fn wake_without_preempting() {
 async fn write_batches(
     store: Store,
     receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
-    max_batch: usize,
+    batching: Batching,
     batches: Arc<AtomicU64>,
 ) {
+    // On SQLite a statement is no round trip and the database's CPU is the
+    // writer's own, so what arrives is written while the rest is awaited; on
+    // PostgreSQL each group of deliveries would cost round trips and the
+    // server's CPU, and they are written at once (docs/benchmarks.md, tenth
+    // round).
+    let as_they_arrive = store.is_sqlite();
     let mut last_size = 1;
     loop {
         let mut batch = {
@@ -253,50 +276,142 @@ async fn write_batches(
             let Some(first) = receiver.recv().await else {
                 return;
             };
-            let mut batch = vec![first];
-            take_queued(&mut receiver, &mut batch, max_batch);
+            let mut batch = Batch::new(first, batching.max);
+            batch.take_queued(&mut receiver);
             batch
         };
         // Opening the transaction takes a round trip (on SQLite, the wait for
         // another writer's commit): what arrives meanwhile joins this batch.
         let tx = store.begin().await;
-        if let Ok(mut receiver) = receiver.try_lock() {
-            take_queued(&mut receiver, &mut batch, max_batch);
-            // Under load, the deliveries answered with the last batch come
-            // back a moment later: a short wait for as many as it had costs
-            // less than a round of statements for the few here already.
-            let deadline = Instant::now() + LINGER;
-            while batch.len() < last_size.min(max_batch) {
-                match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                    Ok(Some(job)) => {
-                        batch.push(job);
-                        take_queued(&mut receiver, &mut batch, max_batch);
-                    }
-                    Ok(None) | Err(_) => break,
-                }
+        // Under load, the deliveries answered with the last batch come back
+        // a moment later: a short wait for as many as it had costs less than
+        // a round of statements and a commit for the few here already.
+        let fill = Fill {
+            target: last_size.min(batching.max),
+            deadline: Instant::now() + batching.linger,
+        };
+        // Another writer holding the queue is gathering its own batch.
+        let queue = receiver.try_lock().ok();
+        let outcomes = match tx {
+            Ok(tx) if as_they_arrive => match batch.write_as_they_arrive(tx, queue, fill).await {
+                Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                Err(err) => ingest_in(&store, Err(err), &batch.events).await,
+            },
+            tx => {
+                batch.gather(queue, fill).await;
+                ingest_in(&store, tx, &batch.events).await
             }
-        }
-        last_size = batch.len();
-        write_batch(&store, tx, batch).await;
+        };
+        last_size = batch.events.len();
+        batch.answer(outcomes);
         batches.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-fn take_queued(receiver: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: usize) {
-    while batch.len() < max_batch {
-        match receiver.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
+/// The deliveries of one transaction, and where each one's answer goes.
+struct Batch {
+    events: Vec<ReceivedEvent>,
+    replies: Vec<oneshot::Sender<Result<Ingested, IngestError>>>,
+    max: usize,
 }
 
-async fn write_batch(store: &Store, tx: Result<Tx, StoreError>, batch: Vec<Job>) {
-    let (events, replies): (Vec<ReceivedEvent>, Vec<_>) =
-        batch.into_iter().map(|job| (job.event, job.reply)).unzip();
-    let outcomes = ingest_in(store, tx, &events).await;
-    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-        let _ = reply.send(outcome);
+/// How long a writer waits for a batch to fill, and to how many.
+#[derive(Clone, Copy)]
+struct Fill {
+    target: usize,
+    deadline: Instant,
+}
+
+impl Batch {
+    fn new(first: Job, max: usize) -> Self {
+        let mut batch = Self {
+            events: Vec::with_capacity(max),
+            replies: Vec::with_capacity(max),
+            max,
+        };
+        batch.push(first);
+        batch
+    }
+
+    fn push(&mut self, job: Job) {
+        self.events.push(job.event);
+        self.replies.push(job.reply);
+    }
+
+    /// Adds the deliveries already queued, up to the most a batch carries.
+    fn take_queued(&mut self, queue: &mut mpsc::Receiver<Job>) {
+        while self.events.len() < self.max {
+            match queue.try_recv() {
+                Ok(job) => self.push(job),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Waits until the deadline for one more delivery, then takes those
+    /// queued behind it; false if none came.
+    async fn wait_for_more(&mut self, queue: &mut mpsc::Receiver<Job>, fill: Fill) -> bool {
+        if self.events.len() >= self.max {
+            return false;
+        }
+        match tokio::time::timeout_at(fill.deadline, queue.recv()).await {
+            Ok(Some(job)) => {
+                self.push(job);
+                self.take_queued(queue);
+                true
+            }
+            Ok(None) | Err(_) => false,
+        }
+    }
+
+    /// Takes what is queued, then waits for the batch to fill (or the
+    /// deadline to pass); then lets the queue go.
+    async fn gather(&mut self, queue: Option<MutexGuard<'_, mpsc::Receiver<Job>>>, fill: Fill) {
+        if let Some(mut queue) = queue {
+            self.take_queued(&mut queue);
+            while self.events.len() < fill.target && self.wait_for_more(&mut queue, fill).await {}
+        }
+    }
+
+    /// Writes the deliveries in `tx` group by group as they arrive, until
+    /// the batch fills or the deadline passes, then lets the queue go and
+    /// commits them together: the writer writes while the HTTP side reads
+    /// the rest, and the commit waits only for the last group. A delivery
+    /// repeated in a later group finds its record from an earlier one (a
+    /// duplicate, or a failure recorded again). On an error nothing is
+    /// committed, and the caller redoes the events one by one (`ingest_in`).
+    async fn write_as_they_arrive(
+        &mut self,
+        mut tx: Tx,
+        mut queue: Option<MutexGuard<'_, mpsc::Receiver<Job>>>,
+        fill: Fill,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        let mut outcomes = Vec::with_capacity(self.max);
+        loop {
+            if let Some(queue) = queue.as_deref_mut() {
+                self.take_queued(queue);
+            }
+            let arrived = &self.events[outcomes.len()..];
+            outcomes.extend(apply_in(&mut tx, arrived).await?);
+            let more = match queue.as_deref_mut() {
+                Some(queue) if self.events.len() < fill.target => {
+                    self.wait_for_more(queue, fill).await
+                }
+                _ => false,
+            };
+            if !more {
+                break;
+            }
+        }
+        drop(queue);
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    fn answer(self, outcomes: Vec<Result<Ingested, IngestError>>) {
+        for (reply, outcome) in self.replies.into_iter().zip(outcomes) {
+            let _ = reply.send(outcome);
+        }
     }
 }
 
@@ -347,6 +462,13 @@ async fn apply_in_one_transaction(
     mut tx: Tx,
     events: &[ReceivedEvent],
 ) -> Result<Vec<Ingested>, StoreError> {
+    let outcomes = apply_in(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// Records and applies `events` in `tx`, uncommitted.
+async fn apply_in(tx: &mut Tx, events: &[ReceivedEvent]) -> Result<Vec<Ingested>, StoreError> {
     let mut first = HashSet::new();
     let firsts: Vec<bool> = events
         .iter()
@@ -365,7 +487,7 @@ async fn apply_in_one_transaction(
             Some((received.event.id.as_str(), changes.as_slice()))
         })
         .collect();
-    let recorded = record_and_apply(&mut tx, &records, &planned).await?;
+    let recorded = record_and_apply(tx, &records, &planned).await?;
     let mut outcomes = Vec::with_capacity(events.len());
     for (received, first) in events.iter().zip(firsts) {
         let event = &received.event;
@@ -385,7 +507,6 @@ async fn apply_in_one_transaction(
             }
         }
     }
-    tx.commit().await?;
     Ok(outcomes)
 }
 

@@ -5,8 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use lance_billing::billing::Ingested;
-use lance_billing::billing::ingest::{ReceivedEvent, ingest_batch};
+use std::time::Duration;
+
+use lance_billing::billing::ingest::{Batching, ReceivedEvent, ingest_batch};
+use lance_billing::billing::{IngestError, Ingested, Ingestor};
 use lance_billing::domain::unix_now;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -496,10 +498,9 @@ async fn a_repeated_delivery_in_a_batch_does_not_link_again() {
     );
 }
 
-#[tokio::test]
-async fn a_poison_event_in_a_batch_is_refused_alone_and_the_others_commit() {
-    let app = TestApp::spawn().await;
-    // The database refuses one invoice's row, as it would a value it cannot store.
+/// The database refuses the row of invoice `in_poison`, as it would a value
+/// it cannot store.
+async fn refuse_the_poison_invoice(app: &TestApp) {
     match &app.db {
         TestDb::Sqlite(_) => {
             app.execute(
@@ -520,6 +521,12 @@ async fn a_poison_event_in_a_batch_is_refused_alone_and_the_others_commit() {
             .await;
         }
     }
+}
+
+#[tokio::test]
+async fn a_poison_event_in_a_batch_is_refused_alone_and_the_others_commit() {
+    let app = TestApp::spawn().await;
+    refuse_the_poison_invoice(&app).await;
     let mut events: Vec<Value> = (0..8)
         .map(|i| {
             event(
@@ -559,6 +566,121 @@ async fn a_poison_event_in_a_batch_is_refused_alone_and_the_others_commit() {
         "the refused event is not recorded: Stripe delivers it again"
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM stripe_events").await, 8);
+}
+
+/// An ingest writer on the test's own runtime that waits long for a batch to
+/// fill (as many as the last had), so deliveries sent a moment apart meet in
+/// one batch.
+async fn patient_ingestor(app: &TestApp) -> Ingestor {
+    let batching = Batching {
+        max: 64,
+        linger: Duration::from_secs(10),
+    };
+    Ingestor::spawn(app.store.clone(), 1, batching, false)
+        .await
+        .unwrap()
+}
+
+fn paid(id: &str) -> ReceivedEvent {
+    received(&event(
+        &format!("evt_{id}"),
+        "invoice.paid",
+        100,
+        invoice(&format!("in_{id}"), "cus_A", "sub_1", "paid", 100),
+    ))
+}
+
+type Answer = tokio::task::JoinHandle<Result<Ingested, IngestError>>;
+
+fn deliver(ingestor: &Ingestor, event: ReceivedEvent) -> Answer {
+    let ingestor = ingestor.clone();
+    tokio::spawn(async move { ingestor.submit(event).await })
+}
+
+/// Three deliveries sent before the writer runs (a test's runtime has one
+/// thread), so they make one batch, and the next batch waits for as many.
+async fn a_batch_of_three(ingestor: &Ingestor) {
+    let three: Vec<Answer> = ["a", "b", "c"]
+        .into_iter()
+        .map(|id| deliver(ingestor, paid(id)))
+        .collect();
+    for answer in three {
+        assert_eq!(answer.await.unwrap().unwrap(), Ingested::Applied);
+    }
+}
+
+/// Three deliveries a moment apart, after a batch of three: the first two
+/// wait, unanswered, for the third, and all three commit together. On SQLite
+/// each is written as it arrives (a group of statements each, the commit
+/// waiting only for the last); on PostgreSQL, where each statement is a round
+/// trip, they are written together once all are in.
+#[tokio::test]
+async fn deliveries_a_moment_apart_join_the_open_batch_and_commit_together() {
+    let app = TestApp::spawn().await;
+    let ingestor = patient_ingestor(&app).await;
+    let before = app.store.write_statements();
+    assert_eq!(
+        deliver(&ingestor, paid("alone")).await.unwrap().unwrap(),
+        Ingested::Applied
+    );
+    let one_event = app.store.write_statements() - before;
+    a_batch_of_three(&ingestor).await;
+    let (batches, before) = (ingestor.batches_written(), app.store.write_statements());
+
+    let mut answers = Vec::new();
+    for id in ["d", "e", "f"] {
+        answers.push(deliver(&ingestor, paid(id)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let waiting = answers.iter().filter(|a| !a.is_finished()).count();
+        let expected = if id == "f" { 0 } else { answers.len() };
+        assert_eq!(waiting, expected, "unanswered after {id}");
+    }
+    for answer in answers {
+        assert_eq!(answer.await.unwrap().unwrap(), Ingested::Applied);
+    }
+
+    assert_eq!(ingestor.batches_written() - batches, 1, "one transaction");
+    let statements = app.store.write_statements() - before;
+    let groups = if app.store.is_sqlite() { 3 } else { 1 };
+    assert_eq!(
+        statements,
+        groups * one_event,
+        "{one_event} statements a group"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM invoices").await, 7);
+}
+
+/// A delivery the database refuses, arriving last in an open batch whose
+/// earlier deliveries are written: nothing of the batch commits as it was,
+/// its events are redone one at a time, and only the refused one is answered
+/// with an error.
+#[tokio::test]
+async fn a_refused_delivery_joining_an_open_batch_is_refused_alone() {
+    let app = TestApp::spawn().await;
+    refuse_the_poison_invoice(&app).await;
+    let ingestor = patient_ingestor(&app).await;
+    a_batch_of_three(&ingestor).await;
+
+    let mut answers = Vec::new();
+    for id in ["d", "e", "poison"] {
+        answers.push(deliver(&ingestor, paid(id)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut outcomes = Vec::new();
+    for answer in answers {
+        outcomes.push(answer.await.unwrap());
+    }
+
+    assert_eq!(outcomes[0].as_ref().unwrap(), &Ingested::Applied);
+    assert_eq!(outcomes[1].as_ref().unwrap(), &Ingested::Applied);
+    assert!(outcomes[2].is_err(), "{:?}", outcomes[2]);
+    assert_eq!(app.count("SELECT COUNT(*) FROM invoices").await, 5);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM stripe_events WHERE id = 'evt_poison'")
+            .await,
+        0,
+        "the refused event is not recorded: Stripe delivers it again"
+    );
 }
 
 #[tokio::test]
