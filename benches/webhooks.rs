@@ -329,7 +329,7 @@ async fn without_http(bodies: &[Vec<u8>], concurrency: usize) -> Result<(), Stri
         let pinned = settings.ingest_pinned;
         let ingestor = match writers {
             Some(writers) => {
-                Ingestor::spawn(store.clone(), writers, Batching::default(), pinned).await
+                Ingestor::spawn(store.clone(), writers, Batching::for_store(&store), pinned).await
             }
             None => Ingestor::for_store(store.clone(), 1, pinned).await,
         }

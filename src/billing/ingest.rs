@@ -59,12 +59,19 @@ pub struct Batching {
     pub linger: Duration,
 }
 
-impl Default for Batching {
-    fn default() -> Self {
-        Self {
-            max: 64,
-            linger: Duration::from_millis(1),
-        }
+impl Batching {
+    /// The usual batches for `store`'s backend. On PostgreSQL a writer waits
+    /// up to 1 ms for as many deliveries as its last batch had. On SQLite,
+    /// where it writes deliveries as they arrive, it waits for none: it
+    /// writes what came while it wrote, and commits once nothing did (1.09x
+    /// against waiting 1 ms there, docs/benchmarks.md, tenth round).
+    pub fn for_store(store: &Store) -> Self {
+        let linger = if store.is_sqlite() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(1)
+        };
+        Self { max: 64, linger }
     }
 }
 
@@ -140,9 +147,10 @@ impl Ingestor {
         self.batches.load(Ordering::Relaxed)
     }
 
-    /// `writers` writer tasks making the usual batches.
+    /// `writers` writer tasks making the usual batches for the backend.
     pub async fn for_store(store: Store, writers: usize, pinned: bool) -> std::io::Result<Self> {
-        Self::spawn(store, writers, Batching::default(), pinned).await
+        let batching = Batching::for_store(&store);
+        Self::spawn(store, writers, batching, pinned).await
     }
 
     pub async fn submit(&self, event: ReceivedEvent) -> Result<Ingested, IngestError> {
