@@ -272,10 +272,10 @@ async fn write_batches(
     batches: Arc<AtomicU64>,
 ) {
     // On SQLite a statement is no round trip and the database's CPU is the
-    // writer's own, so what arrives is written while the rest is awaited; on
-    // PostgreSQL each group of deliveries would cost round trips and the
-    // server's CPU, and they are written at once (docs/benchmarks.md, tenth
-    // round).
+    // writer's own, so what arrives while the writer writes is written next,
+    // in the same transaction; on PostgreSQL each group of deliveries would
+    // cost round trips and the server's CPU, so a batch is gathered, then
+    // written at once (docs/benchmarks.md, tenth round).
     let as_they_arrive = store.is_sqlite();
     let mut last_size = 1;
     loop {
