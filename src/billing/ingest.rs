@@ -57,21 +57,31 @@ pub struct Batching {
     pub max: usize,
     /// The longest a writer waits for a batch to fill as the last one did.
     pub linger: Duration,
+    /// Whether a writer writes the deliveries that arrive while a batch is
+    /// open as they come (`Batch::write_as_they_arrive`), or gathers the
+    /// batch, then writes it at once.
+    pub as_they_arrive: bool,
 }
 
 impl Batching {
-    /// The usual batches for `store`'s backend. On PostgreSQL a writer waits
-    /// up to 1 ms for as many deliveries as its last batch had. On SQLite,
-    /// where it writes deliveries as they arrive, it waits for none: it
-    /// writes what came while it wrote, and commits once nothing did (1.09x
-    /// against waiting 1 ms there, docs/benchmarks.md, tenth round).
+    /// The usual batches for `store`'s backend (docs/benchmarks.md, tenth
+    /// round). On SQLite a statement is no round trip and the database's CPU
+    /// is the writer's own, so a writer writes deliveries as they arrive and
+    /// waits for none: it writes what came while it wrote, and commits once
+    /// nothing did. On PostgreSQL each group of deliveries would cost round
+    /// trips and the server's CPU, so a writer waits up to 1 ms for as many
+    /// deliveries as its last batch had, then writes them at once.
     pub fn for_store(store: &Store) -> Self {
-        let linger = if store.is_sqlite() {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(1)
-        };
-        Self { max: 64, linger }
+        let sqlite = store.is_sqlite();
+        Self {
+            max: 64,
+            linger: if sqlite {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(1)
+            },
+            as_they_arrive: sqlite,
+        }
     }
 }
 
@@ -271,12 +281,6 @@ async fn write_batches(
     batching: Batching,
     batches: Arc<AtomicU64>,
 ) {
-    // On SQLite a statement is no round trip and the database's CPU is the
-    // writer's own, so what arrives while the writer writes is written next,
-    // in the same transaction; on PostgreSQL each group of deliveries would
-    // cost round trips and the server's CPU, so a batch is gathered, then
-    // written at once (docs/benchmarks.md, tenth round).
-    let as_they_arrive = store.is_sqlite();
     let mut last_size = 1;
     loop {
         let mut batch = {
@@ -301,10 +305,12 @@ async fn write_batches(
         // Another writer holding the queue is gathering its own batch.
         let queue = receiver.try_lock().ok();
         let outcomes = match tx {
-            Ok(tx) if as_they_arrive => match batch.write_as_they_arrive(tx, queue, fill).await {
-                Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-                Err(err) => ingest_in(&store, Err(err), &batch.events).await,
-            },
+            Ok(tx) if batching.as_they_arrive => {
+                match batch.write_as_they_arrive(tx, queue, fill).await {
+                    Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                    Err(err) => ingest_in(&store, Err(err), &batch.events).await,
+                }
+            }
             tx => {
                 batch.gather(queue, fill).await;
                 ingest_in(&store, tx, &batch.events).await
@@ -357,11 +363,9 @@ impl Batch {
     }
 
     /// Waits until the deadline for one more delivery, then takes those
-    /// queued behind it; false if none came.
+    /// queued behind it; false if none came. Called only below
+    /// `fill.target`, which is at most `max`.
     async fn wait_for_more(&mut self, queue: &mut mpsc::Receiver<Job>, fill: Fill) -> bool {
-        if self.events.len() >= self.max {
-            return false;
-        }
         match tokio::time::timeout_at(fill.deadline, queue.recv()).await {
             Ok(Some(job)) => {
                 self.push(job);

@@ -573,8 +573,8 @@ async fn a_poison_event_in_a_batch_is_refused_alone_and_the_others_commit() {
 /// one batch.
 async fn patient_ingestor(app: &TestApp) -> Ingestor {
     let batching = Batching {
-        max: 64,
         linger: Duration::from_secs(10),
+        ..Batching::for_store(&app.store)
     };
     Ingestor::spawn(app.store.clone(), 1, batching, false)
         .await
