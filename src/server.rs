@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::billing::versions::VersionWatch;
-use crate::billing::{Ingestor, catchup, snapshot};
+use crate::billing::{Ingestor, catchup, refetch, snapshot};
 use crate::config::{DatabaseSettings, PagesSettings, Settings};
 use crate::state::AppState;
 use crate::store::{AuditLog, Store};
@@ -77,6 +77,11 @@ impl Application {
             let schedule = catchup::run_every(store.clone(), stripe, interval, stop.clone());
             tasks.push(tokio::spawn(schedule));
         }
+        tasks.push(tokio::spawn(refetch::run(
+            store.clone(),
+            StripeClient::new(&settings.stripe).context("could not build the Stripe client")?,
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(snapshot::run_daily(
             store.clone(),
             stop.clone(),

@@ -11,6 +11,7 @@ pub mod checkout;
 pub mod endpoint;
 pub mod ingest;
 pub mod reconcile;
+pub mod refetch;
 pub mod replay;
 pub mod revenue;
 pub mod rules;

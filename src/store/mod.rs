@@ -20,6 +20,7 @@
 //! | `audit.rs`      | the audit log, written off the request path              |
 //! | `health.rs`     | catch-up state, API versions seen, newest event          |
 //! | `jobs.rs`       | one-instance-at-a-time locks for background jobs         |
+//! | `refetch.rs`    | objects to fetch again when versions cannot be ordered   |
 //! | `overview.rs`   | revenue, statuses, risk, snapshots, the export           |
 //! | `cache/`        | in-memory reads kept current by every commit             |
 
@@ -34,6 +35,7 @@ mod jobs;
 mod organizations;
 mod overview;
 mod plan_state;
+mod refetch;
 mod rows;
 mod sets;
 mod sync;
@@ -51,9 +53,10 @@ pub use overview::{
     AtRisk, EventsOnDay, ExportRow, Lifetime, RecurringGroup, Snapshot, StatusCount,
 };
 pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
+pub use refetch::{REFETCH_DELAY_SECS, Refetch};
 pub use rows::{
-    CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
-    SubscriptionItemRow, SubscriptionRow, SyncedRow, Version,
+    CustomerRow, EntitlementsRow, FETCHED, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
+    ProductRow, SubscriptionItemRow, SubscriptionRow, SyncedRow, Uncertain, Version,
 };
 pub use sync::{CreditGrant, SyncedRows};
 

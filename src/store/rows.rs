@@ -6,20 +6,57 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
-use super::sets::{Column, InsertRows, OwnedRows, Values, repeated};
+use super::sets::{Column, InsertRows, ListQuery, OwnedRows, Values, repeated};
 use super::upsert::{Update, upsert_sql};
 use super::{StoreError, Tx};
 use crate::domain::unix_now;
 
-/// Which write wins: compared as (created, rank, source).
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+/// Which write wins: the greater (created, rank). Two versions of one
+/// object with equal (created, rank) but different content cannot be
+/// ordered from what Stripe sent (event ids are not time-ordered), and
+/// neither can a fetch and an event of the same second: the stored one is
+/// kept and the object is queued to be fetched again (`Uncertain`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Version {
-    /// The event's `created`, or the fetch time for reconciliation.
+    /// The event's `created`, or the second of a fetch.
     pub created: i64,
     /// Breaks same-second ties by the object's own state.
     pub rank: i64,
-    /// The event id (or `sync`): the last, arbitrary but total, tie-breaker.
+    /// The event id, or `FETCHED`: which write this was, never an order.
     pub source: String,
+}
+
+/// The source of a version read from Stripe's API rather than an event.
+pub const FETCHED: &str = "sync";
+
+impl Version {
+    /// What orders two versions.
+    pub fn order(&self) -> (i64, i64) {
+        (self.created, self.rank)
+    }
+
+    pub fn is_fetched(&self) -> bool {
+        self.source == FETCHED
+    }
+
+    /// Whether `self` and `other`, of different content, leave their order
+    /// unknown: the same second and rank, or a fetch and anything else of
+    /// the same second (the fetch saw the state at some instant of it).
+    pub fn ambiguous_with(&self, other: &Version) -> bool {
+        self.created == other.created
+            && (self.rank == other.rank || self.is_fetched() || other.is_fetched())
+    }
+}
+
+/// An object whose newest version could not be ordered: fetched again from
+/// Stripe (`store::refetch`), unless a newer version comes first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncertain {
+    /// Its table, which names its kind.
+    pub table: &'static str,
+    pub id: String,
+    /// The second of the versions that could not be ordered.
+    pub created: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +200,7 @@ pub struct FeatureRow {
 /// A row whose synced content can be fingerprinted, so reconciliation can
 /// tell a real change from a version bump.
 pub trait SyncedRow: std::fmt::Debug + Clone {
+    const TABLE: &'static str;
     /// `SELECT content_hash FROM <table> WHERE id = $1`.
     const SELECT_HASH: &'static str;
     /// Whether the upsert keeps anything of the stored row (its `updates`).
@@ -196,28 +234,47 @@ pub trait SyncedRow: std::fmt::Debug + Clone {
 /// the stored row, each id's newest version alone is written: the others
 /// would change nothing. Where it keeps something (`KEEPS_FROM_OLDER`), an
 /// id's versions are written oldest first, one a statement, so the upsert's
-/// rules see them as they would one event at a time. Of equal versions the
-/// first to arrive wins, as the guard (strictly newer) would have it.
-pub(super) fn layers<R: SyncedRow>(rows: Vec<R>) -> Vec<Vec<R>> {
+/// rules see them as they would one event at a time. Of versions that
+/// cannot be ordered the first to arrive is written and the object is
+/// returned as uncertain.
+pub(super) fn layers<R: SyncedRow>(rows: Vec<R>) -> (Vec<Vec<R>>, Vec<Uncertain>) {
     let mut by_id: BTreeMap<String, Vec<R>> = BTreeMap::new();
     for row in rows {
         by_id.entry(row.id().to_owned()).or_default().push(row);
     }
     let mut layers: Vec<Vec<R>> = Vec::new();
+    let mut uncertain = Vec::new();
     for mut versions in by_id.into_values() {
-        versions.sort_by(|a, b| a.version().cmp(b.version()));
-        versions.dedup_by(|later, earlier| later.version() == earlier.version());
-        if !R::KEEPS_FROM_OLDER {
-            versions.drain(..versions.len() - 1);
+        // Stable: of equal orders, arrival order stays.
+        versions.sort_by_key(|row| row.version().order());
+        let mut kept: Vec<R> = Vec::with_capacity(versions.len());
+        for row in versions {
+            match kept.last() {
+                Some(last) if last.version().order() == row.version().order() => {
+                    if last.version() != row.version() && last.content_hash() != row.content_hash()
+                    {
+                        uncertain.push(Uncertain {
+                            table: R::TABLE,
+                            id: row.id().to_owned(),
+                            created: row.version().created,
+                        });
+                    }
+                }
+                _ => kept.push(row),
+            }
         }
-        for (depth, row) in versions.into_iter().enumerate() {
+        if !R::KEEPS_FROM_OLDER {
+            kept.drain(..kept.len() - 1);
+        }
+        for (depth, row) in kept.into_iter().enumerate() {
             if layers.len() <= depth {
                 layers.push(Vec::new());
             }
             layers[depth].push(row);
         }
     }
-    layers
+    uncertain.dedup();
+    (layers, uncertain)
 }
 
 /// A synced row's guarded upsert, declared by `synced_table!`.
@@ -226,18 +283,70 @@ pub(super) trait UpsertRow: SyncedRow {
     /// stored one is as new or newer.
     fn layer_statement(rows: &[Self]) -> (&'static InsertRows, Vec<Values>);
 
-    async fn upsert_layer(rows: Vec<Self>, tx: &mut Tx) -> Result<Vec<Self>, StoreError> {
+    /// `SELECT id, event_created, event_rank, event_source, content_hash`
+    /// of the listed ids.
+    fn stored_versions() -> &'static ListQuery;
+
+    /// Writes one layer; returns the rows written and those not.
+    async fn upsert_layer(
+        rows: Vec<Self>,
+        tx: &mut Tx,
+    ) -> Result<(Vec<Self>, Vec<Self>), StoreError> {
         let (sql, columns) = Self::layer_statement(&rows);
         let written = tx.insert_rows(sql, columns).await?;
-        Ok(only_written(rows, &written))
+        Ok(split_written(rows, &written))
     }
 }
 
-fn only_written<R: SyncedRow>(rows: Vec<R>, written: &[String]) -> Vec<R> {
+/// The rows written, and those the version guard refused.
+fn split_written<R: SyncedRow>(rows: Vec<R>, written: &[String]) -> (Vec<R>, Vec<R>) {
     let written: HashSet<&str> = written.iter().map(String::as_str).collect();
-    rows.into_iter()
-        .filter(|r| written.contains(r.id()))
-        .collect()
+    rows.into_iter().partition(|r| written.contains(r.id()))
+}
+
+/// Of rows the version guard refused, the objects whose stored version
+/// cannot be ordered against theirs (different content, see
+/// `Version::ambiguous_with`). The common refusal, an older or repeated
+/// delivery, is no such case.
+async fn refused_ties<R: UpsertRow>(
+    refused: &[R],
+    tx: &mut Tx,
+) -> Result<Vec<Uncertain>, StoreError> {
+    if refused.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = refused.iter().map(SyncedRow::id).collect();
+    let stored: Vec<(String, i64, i64, String, String)> =
+        tx.fetch_listed(R::stored_versions(), &ids).await?;
+    let stored: BTreeMap<String, (Version, String)> = stored
+        .into_iter()
+        .map(|(id, created, rank, source, hash)| {
+            (
+                id,
+                (
+                    Version {
+                        created,
+                        rank,
+                        source,
+                    },
+                    hash,
+                ),
+            )
+        })
+        .collect();
+    Ok(refused
+        .iter()
+        .filter(|row| {
+            stored.get(row.id()).is_some_and(|(version, hash)| {
+                version.ambiguous_with(row.version()) && *hash != row.content_hash()
+            })
+        })
+        .map(|row| Uncertain {
+            table: R::TABLE,
+            id: row.id().to_owned(),
+            created: row.version().created,
+        })
+        .collect())
 }
 
 /// The first layer of several tables' rows, written together (one
@@ -260,11 +369,14 @@ pub(super) struct Pending<R> {
     first: Vec<R>,
     rest: Vec<Vec<R>>,
     owns: Option<(&'static OwnedRows, OwnedColumns<R>)>,
+    /// Objects whose versions in the batch could not be ordered.
+    uncertain: Vec<Uncertain>,
 }
 
 impl Round {
     pub(super) fn add<R: UpsertRow>(&mut self, rows: Vec<R>) -> Pending<R> {
-        let mut layers = layers(rows).into_iter();
+        let (layers, uncertain) = layers(rows);
+        let mut layers = layers.into_iter();
         let first = layers.next().unwrap_or_default();
         let insert = (!first.is_empty()).then(|| {
             self.inserts.push(R::layer_statement(&first));
@@ -275,6 +387,7 @@ impl Round {
             first,
             rest: layers.collect(),
             owns: None,
+            uncertain,
         }
     }
 
@@ -311,17 +424,23 @@ impl<R: UpsertRow> Pending<R> {
     /// The rows written: of the first layer (by the round's `written`), and
     /// of the later layers, written now, one statement each, then the rows
     /// these own, as the newest version written of each owner has them.
+    /// Objects whose order turned out unknown are queued to be fetched again.
     pub(super) async fn finish(
         self,
         written: &[Vec<String>],
         tx: &mut Tx,
     ) -> Result<Vec<R>, StoreError> {
         let ids = self.insert.and_then(|i| written.get(i));
-        let mut rows = only_written(self.first, ids.map_or(&[], Vec::as_slice));
+        let (mut rows, mut refused) = split_written(self.first, ids.map_or(&[], Vec::as_slice));
         let mut later = Vec::new();
         for layer in self.rest {
-            later.extend(R::upsert_layer(layer, tx).await?);
+            let (written, not) = R::upsert_layer(layer, tx).await?;
+            later.extend(written);
+            refused.extend(not);
         }
+        let mut uncertain = self.uncertain;
+        uncertain.extend(refused_ties(&refused, tx).await?);
+        tx.queue_refetches(&uncertain).await?;
         if let Some((owned, columns_of)) = self.owns.filter(|_| !later.is_empty()) {
             // Later layers are newer: the last version of each id wins.
             let newest: BTreeMap<&str, &R> = later.iter().map(|r| (r.id(), r)).collect();
@@ -357,6 +476,7 @@ macro_rules! synced_table {
         $(derived: [$($derived:ident),+])?
     ) => {
         impl SyncedRow for $row {
+            const TABLE: &'static str = $table;
             const SELECT_HASH: &'static str =
                 concat!("SELECT content_hash FROM ", $table, " WHERE id = $1");
             fn id(&self) -> &str {
@@ -398,6 +518,17 @@ macro_rules! synced_table {
                     Values::Text(rows.iter().map(|r| Some(r.content_hash())).collect()),
                 ];
                 (&SQL, columns)
+            }
+
+            fn stored_versions() -> &'static ListQuery {
+                static SQL: LazyLock<ListQuery> = LazyLock::new(|| {
+                    ListQuery::new(concat!(
+                        "SELECT id, event_created, event_rank, event_source, content_hash FROM ",
+                        $table,
+                        " WHERE id {in_ids}"
+                    ))
+                });
+                &SQL
             }
         }
     };

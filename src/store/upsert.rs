@@ -2,6 +2,7 @@
 //! that updates a stored row only when the incoming version is newer, named
 //! column by column from a table's declaration (`rows`).
 
+use super::rows::FETCHED;
 use super::sets::InsertRows;
 
 /// How an upsert updates a stored row's column.
@@ -42,9 +43,13 @@ pub(crate) fn upsert_sql(
         .collect();
     let mut tail = format!("ON CONFLICT (id) DO UPDATE SET {}", updates.join(", "));
     if guarded {
+        // No string comparison: the source only tells a fetch (which never
+        // replaces a version of its own second, nor is replaced by one).
         tail.push_str(&format!(
-            " WHERE ({table}.event_created, {table}.event_rank, {table}.event_source) \
-             < (excluded.event_created, excluded.event_rank, excluded.event_source)"
+            " WHERE ({table}.event_created, {table}.event_rank) \
+             < (excluded.event_created, excluded.event_rank) \
+             AND NOT ({table}.event_created = excluded.event_created \
+             AND '{FETCHED}' IN ({table}.event_source, excluded.event_source))"
         ));
     }
     tail.push_str(" RETURNING id");
@@ -68,8 +73,9 @@ mod tests {
             "INSERT INTO t (id, a, b, event_created) SELECT * FROM UNNEST($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET a = excluded.a, b = COALESCE(excluded.b, t.b), \
              event_created = excluded.event_created \
-             WHERE (t.event_created, t.event_rank, t.event_source) \
-             < (excluded.event_created, excluded.event_rank, excluded.event_source) RETURNING id"
+             WHERE (t.event_created, t.event_rank) < (excluded.event_created, excluded.event_rank) \
+             AND NOT (t.event_created = excluded.event_created \
+             AND 'sync' IN (t.event_source, excluded.event_source)) RETURNING id"
         );
     }
 

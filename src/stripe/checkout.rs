@@ -73,7 +73,11 @@ impl StripeClient {
         &self,
         id: &str,
     ) -> Result<CheckoutSession, StripeError> {
-        self.get(&format!("/v1/checkout/sessions/{id}")).await
+        self.get(&format!(
+            "/v1/checkout/sessions/{}",
+            super::path_segment(id)
+        ))
+        .await
     }
 }
 

@@ -28,6 +28,10 @@ impl Customer {
 
 impl StripeClient {
     pub async fn retrieve_customer(&self, id: &StripeCustomerId) -> Result<Customer, StripeError> {
-        self.get(&format!("/v1/customers/{id}")).await
+        self.get(&format!(
+            "/v1/customers/{}",
+            super::path_segment(id.as_str())
+        ))
+        .await
     }
 }

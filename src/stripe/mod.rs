@@ -17,3 +17,14 @@ pub use client::{ApiErrorBody, RetryPolicy, StripeClient, StripeError};
 pub use customers::Customer;
 pub use portal::{CreatePortalSession, FlowData, PortalSession};
 pub use webhook_endpoints::{CreateWebhookEndpoint, UpdateWebhookEndpoint, WebhookEndpoint};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, PercentEncode, utf8_percent_encode};
+
+/// Everything but the characters of Stripe's ids is escaped, so an id
+/// from outside (a return link, a payload) stays one segment of the path.
+const OUTSIDE_ID: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'-');
+
+/// `id` as one segment of a request path.
+pub fn path_segment(id: &str) -> PercentEncode<'_> {
+    utf8_percent_encode(id, OUTSIDE_ID)
+}

@@ -56,7 +56,7 @@ impl StripeClient {
         idempotency_key: &str,
     ) -> Result<WebhookEndpoint, StripeError> {
         self.post(
-            &format!("/v1/webhook_endpoints/{id}"),
+            &format!("/v1/webhook_endpoints/{}", super::path_segment(id)),
             params,
             idempotency_key,
         )

@@ -17,6 +17,7 @@ mod entitlements;
 mod health;
 mod helpers;
 mod openapi;
+mod ordering;
 mod org_link;
 mod overview;
 mod pages;

@@ -98,6 +98,12 @@ impl TestDb {
         with_db!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await)
     }
 
+    /// A query of the test's own making returning one integer.
+    pub async fn scalar_of(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        with_db!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await)
+    }
+
     /// A statement.
     pub async fn execute(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
         with_db!(self, |pool| Ok(sqlx::query(sql)

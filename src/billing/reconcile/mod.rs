@@ -31,7 +31,7 @@ use crate::stripe::objects::{
     ActiveEntitlement, CheckoutSession, FullCustomer, Invoice, PaymentMethod, Price, Product,
     ProductFeature as StripeProductFeature, Subscription,
 };
-use crate::stripe::{StripeClient, StripeError};
+use crate::stripe::{StripeClient, StripeError, path_segment};
 
 /// Syncs every organization's customer (and the product catalog), or only `org`'s.
 pub async fn sync(
@@ -86,7 +86,7 @@ pub async fn sync_customer_by_id(
 ) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
     let fetched: FullCustomer = stripe
-        .get(&format!("/v1/customers/{customer}"))
+        .get(&format!("/v1/customers/{}", path_segment(customer)))
         .await
         .with_context(|| format!("could not fetch customer {customer}"))?;
     report.fetched(Resource::Customers, 1);
@@ -171,7 +171,7 @@ async fn product_features(
 ) -> anyhow::Result<BTreeMap<String, Vec<StripeProductFeature>>> {
     let mut features = BTreeMap::new();
     for product in products.iter().filter(|p| p.active && !p.deleted) {
-        let path = format!("/v1/products/{}/features", product.id);
+        let path = format!("/v1/products/{}/features", path_segment(&product.id));
         if let Some(listed) = read(report, Resource::Features, list_all(stripe, &path, &[])).await?
         {
             features.insert(product.id.clone(), listed);
@@ -218,7 +218,7 @@ async fn customers_to_sync(
     for (_, id) in linked.iter().filter(|(_, id)| !listed.contains(id)) {
         let one = async {
             let customer: FullCustomer = stripe
-                .get(&format!("/v1/customers/{id}"))
+                .get(&format!("/v1/customers/{}", path_segment(id)))
                 .await
                 .with_context(|| format!("could not fetch customer {id}"))?;
             Ok(vec![customer])
@@ -292,7 +292,7 @@ async fn fetch_customer_objects(
         Resource::PaymentMethods,
         list_all(
             stripe,
-            &format!("/v1/customers/{customer}/payment_methods"),
+            &format!("/v1/customers/{}/payment_methods", path_segment(customer)),
             &[],
         ),
     )
@@ -361,7 +361,7 @@ async fn detached_elsewhere(
 
 /// Applies fetched changes, counting those that altered content (a newer
 /// version with the same content is written, but is not a change).
-async fn apply_fetched(
+pub(super) async fn apply_fetched(
     tx: &mut Tx,
     changes: &[Change],
     report: &mut SyncReport,
