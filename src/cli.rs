@@ -213,7 +213,9 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         } => {
             let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
             let selection = id.map_or(Selection::Failed, Selection::One);
-            let report = replay(&store, selection).await?;
+            // Events of the other mode than the key's are never applied.
+            let live = StripeSettings::from_env(env)?.is_live();
+            let report = replay(&store, selection, live).await?;
             println!("{report}");
             if report.missing > 0 {
                 bail!("no stored event has that id");

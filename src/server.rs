@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::billing::versions::VersionWatch;
-use crate::billing::{Ingestor, catchup, refetch, snapshot};
+use crate::billing::{Ingestor, catchup, refetch, retention, snapshot};
 use crate::config::{DatabaseSettings, PagesSettings, Settings};
 use crate::state::AppState;
 use crate::store::{AuditLog, Store};
@@ -82,6 +82,13 @@ impl Application {
             StripeClient::new(&settings.stripe).context("could not build the Stripe client")?,
             stop.clone(),
         )));
+        if let Some(kept) = settings.database.event_payload_retention {
+            tasks.push(tokio::spawn(retention::run_hourly(
+                store.clone(),
+                kept,
+                stop.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(snapshot::run_daily(
             store.clone(),
             stop.clone(),

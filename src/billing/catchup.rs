@@ -18,6 +18,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::ingest::{ReceivedEvent, ingest_batch};
+use super::rules::HANDLED_EVENTS;
 use super::{IngestError, Ingested};
 use crate::domain::unix_now;
 use crate::store::{CatchUpRun, Store};
@@ -121,7 +122,7 @@ async fn page_through(
             .last()
             .and_then(|o| o["id"].as_str())
             .map(str::to_owned);
-        let events = received(page.data, report);
+        let events = received(page.data, stripe.is_live(), report);
         newest = events.iter().map(|e| e.event.created).chain(newest).max();
         for outcome in ingest_batch(store, &events).await {
             match outcome {
@@ -140,14 +141,24 @@ async fn page_through(
 }
 
 /// The listed objects as events, each with its JSON as the stored payload.
-fn received(objects: Vec<serde_json::Value>, report: &mut CatchUpReport) -> Vec<ReceivedEvent> {
+fn received(
+    objects: Vec<serde_json::Value>,
+    live: bool,
+    report: &mut CatchUpReport,
+) -> Vec<ReceivedEvent> {
     report.seen += objects.len();
     objects
         .into_iter()
         .filter_map(|object| {
             let payload = object.to_string();
             match serde_json::from_str::<Event>(&payload) {
-                Ok(event) => Some(ReceivedEvent::new(event, payload)),
+                // The account's other integrations' events: their ids are
+                // kept (a delivery of one is then a duplicate), not their
+                // payloads, which are not ours to hold.
+                Ok(event) if !HANDLED_EVENTS.contains(&event.kind.as_str()) => {
+                    Some(ReceivedEvent::for_key(event, String::new(), live))
+                }
+                Ok(event) => Some(ReceivedEvent::for_key(event, payload, live)),
                 Err(err) => {
                     log::error!("Stripe listed something that is not an event: {err}");
                     report.failed += 1;

@@ -35,6 +35,8 @@ use crate::stripe::objects::Event;
 pub struct ReceivedEvent {
     pub event: Event,
     pub payload: String,
+    /// The customer the event's object belongs to, for finding its events.
+    customer: Option<String>,
     planned: Result<Vec<Change>, String>,
 }
 
@@ -43,11 +45,37 @@ impl ReceivedEvent {
     pub fn new(event: Event, payload: String) -> Self {
         let planned = plan(&event).map_err(|err| err.to_string());
         Self {
+            customer: event.customer(),
             event,
             payload,
             planned,
         }
     }
+
+    /// Plans the event's changes when its mode is the key's (`live`); an
+    /// event of the other mode is recorded and acknowledged, never applied.
+    pub fn for_key(event: Event, payload: String, live: bool) -> Self {
+        if event.livemode == live {
+            return Self::new(event, payload);
+        }
+        log::warn!(
+            "event {} ({}) is a {} event but the key is a {} key: recorded, not applied",
+            event.id,
+            event.kind,
+            mode(event.livemode),
+            mode(live)
+        );
+        Self {
+            customer: event.customer(),
+            event,
+            payload,
+            planned: Ok(Vec::new()),
+        }
+    }
+}
+
+fn mode(live: bool) -> &'static str {
+    if live { "live-mode" } else { "test-mode" }
 }
 
 /// How the writers make batches.
@@ -530,6 +558,7 @@ fn record_of(received: &ReceivedEvent) -> EventRecord<'_> {
         created: event.created,
         api_version: event.api_version.as_deref(),
         livemode: event.livemode,
+        customer: received.customer.as_deref(),
         payload: &received.payload,
         failure: received.planned.as_ref().err().map(String::as_str),
     }

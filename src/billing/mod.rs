@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod reconcile;
 pub mod refetch;
 pub mod replay;
+pub mod retention;
 pub mod revenue;
 pub mod rules;
 pub mod snapshot;

@@ -158,10 +158,7 @@ async fn fetch(stripe: &StripeClient, table: &str, id: &str) -> anyhow::Result<V
         "subscriptions" => {
             let sub: Subscription = get(stripe, &format!("/v1/subscriptions/{segment}")).await?;
             let rank = subscription_status_rank(&sub.status);
-            let mut row = subscription_row(&sub, version(rank))?;
-            // When it became past due is not the fetch's to say.
-            row.past_due_since = None;
-            vec![Change::Subscription(row)]
+            vec![Change::Subscription(subscription_row(&sub, version(rank))?)]
         }
         "invoices" => {
             let invoice: Invoice = get(stripe, &format!("/v1/invoices/{segment}")).await?;

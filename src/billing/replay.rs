@@ -19,6 +19,8 @@ pub struct ReplayReport {
     pub applied: usize,
     pub failed: usize,
     pub missing: usize,
+    /// Of the other mode than the key's: never applied.
+    pub other_mode: usize,
 }
 
 impl fmt::Display for ReplayReport {
@@ -28,6 +30,9 @@ impl fmt::Display for ReplayReport {
             "replayed: {} applied, {} still failing",
             self.applied, self.failed
         )?;
+        if self.other_mode > 0 {
+            write!(f, ", {} of the other mode left alone", self.other_mode)?;
+        }
         if self.missing > 0 {
             write!(f, ", {} not found", self.missing)?;
         }
@@ -38,7 +43,13 @@ impl fmt::Display for ReplayReport {
 /// At most this many failed events per run, oldest first.
 const MAX_FAILED_PER_RUN: i64 = 10_000;
 
-pub async fn replay(store: &Store, selection: Selection) -> Result<ReplayReport, StoreError> {
+/// Replays the selected events; `live` is the key's mode, and events of the
+/// other mode are left as they are.
+pub async fn replay(
+    store: &Store,
+    selection: Selection,
+    live: bool,
+) -> Result<ReplayReport, StoreError> {
     let mut report = ReplayReport::default();
     let events = match selection {
         Selection::Failed => store.failed_events(MAX_FAILED_PER_RUN).await?,
@@ -51,6 +62,10 @@ pub async fn replay(store: &Store, selection: Selection) -> Result<ReplayReport,
         },
     };
     for stored in &events {
+        if stored.livemode != live {
+            report.other_mode += 1;
+            continue;
+        }
         match replay_one(store, stored).await? {
             Ingested::Failed(_) => report.failed += 1,
             Ingested::Applied | Ingested::Duplicate => report.applied += 1,

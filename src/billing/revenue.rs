@@ -8,9 +8,12 @@
 //! stays in minor units of its own currency and is never summed across
 //! currencies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::store::{Lifetime, RecurringGroup, Snapshot};
+
+/// Statuses of subscriptions that paid while they lived.
+const PAID_WHILE_ALIVE: [&str; 4] = ["active", "past_due", "trialing", "canceled"];
 
 /// What MRR is computed from: one subscription's price and state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,17 +119,20 @@ pub fn snapshot_of(day: i64, groups: &[RecurringGroup]) -> Vec<Snapshot> {
         .collect()
 }
 
-/// Estimated snapshots on each of `days` from subscriptions' lifetimes: a
-/// subscription counts from its `created` until it ended, as paying unless
-/// it was still in its trial. Past states are not synced, so a subscription
-/// that was past due or paused then counts as paying: an estimate.
+/// Estimated snapshots on each of `days` from the lifetimes of subscription
+/// items: an item counts from its subscription's `created` until it ended,
+/// as paying unless it was still in its trial. Only subscriptions that paid
+/// while they lived count (see `Store::lifetimes`); past states are not
+/// synced, so one that was past due on the day counts as paying: an estimate.
 pub fn estimate(days: &[i64], lifetimes: &[Lifetime]) -> Vec<Snapshot> {
     let mut snapshots = Vec::new();
     for &day in days {
-        let alive = lifetimes
-            .iter()
-            .filter(|l| l.created <= day && l.ended.is_none_or(|ended| ended > day));
-        let mut by_currency: BTreeMap<&str, (CurrencyMrr, i64)> = BTreeMap::new();
+        let alive = lifetimes.iter().filter(|l| {
+            PAID_WHILE_ALIVE.contains(&l.status.as_str())
+                && l.created <= day
+                && l.ended.is_none_or(|ended| ended > day)
+        });
+        let mut by_currency: BTreeMap<&str, (CurrencyMrr, BTreeSet<&str>)> = BTreeMap::new();
         for life in alive {
             let amount = monthly(life.amount, &life.recurring_interval, life.interval_count);
             let entry = by_currency.entry(&life.currency).or_default();
@@ -134,7 +140,7 @@ pub fn estimate(days: &[i64], lifetimes: &[Lifetime]) -> Vec<Snapshot> {
                 entry.0.in_trial = entry.0.in_trial.saturating_add(amount);
             } else {
                 entry.0.mrr = entry.0.mrr.saturating_add(amount);
-                entry.1 += 1;
+                entry.1.insert(&life.subscription);
             }
         }
         snapshots.extend(
@@ -145,7 +151,7 @@ pub fn estimate(days: &[i64], lifetimes: &[Lifetime]) -> Vec<Snapshot> {
                     currency: currency.to_owned(),
                     mrr: line.mrr,
                     in_trial: line.in_trial,
-                    subscriptions: count,
+                    subscriptions: count.len() as i64,
                     estimate: true,
                 }),
         );
@@ -222,6 +228,7 @@ mod tests {
 
     fn life(created: i64, ended: Option<i64>, trial_end: Option<i64>) -> Lifetime {
         Lifetime {
+            subscription: format!("sub_{created}_{ended:?}"),
             status: "active".into(),
             currency: "usd".into(),
             recurring_interval: "month".into(),
@@ -247,5 +254,21 @@ mod tests {
         assert_eq!((at(300).mrr, at(300).in_trial), (1000, 1000));
         assert_eq!((at(400).mrr, at(400).subscriptions), (2000, 2));
         assert!(estimated.iter().all(|s| s.estimate));
+    }
+
+    #[test]
+    fn the_backfill_counts_every_item_once_and_only_what_paid() {
+        let mut second_item = life(100, None, None);
+        second_item.subscription = "sub_100_None".into();
+        second_item.amount = 500;
+        let mut never_paid = life(100, None, None);
+        never_paid.subscription = "sub_x".into();
+        never_paid.status = "incomplete_expired".into();
+        let mut unpaid = never_paid.clone();
+        unpaid.subscription = "sub_y".into();
+        unpaid.status = "unpaid".into();
+        let lifetimes = [life(100, None, None), second_item, never_paid, unpaid];
+        let estimated = estimate(&[150], &lifetimes);
+        assert_eq!((estimated[0].mrr, estimated[0].subscriptions), (1500, 1));
     }
 }

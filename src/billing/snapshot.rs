@@ -1,8 +1,9 @@
 //! The daily revenue snapshot behind the operators' MRR chart. The server
 //! takes it once a day (one instance at a time; a day already taken is kept),
-//! and `lance-billing snapshot` takes it on demand. The first run also
-//! backfills the last twelve month-ends from subscriptions' lifetimes, marked
-//! as estimates.
+//! and `lance-billing snapshot` takes it on demand. Each run also estimates
+//! the last twelve month-ends not taken on the day from subscriptions'
+//! lifetimes, marked as estimates and recomputed every run, so a state the
+//! catch-up or a sync repaired shows in them.
 
 use std::time::Duration;
 
@@ -22,19 +23,22 @@ const CHECK_EVERY: Duration = Duration::from_secs(3600);
 pub struct Taken {
     /// Rows of today's snapshot (one per currency); 0 when already taken.
     pub today: u64,
-    /// Estimated rows backfilled on the first run.
+    /// Estimated month-end rows written.
     pub backfilled: u64,
 }
 
-/// Takes today's snapshot (UTC) unless taken, backfilling on the first run.
+/// Takes today's snapshot (UTC) unless taken, and estimates again the
+/// month-ends before it that were not taken on the day.
 pub async fn take(store: &Store, now: i64) -> anyhow::Result<Taken> {
     let today = now - now.rem_euclid(DAY);
     let mut taken = Taken::default();
-    if !store.has_any_snapshot().await? {
-        let days = month_ends_before(today, 12);
+    let mut days = month_ends_before(today, 12);
+    if let Some(&first) = days.first() {
+        let taken_days = store.days_taken(first).await?;
+        days.retain(|day| !taken_days.contains(day));
         let lifetimes = store.lifetimes().await?;
         taken.backfilled = store
-            .record_snapshots(&estimate(&days, &lifetimes), now)
+            .replace_estimates(&days, &estimate(&days, &lifetimes), now)
             .await?;
     }
     if !store.has_snapshot(today).await? {

@@ -31,6 +31,9 @@ pub struct DatabaseSettings {
     /// The writers run on a thread of their own held to one core, beside
     /// their write connections (see `billing::ingest`).
     pub ingest_pinned: bool,
+    /// How long a processed event's payload is kept (`EVENT_PAYLOAD_RETENTION`);
+    /// its id stays for deduplication. `None` keeps payloads forever.
+    pub event_payload_retention: Option<Duration>,
 }
 
 impl DatabaseSettings {
@@ -56,6 +59,10 @@ impl DatabaseSettings {
                 writers => writers,
             },
             ingest_pinned: env.flag_or("INGEST_PIN", true)?,
+            event_payload_retention: Some(
+                env.duration_or("EVENT_PAYLOAD_RETENTION", Duration::from_secs(90 * 86_400))?,
+            )
+            .filter(|kept| !kept.is_zero()),
         })
     }
 
@@ -338,7 +345,14 @@ impl PagesSettings {
             admin_user_ids: env.list("ADMIN_USER_IDS"),
             price_ids,
             credits_price_id,
-            credits_per_unit: env.parse_or("CREDITS_PER_UNIT", 1, "a positive whole number")?,
+            credits_per_unit: match env.parse_or(
+                "CREDITS_PER_UNIT",
+                1i64,
+                "a positive whole number",
+            )? {
+                n if n >= 1 => n,
+                _ => return Err(ConfigError::new("CREDITS_PER_UNIT", "must be at least 1")),
+            },
             session_key,
         })
     }

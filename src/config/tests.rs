@@ -70,6 +70,9 @@ fn each_bad_value_names_its_variable() {
         ("STRIPE_PRICE_IDS", "price_a,prod_b"),
         ("STRIPE_CREDITS_PRICE_ID", "credits"),
         ("CREDITS_PER_UNIT", "many"),
+        ("CREDITS_PER_UNIT", "0"),
+        ("CREDITS_PER_UNIT", "-5"),
+        ("EVENT_PAYLOAD_RETENTION", "a while"),
         ("SESSION_KEY", "short"),
         ("CLERK_SIGN_IN_URL", "not a url"),
     ];

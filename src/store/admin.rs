@@ -129,19 +129,19 @@ impl Store {
         }))
     }
 
-    /// Recent events that mention `customer` (their payloads name it).
+    /// Recent events whose object belongs to `customer`.
     pub async fn events_of_customer(
         &self,
         customer: &str,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let needle = format!("%\"{customer}\"%");
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, type, created, payload, received_at, processed_at, attempts, last_error \
-                 FROM stripe_events WHERE payload LIKE $1 ORDER BY created DESC, id DESC LIMIT $2",
+                "SELECT id, type, created, livemode, payload, received_at, processed_at, attempts, \
+                 last_error FROM stripe_events WHERE customer_id = $1 \
+                 ORDER BY created DESC, id DESC LIMIT $2",
             )
-            .bind(&needle)
+            .bind(customer)
             .bind(limit)
             .fetch_all(pool)
             .await?

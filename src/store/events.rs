@@ -13,6 +13,8 @@ pub struct EventRecord<'a> {
     pub created: i64,
     pub api_version: Option<&'a str>,
     pub livemode: bool,
+    /// The customer its object belongs to, if it names one.
+    pub customer: Option<&'a str>,
     pub payload: &'a str,
     /// Why its payload cannot be applied, if it cannot.
     pub failure: Option<&'a str>,
@@ -35,6 +37,7 @@ impl EventRecord<'_> {
                     "created",
                     "api_version",
                     "livemode",
+                    "customer_id",
                     "payload",
                     "received_at",
                     "processed_at",
@@ -57,6 +60,7 @@ impl EventRecord<'_> {
             Column::column(events.iter().map(|e| &e.created)),
             text(events.iter().map(|e| e.api_version).collect()),
             Column::column(events.iter().map(|e| &e.livemode)),
+            text(events.iter().map(|e| e.customer).collect()),
             text(events.iter().map(|e| Some(e.payload)).collect()),
             repeated(now, n),
             Values::Int(
@@ -83,6 +87,7 @@ pub struct StoredEvent {
     #[sqlx(rename = "type")]
     pub kind: String,
     pub created: i64,
+    pub livemode: bool,
     pub payload: String,
     pub received_at: i64,
     pub processed_at: Option<i64>,
@@ -126,7 +131,7 @@ impl Tx {
 macro_rules! select_events {
     ($rest:literal) => {
         concat!(
-            "SELECT id, type, created, payload, received_at, processed_at, attempts, last_error \
+            "SELECT id, type, created, livemode, payload, received_at, processed_at, attempts, last_error \
              FROM stripe_events ",
             $rest
         )
@@ -140,6 +145,22 @@ impl Store {
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
+        }))
+    }
+
+    /// Empties the payloads of events applied and received before `before`,
+    /// keeping their ids (deduplication) and the rest of the row; returns
+    /// how many. A failed event keeps its payload for replay.
+    pub async fn prune_event_payloads(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE stripe_events SET payload = '' WHERE processed_at IS NOT NULL \
+                 AND received_at < $1 AND payload <> ''",
+            )
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected()
         }))
     }
 

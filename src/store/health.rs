@@ -82,6 +82,17 @@ impl Store {
     }
 
     /// `created` of the newest stored event.
+    /// How many stored events are of the other mode than the key's (`live`):
+    /// recorded, never applied.
+    pub async fn other_mode_events(&self, live: bool) -> Result<i64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM stripe_events WHERE livemode <> $1")
+                .bind(live)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
     pub async fn newest_event_created(&self) -> Result<Option<i64>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_scalar("SELECT MAX(created) FROM stripe_events")

@@ -72,6 +72,7 @@ pub struct ExportRow {
 /// A subscription's lifetime and price, for estimating past revenue.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Lifetime {
+    pub subscription: String,
     pub status: String,
     pub currency: String,
     pub recurring_interval: String,
@@ -88,13 +89,14 @@ impl Store {
     pub async fn recurring_groups(&self) -> Result<Vec<RecurringGroup>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT status, LOWER(currency) AS currency, recurring_interval, \
-                 COALESCE(interval_count, 1) AS interval_count, \
-                 CAST(SUM(unit_amount * COALESCE(quantity, 1)) AS BIGINT) AS amount, \
-                 CAST(COUNT(*) AS BIGINT) AS subscriptions FROM subscriptions \
-                 WHERE status IN ('active', 'past_due', 'trialing') AND currency IS NOT NULL \
-                 AND unit_amount IS NOT NULL AND recurring_interval IS NOT NULL \
-                 GROUP BY status, LOWER(currency), recurring_interval, COALESCE(interval_count, 1) \
+                "SELECT s.status, LOWER(i.currency) AS currency, i.recurring_interval, \
+                 COALESCE(i.interval_count, 1) AS interval_count, \
+                 CAST(SUM(i.unit_amount * COALESCE(i.quantity, 1)) AS BIGINT) AS amount, \
+                 CAST(COUNT(DISTINCT s.id) AS BIGINT) AS subscriptions \
+                 FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id \
+                 WHERE s.status IN ('active', 'past_due', 'trialing') AND i.currency IS NOT NULL \
+                 AND i.unit_amount IS NOT NULL AND i.recurring_interval IS NOT NULL \
+                 GROUP BY s.status, LOWER(i.currency), i.recurring_interval, COALESCE(i.interval_count, 1) \
                  ORDER BY 1, 2, 3, 4",
             )
             .fetch_all(pool)
@@ -177,15 +179,6 @@ impl Store {
         Ok(found.is_some())
     }
 
-    pub async fn has_any_snapshot(&self) -> Result<bool, StoreError> {
-        let found: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT day FROM billing_snapshots LIMIT 1")
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(found.is_some())
-    }
-
     /// Records `snapshots` once: a day already taken is kept as it is.
     pub async fn record_snapshots(
         &self,
@@ -216,19 +209,74 @@ impl Store {
         Ok(written)
     }
 
-    /// Every recurring subscription's lifetime and price (for the backfill).
+    /// The lifetime and price of every item of the subscriptions that were
+    /// paying while they lived (for the month-end estimates): not those that
+    /// never were (`incomplete`, `incomplete_expired`), nor those whose
+    /// unpaid or paused time cannot be told apart.
     pub async fn lifetimes(&self) -> Result<Vec<Lifetime>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT status, LOWER(currency) AS currency, recurring_interval, \
-                 COALESCE(interval_count, 1) AS interval_count, \
-                 CAST(unit_amount * COALESCE(quantity, 1) AS BIGINT) AS amount, created, \
-                 COALESCE(ended_at, canceled_at) AS ended, trial_end FROM subscriptions \
-                 WHERE currency IS NOT NULL AND unit_amount IS NOT NULL AND recurring_interval IS NOT NULL",
+                "SELECT s.id AS subscription, s.status, LOWER(i.currency) AS currency, \
+                 i.recurring_interval, COALESCE(i.interval_count, 1) AS interval_count, \
+                 CAST(i.unit_amount * COALESCE(i.quantity, 1) AS BIGINT) AS amount, s.created, \
+                 COALESCE(s.ended_at, s.canceled_at) AS ended, s.trial_end \
+                 FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id \
+                 WHERE s.status IN ('active', 'past_due', 'trialing', 'canceled') \
+                 AND i.currency IS NOT NULL AND i.unit_amount IS NOT NULL \
+                 AND i.recurring_interval IS NOT NULL",
             )
             .fetch_all(pool)
             .await?
         }))
+    }
+
+    /// The days since `since` that have a snapshot taken on the day.
+    pub async fn days_taken(&self, since: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT day FROM billing_snapshots WHERE estimate = FALSE AND day >= $1",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Replaces the estimated rows of `days` with `estimates` (a day taken
+    /// on the day is never replaced); returns the rows written.
+    pub async fn replace_estimates(
+        &self,
+        days: &[i64],
+        estimates: &[Snapshot],
+        taken_at: i64,
+    ) -> Result<u64, StoreError> {
+        let mut written = 0;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for day in days {
+                sqlx::query("DELETE FROM billing_snapshots WHERE day = $1 AND estimate = TRUE")
+                    .bind(day)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for s in estimates.iter().filter(|s| s.estimate) {
+                written += sqlx::query(
+                    "INSERT INTO billing_snapshots (day, currency, mrr, in_trial, subscriptions, estimate, taken_at) \
+                     VALUES ($1, $2, $3, $4, $5, TRUE, $6) ON CONFLICT (day, currency) DO NOTHING",
+                )
+                .bind(s.day)
+                .bind(&s.currency)
+                .bind(s.mrr)
+                .bind(s.in_trial)
+                .bind(s.subscriptions)
+                .bind(taken_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+        });
+        Ok(written)
     }
 
     /// One page of the export: subscriptions after `after` (by id).

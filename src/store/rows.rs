@@ -109,8 +109,9 @@ pub struct SubscriptionRow {
     pub trial_end: Option<i64>,
     pub default_payment_method: Option<String>,
     pub created: i64,
-    /// When it became `past_due` (the version's time when it is past due
-    /// now; the stored row keeps the earliest while it stays so).
+    /// When it became `past_due`: an event's time, or the oldest unpaid
+    /// invoice a fetch found (never the fetch's time); the stored row keeps
+    /// the earliest while it stays so.
     pub past_due_since: Option<i64>,
     pub items: Vec<SubscriptionItemRow>,
     pub version: Version,
@@ -570,11 +571,14 @@ synced_table! {
         "created": created,
         "past_due_since": past_due_since,
     }
-    // Past due since the first version that saw it past due, while it stays so.
+    // Past due since the earliest start known while it stays so: an event's
+    // time, or the oldest unpaid invoice a fetch found.
     updates: [Update::With(
         "past_due_since",
         "CASE WHEN excluded.status <> 'past_due' THEN NULL \
          WHEN subscriptions.status = 'past_due' AND subscriptions.past_due_since IS NOT NULL \
+         AND (excluded.past_due_since IS NULL \
+           OR subscriptions.past_due_since < excluded.past_due_since) \
          THEN subscriptions.past_due_since ELSE excluded.past_due_since END",
     )]
     derived: [past_due_since]

@@ -93,6 +93,8 @@ pub struct StripeClient {
     api_base: Url,
     secret_key: SecretString,
     api_version: String,
+    /// The key is a live-mode key (else a test-mode one).
+    live: bool,
     retry: RetryPolicy,
 }
 
@@ -108,6 +110,7 @@ impl StripeClient {
             api_base: settings.api_base.clone(),
             secret_key: settings.secret_key.clone(),
             api_version: settings.api_version.clone(),
+            live: settings.is_live(),
             retry: RetryPolicy {
                 max_retries: settings.max_retries,
                 base_delay: Duration::from_millis(300),
@@ -119,6 +122,12 @@ impl StripeClient {
     /// The API version requests are pinned to (`STRIPE_API_VERSION`).
     pub fn api_version(&self) -> &str {
         &self.api_version
+    }
+
+    /// Whether the key is a live-mode one: events of the other mode are
+    /// another account's business, never applied.
+    pub fn is_live(&self) -> bool {
+        self.live
     }
 
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {

@@ -26,6 +26,9 @@ pub struct DeliveryHealth {
     pub catch_up: Option<CatchUpLine>,
     /// The newest stored event's `created`, and how long ago that was.
     pub newest: Option<(String, String)>,
+    /// Events of the other mode than the key's, recorded and not applied,
+    /// and that mode's name.
+    pub other_mode: Option<(i64, &'static str)>,
 }
 
 pub struct VersionLine {
@@ -47,6 +50,10 @@ pub struct DeliveryFacts<'a> {
     pub versions: &'a [VersionCount],
     pub catch_up: Option<&'a CatchUpState>,
     pub newest: Option<i64>,
+    /// Stored events of the other mode than the key's.
+    pub other_mode: i64,
+    /// The key is a live-mode key.
+    pub live: bool,
     pub now: i64,
 }
 
@@ -74,6 +81,8 @@ impl DeliveryHealth {
                 })
             }),
             newest: facts.newest.map(|created| newest_event(created, facts.now)),
+            other_mode: (facts.other_mode > 0)
+                .then_some((facts.other_mode, if facts.live { "test" } else { "live" })),
         }
     }
 }

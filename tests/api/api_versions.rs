@@ -203,3 +203,31 @@ async fn events_at_another_version_are_counted_on_the_webhook_health_page() {
     assert!(html.contains("Some events arrive at an API version other than ours"));
     assert!(html.contains("Newest stored event:"));
 }
+
+/// A payload that carries an old and a new name of one field (some
+/// stand-ins and hand-made fixtures do), or a field we can do without in a
+/// shape we do not know, is still read: the newer name wins.
+#[tokio::test]
+async fn an_invoice_with_both_date_and_created_and_odd_extras_is_recorded() {
+    let app = TestApp::spawn().await;
+    let mut paid = invoice("in_both", "cus_both", "sub_both", "paid", 1_700_000_500);
+    paid["date"] = 1_600_000_000.into();
+    paid["hosted_invoice_url"] = 42.into();
+    paid["due_date"] = "soon".into();
+    paid["metadata"] = serde_json::json!({"seats": 3, "team": "core"});
+    let e = event("evt_both", "invoice.paid", 1_700_000_600, paid);
+    let response = app.post_event(&e).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        app.count("SELECT created FROM invoices WHERE id = 'in_both'")
+            .await,
+        1_700_000_500
+    );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM stripe_events WHERE id = 'evt_both' AND last_error IS NULL"
+        )
+        .await,
+        1
+    );
+}

@@ -14,6 +14,7 @@ mod browser;
 mod catch_up;
 mod contract;
 mod entitlements;
+mod event_log;
 mod health;
 mod helpers;
 mod openapi;

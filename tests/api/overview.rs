@@ -179,3 +179,61 @@ async fn the_export_is_a_csv_of_every_subscription_for_operators_only() {
     let (status, _, _) = app.page(url, &stranger).await;
     assert_eq!(status, 404, "only operators");
 }
+
+/// Snapshots count every item of paying subscriptions only, and the
+/// month-end estimates follow a state repaired after they were first made.
+#[tokio::test]
+async fn snapshots_count_every_paying_item_and_estimates_follow_repairs() {
+    let app = TestApp::spawn().await;
+    let now = unix_now();
+    let long_ago = now - 400 * 86_400;
+    let mut sub = subscription("sub_two", "cus_two", "active");
+    sub["created"] = long_ago.into();
+    let mut seats = sub["items"]["data"][0].clone();
+    seats["id"] = "si_two_seats".into();
+    seats["price"]["id"] = "price_seat".into();
+    seats["price"]["unit_amount"] = 1000.into();
+    seats["quantity"] = 2.into();
+    sub["items"]["data"].as_array_mut().unwrap().push(seats);
+    let created = event(
+        "evt_two",
+        "customer.subscription.created",
+        long_ago,
+        sub.clone(),
+    );
+    assert_eq!(app.post_event(&created).await.status(), 200);
+    let mut never_paid = subscription("sub_inc", "cus_two", "incomplete");
+    never_paid["created"] = long_ago.into();
+    let e = event(
+        "evt_inc",
+        "customer.subscription.created",
+        long_ago,
+        never_paid,
+    );
+    assert_eq!(app.post_event(&e).await.status(), 200);
+
+    take(&app.store, now).await.unwrap();
+    let paying = 4900 * 3 + 1000 * 2;
+    let today = "SELECT mrr FROM billing_snapshots WHERE estimate = FALSE AND currency = 'usd'";
+    assert_eq!(app.count(today).await, paying);
+    let counted =
+        "SELECT subscriptions FROM billing_snapshots WHERE estimate = FALSE AND currency = 'usd'";
+    assert_eq!(app.count(counted).await, 1);
+    let estimated = "SELECT COUNT(*) FROM billing_snapshots WHERE estimate = TRUE AND mrr = 16700";
+    assert_eq!(app.count(estimated).await, 12);
+
+    // The catch-up finds it ended 200 days ago: the estimates after that are redone.
+    let ended = now - 200 * 86_400;
+    sub["status"] = "canceled".into();
+    sub["ended_at"] = ended.into();
+    sub["canceled_at"] = ended.into();
+    let deleted = event("evt_two_end", "customer.subscription.deleted", ended, sub);
+    assert_eq!(app.post_event(&deleted).await.status(), 200);
+    take(&app.store, now + 60).await.unwrap();
+    assert_eq!(app.count(today).await, paying, "a day taken is kept");
+    let still = app.count(estimated).await;
+    assert!(
+        (5..=7).contains(&still),
+        "month-ends before the end: {still}"
+    );
+}

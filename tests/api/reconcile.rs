@@ -243,7 +243,7 @@ async fn replay_applies_failed_events_and_leaves_applied_ones_unchanged() {
     ))
     .await;
 
-    let report = replay(&app.store, Selection::Failed).await.unwrap();
+    let report = replay(&app.store, Selection::Failed, false).await.unwrap();
     assert_eq!((report.applied, report.failed), (1, 0));
     assert_eq!(
         app.count("SELECT COUNT(*) FROM subscriptions WHERE id = 'sub_stuck'")
@@ -256,12 +256,12 @@ async fn replay_applies_failed_events_and_leaves_applied_ones_unchanged() {
         0
     );
 
-    let again = replay(&app.store, Selection::One("evt_ok".into()))
+    let again = replay(&app.store, Selection::One("evt_ok".into()), false)
         .await
         .unwrap();
     assert_eq!(again.applied, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM subscriptions").await, 2);
-    let missing = replay(&app.store, Selection::One("evt_nope".into()))
+    let missing = replay(&app.store, Selection::One("evt_nope".into()), false)
         .await
         .unwrap();
     assert_eq!(missing.missing, 1);
@@ -382,4 +382,58 @@ async fn a_refused_key_stops_the_sync_at_once() {
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("401"), "{err:#}");
+}
+
+/// A subscription found past due (its event lost) counts its grace period
+/// from its oldest unpaid invoice, not from the fetch: it gets no fresh one.
+#[tokio::test]
+async fn a_missed_past_due_state_keeps_the_grace_period_it_had() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_late", "cus_late").await;
+    let weeks_ago = lance_billing::domain::unix_now() - 21 * 86_400;
+    let mut owed = invoice("in_late", "cus_late", "sub_late", "open", weeks_ago - 3600);
+    owed["status_transitions"] = json!({"finalized_at": weeks_ago});
+    owed["due_date"] = Value::Null;
+    let mut newer = invoice(
+        "in_later",
+        "cus_late",
+        "sub_late",
+        "open",
+        weeks_ago + 86_400,
+    );
+    newer["due_date"] = (weeks_ago + 86_400).into();
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_late"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(customer(
+            "cus_late",
+            Some("org_late"),
+            None,
+        )))
+        .mount(&app.stripe)
+        .await;
+    let lists = [
+        (
+            "/v1/subscriptions",
+            vec![subscription("sub_late", "cus_late", "past_due")],
+        ),
+        ("/v1/invoices", vec![newer, owed]),
+        ("/v1/customers/cus_late/payment_methods", vec![]),
+        ("/v1/entitlements/active_entitlements", vec![]),
+    ];
+    for (at, data) in lists {
+        stripe_lists(&app, at, &[], list(data, false)).await;
+    }
+    let stripe = app.stripe_client(0);
+    lance_billing::billing::reconcile::sync_customer_by_id(&app.store, &stripe, "cus_late")
+        .await
+        .unwrap();
+    let since = app
+        .count("SELECT past_due_since FROM subscriptions WHERE id = 'sub_late'")
+        .await;
+    assert_eq!(since, weeks_ago);
+    let (status, body) = app
+        .get_json("/api/v1/operations/payment/entitlements", "org_late")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["access"], "none", "{body}");
 }

@@ -775,3 +775,38 @@ async fn an_invoice_in_the_pre_basil_shape_keeps_its_subscription() {
         .await;
     assert_eq!(page["data"][0]["subscription"], "sub_legacy");
 }
+
+/// An event whose mode is not the key's (a live event reaching a test
+/// deployment, or the reverse) is recorded and acknowledged, never applied,
+/// and the webhook-health page says so.
+#[tokio::test]
+async fn an_event_of_the_other_mode_is_recorded_not_applied_and_shown() {
+    let app = TestApp::builder()
+        .env("ADMIN_USER_IDS", "user_2abc")
+        .spawn()
+        .await;
+    app.org_with_customer("org_live", "cus_live").await;
+    let mut live = event(
+        "evt_live",
+        "customer.subscription.created",
+        1_700_000_000,
+        subscription("sub_live", "cus_live", "active"),
+    );
+    live["livemode"] = true.into();
+    let response = app.post_event(&live).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.count("SELECT COUNT(*) FROM subscriptions").await, 0);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM stripe_events WHERE id = 'evt_live' AND processed_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    let (status, _, html) = app.page("/admin/webhooks", &claims_v2("org_live")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("1 live-mode event(s) reached this endpoint"),
+        "{html}"
+    );
+}

@@ -300,7 +300,11 @@ async fn fetch_customer_objects(
     let mut changes = Vec::new();
     for sub in &subscriptions {
         let version = fetched_version(fetched_at, subscription_status_rank(&sub.status));
-        changes.push(Change::Subscription(subscription_row(sub, version)?));
+        let mut row = subscription_row(sub, version)?;
+        if row.status == "past_due" {
+            row.past_due_since = oldest_unpaid(&invoices, &sub.id);
+        }
+        changes.push(Change::Subscription(row));
     }
     for invoice in &invoices {
         let version = fetched_version(fetched_at, invoice_status_rank(invoice.status()));
@@ -329,6 +333,16 @@ async fn fetch_customer_objects(
         changes,
         methods_listed,
     })
+}
+
+/// When the oldest invoice of `subscription` still open began to be owed:
+/// when a subscription found past due became so, whatever the fetch's time.
+fn oldest_unpaid(invoices: &[Invoice], subscription: &str) -> Option<i64> {
+    invoices
+        .iter()
+        .filter(|i| i.subscription_id() == Some(subscription) && i.status() == Some("open"))
+        .map(Invoice::owed_since)
+        .min()
 }
 
 /// Cards we think are attached but Stripe no longer lists: a missed

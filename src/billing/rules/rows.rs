@@ -125,7 +125,10 @@ pub fn subscription_row(
         trial_end: sub.trial_end,
         default_payment_method: sub.default_payment_method.clone(),
         created: sub.created,
-        past_due_since: (sub.status == "past_due").then_some(version.created),
+        // An event says it was past due by then; a fetch says only that it
+        // is now (`reconcile` reads the start from its invoices).
+        past_due_since: (sub.status == "past_due" && !version.is_fetched())
+            .then_some(version.created),
         items,
         version,
     })
@@ -159,7 +162,9 @@ pub fn invoice_changes(
         invoice_pdf: invoice.invoice_pdf.clone(),
         period_start: invoice.period_start,
         period_end: invoice.period_end,
-        created: invoice.created,
+        created: invoice
+            .created()
+            .ok_or_else(|| PlanError::Invalid(format!("invoice {id} has no created")))?,
         deleted,
         version,
     })];

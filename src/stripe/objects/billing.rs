@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::{List, Plan, Price};
-use super::{expandable_id, metadata};
+use super::{expandable_id, lenient, metadata};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SubscriptionItem {
@@ -168,6 +168,7 @@ pub struct Invoice {
     #[serde(deserialize_with = "expandable_id")]
     pub customer: Option<String>,
     status: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub number: Option<String>,
     pub currency: String,
     #[serde(default)]
@@ -178,24 +179,55 @@ pub struct Invoice {
     amount_remaining: Option<i64>,
     #[serde(default)]
     pub total: i64,
+    #[serde(default, deserialize_with = "lenient")]
     pub hosted_invoice_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub invoice_pdf: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub period_start: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
     pub period_end: Option<i64>,
-    /// Named `date` before `2019-03-14`.
-    #[serde(alias = "date")]
-    pub created: i64,
+    /// Named `date` before `2019-03-14`; read through `created()`, so a
+    /// payload carrying both names reads (the newer wins).
+    #[serde(default, deserialize_with = "lenient")]
+    created: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
+    date: Option<i64>,
     #[serde(default, deserialize_with = "expandable_id")]
     subscription: Option<String>,
     parent: Option<InvoiceParent>,
     pub lines: Option<List<InvoiceLine>>,
+    /// When it is due: set for invoices sent to be paid by hand.
+    #[serde(default, deserialize_with = "lenient")]
+    pub due_date: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub status_transitions: Option<StatusTransitions>,
     /// Before `2018-11-08` an invoice had no `status`, only these.
     paid: Option<bool>,
     forgiven: Option<bool>,
     closed: Option<bool>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StatusTransitions {
+    pub finalized_at: Option<i64>,
+}
+
 impl Invoice {
+    /// When this invoice, unpaid, began to be owed: its due date, else when
+    /// it was finalized (and first charged), else its creation.
+    pub fn owed_since(&self) -> i64 {
+        self.due_date
+            .or_else(|| self.status_transitions.as_ref()?.finalized_at)
+            .or(self.created())
+            .unwrap_or_default()
+    }
+
+    /// When it was created, by either name.
+    pub fn created(&self) -> Option<i64> {
+        self.created.or(self.date)
+    }
+
     /// What was paid; for invoices of API versions without the field, all of
     /// `amount_due` once paid.
     pub fn amount_paid(&self) -> i64 {

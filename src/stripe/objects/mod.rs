@@ -35,11 +35,32 @@ pub(super) fn expandable_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<St
     }))
 }
 
-/// Stripe sends `metadata: null` on some objects; treat it as empty.
+/// Stripe sends `metadata: null` on some objects; treat it as empty. A
+/// value that is not text (a hand-made payload's number) is left out.
 pub(super) fn metadata<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<HashMap<String, String>, D::Error> {
-    Ok(Option::<HashMap<String, String>>::deserialize(d)?.unwrap_or_default())
+    let Some(map) = Option::<HashMap<String, serde_json::Value>>::deserialize(d)? else {
+        return Ok(HashMap::new());
+    };
+    Ok(map
+        .into_iter()
+        .filter_map(|(key, value)| match value {
+            serde_json::Value::String(text) => Some((key, text)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// A field we can do without: a value of another shape than we know reads
+/// as absent instead of making the whole object unreadable.
+pub(super) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +85,40 @@ pub use customers::{
     Card, CardSource, CheckoutSession, FullCustomer, InvoiceSettings, PaymentMethod,
 };
 pub use entitlements::{ActiveEntitlement, EntitlementSummary, Feature, ProductFeature};
+
+/// What an event's object says of whose it is: a customer is its own.
+#[derive(Debug, Deserialize)]
+struct Owner {
+    #[serde(default, deserialize_with = "lenient")]
+    object: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_id")]
+    customer: Option<String>,
+}
+
+fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(match value {
+        serde_json::Value::String(id) => Some(id),
+        serde_json::Value::Object(mut object) => match object.remove("id") {
+            Some(serde_json::Value::String(id)) => Some(id),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+impl Event {
+    /// The Stripe customer the event's object belongs to, if it names one.
+    pub fn customer(&self) -> Option<String> {
+        let owner: Owner = serde_json::from_str(self.data.object.get()).ok()?;
+        match owner.object.as_deref() {
+            Some("customer") => owner.id,
+            _ => owner.customer,
+        }
+    }
+}
 
 /// The event envelope. `data.object` stays raw JSON text until the event's
 /// type tells us what it is, and is then parsed once, straight into that

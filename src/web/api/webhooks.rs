@@ -52,7 +52,7 @@ pub async fn stripe(
             log::warn!("rejected a webhook delivery: {err}");
             ApiError::Validation(format!("Invalid Stripe signature: {err}."))
         })?;
-    let received = parse_event(&body)?;
+    let received = parse_event(&body, state.stripe.is_live())?;
     state.versions.note(received.event.api_version.as_deref());
     let (id, kind) = (received.event.id.clone(), received.event.kind.clone());
     match state.ingestor.submit(received).await {
@@ -64,14 +64,14 @@ pub async fn stripe(
     }
 }
 
-fn parse_event(body: &[u8]) -> Result<ReceivedEvent, ApiError> {
+fn parse_event(body: &[u8], live: bool) -> Result<ReceivedEvent, ApiError> {
     let not_an_event =
         |reason: String| ApiError::Validation(format!("The body is not a Stripe event: {reason}."));
     let payload = std::str::from_utf8(body)
         .map_err(|_| not_an_event("not UTF-8".to_owned()))?
         .to_owned();
     let event: Event = serde_json::from_str(&payload).map_err(|e| not_an_event(e.to_string()))?;
-    Ok(ReceivedEvent::new(event, payload))
+    Ok(ReceivedEvent::for_key(event, payload, live))
 }
 
 /// The answer to a stored delivery.
@@ -200,14 +200,14 @@ mod fuzz {
         ) {
             let envelope = json!({"id": "evt_fuzz", "type": kind, "created": created, "data": {"object": object}});
             let body = serde_json::to_vec(&envelope).unwrap_or_default();
-            if let Ok(received) = parse_event(&body) {
+            if let Ok(received) = parse_event(&body, false) {
                 let _ = plan(&received.event);
             }
         }
 
         #[test]
         fn any_bytes_as_a_delivery_are_answered(body in prop::collection::vec(any::<u8>(), 0..512)) {
-            if let Ok(received) = parse_event(&body) {
+            if let Ok(received) = parse_event(&body, false) {
                 let _ = plan(&received.event);
             }
         }
@@ -220,7 +220,7 @@ mod fuzz {
         ) {
             let envelope = json!({"id": "evt_fuzz", "type": kind, "created": created, "data": {"object": object}});
             let body = serde_json::to_vec(&envelope).unwrap_or_default();
-            let received = parse_event(&body);
+            let received = parse_event(&body, false);
             prop_assert!(received.is_ok());
             if let Ok(received) = received {
                 let _ = plan(&received.event);

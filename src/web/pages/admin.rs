@@ -218,12 +218,13 @@ pub async fn webhooks(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let store = &state.store;
-    let (failed, recent, versions, catch_up, newest) = tokio::try_join!(
+    let (failed, recent, versions, catch_up, newest, other_mode) = tokio::try_join!(
         store.failed_events(50),
         store.recent_events(50),
         store.api_versions(),
         store.catch_up_state(),
         store.newest_event_created(),
+        store.other_mode_events(state.stripe.is_live()),
     )
     .map_err(PageError::internal)?;
     let health = DeliveryHealth::new(DeliveryFacts {
@@ -231,6 +232,8 @@ pub async fn webhooks(
         versions: &versions,
         catch_up: catch_up.as_ref(),
         newest,
+        other_mode,
+        live: state.stripe.is_live(),
         now: unix_now(),
     });
     let view = AdminWebhooksPage {
@@ -249,9 +252,13 @@ pub async fn replay_event(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let Operator(identity) = posted.by;
-    let report = replay(&state.store, Selection::One(id.clone()))
-        .await
-        .map_err(PageError::internal)?;
+    let report = replay(
+        &state.store,
+        Selection::One(id.clone()),
+        state.stripe.is_live(),
+    )
+    .await
+    .map_err(PageError::internal)?;
     if report.missing > 0 {
         return Err(PageError::NotFound);
     }
