@@ -242,6 +242,7 @@ fn render_in_process() -> f64 {
             can_manage: true,
             csrf: "0123456789abcdef0123456789abcdef".into(),
             has_customer: true,
+            can_subscribe: false,
             notice: None,
             sells_credits: false,
             portal_path: PORTAL_PATH,

@@ -93,6 +93,12 @@ prefixed_id!(
     "org_"
 );
 prefixed_id!(
+    /// A Stripe Checkout session id (`cs_…`), as a return link carries it.
+    CheckoutSessionId,
+    "a Checkout session id",
+    "cs_"
+);
+prefixed_id!(
     /// A Stripe customer id (`cus_…`).
     StripeCustomerId,
     "a Stripe customer id",

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
+use crate::billing::budget::StripeBudget;
 use crate::billing::versions::VersionWatch;
 use crate::billing::{Ingestor, catchup, refetch, retention, snapshot};
 use crate::config::{DatabaseSettings, PagesSettings, Settings};
@@ -113,6 +114,7 @@ impl Application {
             ingestor,
             body_timeout: settings.server.client_body_timeout,
             versions: VersionWatch::new(&settings.stripe.api_version),
+            stripe_budget: StripeBudget::default(),
         });
         let address = listener.local_addr()?;
         let port = address.port();

@@ -3,6 +3,7 @@
 //! the server that mounts them both depend on it and not on each other.
 
 use crate::billing::Ingestor;
+use crate::billing::budget::StripeBudget;
 use crate::billing::versions::VersionWatch;
 use crate::config::{AccessSettings, PagesSettings};
 use crate::store::{AuditLog, Store};
@@ -27,4 +28,6 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// Webhook events at another API version than ours, told once each.
     pub versions: VersionWatch,
+    /// Stripe calls each organization's page loads may still make.
+    pub stripe_budget: StripeBudget,
 }

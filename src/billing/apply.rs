@@ -65,6 +65,8 @@ struct ByTable {
     unlinks: Vec<FromEvent<String>>,
     /// (organization, customer), in arrival order: the first link wins.
     links: Vec<FromEvent<(String, String)>>,
+    /// (session, organization, customer) of checkouts to verify first.
+    unverified: Vec<FromEvent<(String, String, Option<String>)>>,
     grants: Vec<FromEvent<CreditGrant>>,
     invoice_credits: Vec<FromEvent<InvoiceCredits>>,
 }
@@ -81,6 +83,13 @@ impl ByTable {
             Change::LinkCustomer { org, customer } => {
                 self.links.push((from, (org.to_string(), customer)));
             }
+            Change::UnverifiedCheckout {
+                session,
+                org,
+                customer,
+            } => self
+                .unverified
+                .push((from, (session, org.to_string(), customer))),
             Change::Subscription(row) => synced.subscriptions.push(row),
             Change::Invoice(row) => synced.invoices.push(row),
             Change::InvoiceCredits {
@@ -114,7 +123,19 @@ impl ByTable {
         let unlinks = of_recorded(self.unlinks, &recorded);
         let unlinks: Vec<&str> = unlinks.iter().map(String::as_str).collect();
         changed += tx.unlink_customers(&unlinks).await?;
-        let links = of_recorded(self.links, &recorded);
+        let mut links = of_recorded(self.links, &recorded);
+        for (session, org, customer) in of_recorded(self.unverified, &recorded) {
+            if tx.checkout_created_here(&session, &org).await? {
+                links.extend(customer.map(|customer| (org, customer)));
+            } else {
+                log::warn!(
+                    "checkout {session} names organization {org} but was not created by this \
+                     service for it: not linked, flagged for an operator"
+                );
+                tx.flag_foreign_checkout(&session, &org, customer.as_deref())
+                    .await?;
+            }
+        }
         changed += tx.link_customers_if_free(&links).await?;
         let mut grants = of_recorded(self.grants, &recorded);
         let invoice_credits = of_recorded(self.invoice_credits, &recorded);

@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::budget::StripeBudget;
 use super::reconcile;
-use crate::domain::{StripeCustomerId, UserId};
+use crate::domain::{CheckoutSessionId, StripeCustomerId, UserId};
 use crate::store::{
-    AuditEntry, AuditLog, CatalogPrice, LinkError, LinkOutcome, Organization, Store, StoreError,
+    AuditEntry, AuditLog, CatalogPrice, CheckoutReturn, LinkError, LinkOutcome, Organization,
+    Store, StoreError,
 };
 use crate::stripe::{
     CreateCheckoutSession, CreateCustomer, LineItem, StripeClient, SubscriptionData,
@@ -53,6 +55,15 @@ impl Purchase<'_> {
             } => LineItem { price, quantity },
         }
     }
+}
+
+/// Statuses of a subscription the organization still has: while one is,
+/// it changes its plan in the portal and is sold no second one.
+const LIVE_STATUSES: [&str; 5] = ["active", "trialing", "past_due", "unpaid", "paused"];
+
+/// Whether a subscription of `status` is still the organization's plan.
+pub fn is_live(status: &str) -> bool {
+    LIVE_STATUSES.contains(&status)
 }
 
 /// The synced catalog, else the configured prices (`PRICE_IDS`).
@@ -119,6 +130,7 @@ pub struct CheckoutRequest<'a> {
 /// Creates a Checkout session, audits it, and returns the URL to send the
 /// browser to.
 pub async fn start_checkout(
+    store: &Store,
     stripe: &StripeClient,
     audit: &AuditLog,
     request: CheckoutRequest<'_>,
@@ -157,6 +169,10 @@ pub async fn start_checkout(
         .url
         .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
         .ok_or_else(|| anyhow::anyhow!("Stripe returned no checkout URL"))?;
+    // Before the browser goes: the session's completion links only what we recorded.
+    store
+        .record_checkout_session(&session.id, org.id.as_str(), customer.as_str())
+        .await?;
     audit
         .record(AuditEntry {
             org_id: org.id.to_string(),
@@ -184,22 +200,51 @@ pub enum Refreshed {
 }
 
 /// After a checkout (`?checkout=cs_…`), fetch the session and the customer
-/// from Stripe, bounded in time.
+/// from Stripe, bounded in time: only a session this service created for
+/// `org`, only until one fetch applied it, and within `org`'s budget of
+/// Stripe calls.
 pub async fn refresh_after_checkout(
     store: &Store,
     stripe: &StripeClient,
+    budget: &StripeBudget,
     org: &Organization,
-    session_id: &str,
+    session: &CheckoutSessionId,
 ) -> Refreshed {
+    match store
+        .checkout_return(session.as_str(), org.id.as_str())
+        .await
+    {
+        Ok(Some(CheckoutReturn { answered: true })) => return Refreshed::Done,
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            log::info!(
+                "{} returned with checkout {session}, not one created for it",
+                org.id
+            );
+            return Refreshed::StillSyncing;
+        }
+        Err(err) => {
+            log::warn!("could not read checkout {session}: {err}");
+            return Refreshed::StillSyncing;
+        }
+    }
+    if !budget.allows(&org.id) {
+        return Refreshed::StillSyncing;
+    }
     let refreshed = tokio::time::timeout(
         REFRESH_TIMEOUT,
-        refresh_checkout(store, stripe, org, session_id),
+        refresh_checkout(store, stripe, org, session),
     )
     .await;
     match refreshed {
-        Ok(Ok(())) => Refreshed::Done,
+        Ok(Ok(())) => {
+            if let Err(err) = store.mark_checkout_answered(session.as_str()).await {
+                log::warn!("could not remember checkout {session} as answered: {err}");
+            }
+            Refreshed::Done
+        }
         Ok(Err(err)) => {
-            log::warn!("refresh after checkout {session_id} failed: {err:#}");
+            log::warn!("refresh after checkout {session} failed: {err:#}");
             Refreshed::StillSyncing
         }
         Err(_) => Refreshed::StillSyncing,
@@ -210,14 +255,15 @@ async fn refresh_checkout(
     store: &Store,
     stripe: &StripeClient,
     org: &Organization,
-    session_id: &str,
+    session: &CheckoutSessionId,
 ) -> anyhow::Result<()> {
-    if !session_id.starts_with("cs_") || session_id.len() > 255 {
-        anyhow::bail!("not a checkout session id");
-    }
-    let session = stripe.retrieve_checkout_session(session_id).await?;
-    if session.org_id() != Some(org.id.as_str()) {
-        anyhow::bail!("checkout session {session_id} belongs to another organization");
+    let session = stripe.retrieve_checkout_session(session.as_str()).await?;
+    let own = Some(org.id.as_str());
+    if session.trusted_org() != own && session.named_org() != own {
+        anyhow::bail!(
+            "checkout session {} belongs to another organization",
+            session.id
+        );
     }
     reconcile::apply_checkout_session(store, &session).await?;
     if let Some(customer) = &session.customer {
@@ -227,13 +273,17 @@ async fn refresh_checkout(
 }
 
 /// After a portal visit (the portal returns to the Plans tab), fetch the
-/// customer's state from Stripe once.
+/// customer's state from Stripe once, within `org`'s budget of calls.
 pub async fn refresh_after_portal(
     store: &Store,
     stripe: &StripeClient,
+    budget: &StripeBudget,
     org: &Organization,
     customer: &StripeCustomerId,
 ) -> Refreshed {
+    if !budget.allows(&org.id) {
+        return Refreshed::StillSyncing;
+    }
     let sync = reconcile::sync_customer_by_id(store, stripe, customer.as_str());
     match tokio::time::timeout(REFRESH_TIMEOUT, sync).await {
         Ok(Ok(report)) => {

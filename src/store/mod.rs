@@ -15,6 +15,7 @@
 //! | `events.rs`     | the log of Stripe events                                 |
 //! | `plan_state.rs` | an organization's plan state and invoices (API, pages)   |
 //! | `catalog.rs`    | prices on offer                                          |
+//! | `checkout_sessions` | sessions created here, and foreign ones flagged      |
 //! | `admin.rs`      | the operators' reads                                     |
 //! | `entitlements`  | active features, product features, access facts          |
 //! | `audit.rs`      | the audit log, written off the request path              |
@@ -28,6 +29,7 @@ mod admin;
 mod audit;
 mod cache;
 mod catalog;
+mod checkout_sessions;
 mod entitlements;
 mod events;
 mod health;
@@ -44,6 +46,7 @@ mod upsert;
 pub use admin::{AdminFilter, AdminOrgRow, LedgerEntry};
 pub use audit::{AuditEntry, AuditLog};
 pub use catalog::CatalogPrice;
+pub use checkout_sessions::{CheckoutReturn, ForeignCheckout};
 pub use entitlements::{ENTITLEMENTS_TTL_SECS, EntitlementFacts, ProductFeature, Standing};
 pub use events::{EventRecord, StoredEvent};
 pub use health::{CatchUpRun, CatchUpState, VersionCount};

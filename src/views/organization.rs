@@ -61,6 +61,8 @@ pub struct OrganizationPage {
     pub invoices: Vec<InvoiceRow>,
     pub synced: Option<String>,
     pub offers: Vec<PlanOffer>,
+    /// No live subscription: the plans are offered.
+    pub can_subscribe: bool,
     pub sells_credits: bool,
     /// While access is in its grace period: the date it ends.
     pub grace_ends: Option<String>,
@@ -74,6 +76,8 @@ pub struct OrganizationContext {
     pub can_manage: bool,
     pub csrf: String,
     pub has_customer: bool,
+    /// The organization has no live subscription.
+    pub can_subscribe: bool,
     pub notice: Option<Notice>,
     pub sells_credits: bool,
     /// Where "Manage billing" goes (the route table's portal path).
@@ -140,6 +144,7 @@ impl OrganizationPage {
                 .iter()
                 .map(|p| plan_offer(p, catalog.features))
                 .collect(),
+            can_subscribe: context.can_subscribe,
             sells_credits: context.sells_credits,
             grace_ends: context.grace_ends_at.map(date),
         }

@@ -5,7 +5,7 @@ use askama::Template;
 
 use super::admin::EventLine;
 use super::format::{date_time, newest_event};
-use crate::store::{CatchUpState, VersionCount};
+use crate::store::{CatchUpState, ForeignCheckout, VersionCount};
 
 #[derive(Template)]
 #[template(path = "admin_webhooks.html")]
@@ -15,6 +15,27 @@ pub struct AdminWebhooksPage {
     pub failed: Vec<EventLine>,
     pub recent: Vec<EventLine>,
     pub health: DeliveryHealth,
+    pub foreign_checkouts: Vec<ForeignCheckoutLine>,
+}
+
+/// A completed checkout this service did not create that named an
+/// organization: not linked.
+pub struct ForeignCheckoutLine {
+    pub id: String,
+    pub org_id: String,
+    pub customer: String,
+    pub when: String,
+}
+
+impl ForeignCheckoutLine {
+    pub fn new(checkout: &ForeignCheckout) -> Self {
+        Self {
+            id: checkout.id.clone(),
+            org_id: checkout.org_id.clone(),
+            customer: checkout.customer_id.clone().unwrap_or_default(),
+            when: date_time(checkout.created_at),
+        }
+    }
 }
 
 /// How events reach us, for the top of the page.
@@ -29,6 +50,9 @@ pub struct DeliveryHealth {
     /// Events of the other mode than the key's, recorded and not applied,
     /// and that mode's name.
     pub other_mode: Option<(i64, &'static str)>,
+    /// Objects waiting to be fetched again because their versions could
+    /// not be ordered, and how many of them failed at least once.
+    pub refetch: (i64, i64),
 }
 
 pub struct VersionLine {
@@ -54,6 +78,7 @@ pub struct DeliveryFacts<'a> {
     pub other_mode: i64,
     /// The key is a live-mode key.
     pub live: bool,
+    pub refetch: (i64, i64),
     pub now: i64,
 }
 
@@ -83,6 +108,7 @@ impl DeliveryHealth {
             newest: facts.newest.map(|created| newest_event(created, facts.now)),
             other_mode: (facts.other_mode > 0)
                 .then_some((facts.other_mode, if facts.live { "test" } else { "live" })),
+            refetch: facts.refetch,
         }
     }
 }

@@ -107,6 +107,9 @@ pub enum PageError {
     Forbidden(&'static str),
     #[error("{0}")]
     BadRequest(String),
+    /// The request contradicts what is already so (a second plan).
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("not found")]
     NotFound,
     #[error("internal error")]
@@ -135,6 +138,7 @@ impl PageError {
             ),
             Self::Forbidden(why) => ("Not allowed", (*why).to_owned(), BACK),
             Self::BadRequest(why) => ("Something is not right", why.clone(), BACK),
+            Self::Conflict(why) => ("Already done", (*why).to_owned(), BACK),
             Self::NotFound => ("Not found", "There is nothing here.".to_owned(), None),
             Self::Internal(_) => (
                 "Something went wrong",
@@ -151,6 +155,7 @@ impl ResponseError for PageError {
             Self::SignIn(Some(_)) => StatusCode::SEE_OTHER,
             Self::SignIn(None) => StatusCode::UNAUTHORIZED,
             Self::NoOrganization | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -372,6 +372,10 @@ async fn returning_from_checkout_fills_the_features_and_a_feature_rename_shows()
             .await;
     }
 
+    app.store
+        .record_checkout_session("cs_ent", "org_back", "cus_B")
+        .await
+        .unwrap();
     let (status, _, _) = app
         .page("/organization?checkout=cs_ent", &claims_v2("org_back"))
         .await;

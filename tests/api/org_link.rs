@@ -7,6 +7,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
+use crate::stripe_fixtures::{checkout, event};
 
 fn org(id: &str) -> OrgId {
     OrgId::parse(id).unwrap()
@@ -168,5 +169,66 @@ async fn the_customer_is_checked_with_stripe_first() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// A Payment Link or Pricing Table lets a visitor choose
+/// `client_reference_id`: a completed session this service did not create,
+/// naming an organization only that way, links nothing (the organization's
+/// members would reach the visitor's portal) and is shown to operators.
+#[tokio::test]
+async fn a_checkout_this_service_did_not_create_links_nothing_and_is_flagged() {
+    let app = TestApp::builder()
+        .env("ADMIN_USER_IDS", "user_2abc")
+        .spawn()
+        .await;
+    let mut foreign = checkout(
+        "cs_foreign",
+        "org_victim",
+        "cus_attacker",
+        "subscription",
+        "paid",
+        None,
+    );
+    foreign["metadata"] = serde_json::json!({});
+    let e = event("evt_foreign", "checkout.session.completed", 100, foreign);
+    assert_eq!(app.post_event(&e).await.status(), 200);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM organizations WHERE stripe_customer_id = 'cus_attacker'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.get_portal(&sign(&claims_v2("org_victim")))
+            .await
+            .status(),
+        404
+    );
+    let (_, _, html) = app.page("/admin/webhooks", &claims_v2("org_ops")).await;
+    assert!(
+        html.contains("cs_foreign") && html.contains("org_victim"),
+        "{html}"
+    );
+
+    // A session this service created links, whatever its metadata became.
+    app.store
+        .record_checkout_session("cs_ours", "org_ours", "cus_ours")
+        .await
+        .unwrap();
+    let mut ours = checkout(
+        "cs_ours",
+        "org_ours",
+        "cus_ours",
+        "subscription",
+        "paid",
+        None,
+    );
+    ours["metadata"] = serde_json::json!({});
+    let e = event("evt_ours", "checkout.session.completed", 100, ours);
+    assert_eq!(app.post_event(&e).await.status(), 200);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM organizations WHERE id = 'org_ours' AND stripe_customer_id = 'cus_ours'")
+            .await,
+        1
     );
 }

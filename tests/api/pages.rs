@@ -749,6 +749,10 @@ async fn returning_from_checkout_shows_the_purchase_before_the_webhook() {
             .await;
     }
 
+    app.store
+        .record_checkout_session("cs_done", "org_new", "cus_New")
+        .await
+        .unwrap();
     let (status, _, body) = app
         .page("/organization?checkout=cs_done", &claims_v2("org_new"))
         .await;
@@ -761,4 +765,218 @@ async fn returning_from_checkout_shows_the_purchase_before_the_webhook() {
         .page("/organization?checkout=cs_unknown", &claims_v2("org_other"))
         .await;
     assert!(slow.contains("still syncing"));
+}
+
+async fn subscribe(app: &TestApp, org: &str, price: &str) -> reqwest::Response {
+    // A page that shows no form gives no CSRF token: take one where a form
+    // is, as a forged or stale form would.
+    let mut session = app.form_session(&claims_v2("org_blank")).await;
+    session.token = sign(&claims_v2(org));
+    app.post_form(
+        "/organization/checkout/subscription",
+        &session,
+        Some(PUBLIC_URL),
+        &[("csrf", &session.csrf), ("price", price)],
+    )
+    .await
+}
+
+/// An organization that still has a plan changes it in the portal; it is
+/// never sold a second subscription.
+#[tokio::test]
+async fn a_paying_organization_is_not_sold_a_second_subscription() {
+    let app = TestApp::builder()
+        .env("STRIPE_PRICE_IDS", "price_basic")
+        .spawn()
+        .await;
+    stripe_checkout(&app).await;
+    for (i, status) in ["active", "trialing", "past_due"].into_iter().enumerate() {
+        let org = format!("org_paying{i}");
+        let customer = format!("cus_Paying{i}");
+        app.org_with_customer(&org, &customer).await;
+        let sub = subscription(&format!("sub_paying{i}"), &customer, status);
+        deliver(
+            &app,
+            &[event(
+                &format!("evt_paying{i}"),
+                "customer.subscription.created",
+                1,
+                sub,
+            )],
+        )
+        .await;
+        assert!(
+            !plans_html(&app, &org).await.contains(">Subscribe</button>"),
+            "{status}"
+        );
+        let response = subscribe(&app, &org, "price_basic").await;
+        assert_eq!(response.status().as_u16(), 409, "{status}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("already has a plan")
+        );
+    }
+    assert!(
+        app.stripe_requests("/v1/checkout/sessions")
+            .await
+            .is_empty()
+    );
+}
+
+/// A churned organization (its customer kept, its subscription canceled)
+/// sees the plans again and can come back.
+#[tokio::test]
+async fn a_churned_organization_sees_plans_and_can_subscribe_again() {
+    let app = TestApp::builder()
+        .env("STRIPE_PRICE_IDS", "price_basic")
+        .spawn()
+        .await;
+    stripe_checkout(&app).await;
+    app.org_with_customer("org_churned", "cus_Churned").await;
+    let gone = subscription("sub_gone", "cus_Churned", "canceled");
+    deliver(
+        &app,
+        &[event("evt_gone", "customer.subscription.deleted", 1, gone)],
+    )
+    .await;
+    let body = plans_html(&app, "org_churned").await;
+    assert!(body.contains("Choose one to come back"), "{body}");
+    assert!(body.contains(r#"name="price" value="price_basic""#));
+    let response = subscribe(&app, "org_churned", "price_basic").await;
+    assert_eq!(response.status().as_u16(), 303);
+}
+
+/// Only active prices of the synced catalog are on offer.
+#[tokio::test]
+async fn an_archived_or_deleted_price_is_not_on_offer() {
+    let app = TestApp::spawn().await;
+    stripe_checkout(&app).await;
+    let mut live = object("price");
+    live["id"] = "price_live".into();
+    live["product"] = "prod_pro".into();
+    let mut archived = live.clone();
+    archived["id"] = "price_archived".into();
+    archived["active"] = false.into();
+    let deleted = live.clone();
+    let mut deleted_deleted = deleted.clone();
+    deleted_deleted["id"] = "price_deleted".into();
+    deliver(
+        &app,
+        &[
+            event("evt_prod", "product.created", 1, product("prod_pro", "Pro")),
+            event("evt_live", "price.created", 2, live),
+            event("evt_arch", "price.updated", 2, archived),
+            event("evt_del", "price.deleted", 2, deleted_deleted),
+        ],
+    )
+    .await;
+    for price in ["price_archived", "price_deleted", "price_nope"] {
+        let response = subscribe(&app, "org_new", price).await;
+        assert_eq!(response.status().as_u16(), 400, "{price}");
+    }
+    assert_eq!(
+        subscribe(&app, "org_new", "price_live")
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
+}
+
+/// A return link is a Checkout session id or nothing: another path, a line
+/// break, a session not created for the organization never reach Stripe.
+#[tokio::test]
+async fn a_return_link_that_is_not_our_session_never_reaches_stripe() {
+    let app = TestApp::spawn().await;
+    for link in [
+        "cs_%2F..%2F..%2Fv1%2Fcustomers%2Fcus_victim",
+        "cs_/../../v1/customers/cus_victim",
+        "cs_abc%0D%0Aforged%20log%20line",
+        "cs_not_created_here",
+    ] {
+        let (status, _, _) = app
+            .page(
+                &format!("/organization?checkout={link}"),
+                &claims_v2("org_new"),
+            )
+            .await;
+        assert_eq!(status, 200, "{link}");
+    }
+    let asked = app.stripe.received_requests().await.unwrap();
+    assert!(asked.is_empty(), "{asked:?}");
+}
+
+/// A session is fetched until a refresh applies it, then never again, and
+/// a reload loop while Stripe fails spends at most a small budget.
+#[tokio::test]
+async fn reloading_a_return_link_costs_one_stripe_call_or_a_small_budget() {
+    let app = TestApp::spawn().await;
+    let list = |data: Vec<Value>| json!({"object": "list", "data": data, "has_more": false});
+    let session = checkout(
+        "cs_once",
+        "org_once",
+        "cus_Once",
+        "subscription",
+        "paid",
+        None,
+    );
+    let mounts = [
+        ("/v1/checkout/sessions/cs_once", session),
+        (
+            "/v1/customers/cus_Once",
+            customer("cus_Once", Some("org_once"), None),
+        ),
+        ("/v1/subscriptions", list(vec![])),
+        ("/v1/invoices", list(vec![])),
+        ("/v1/customers/cus_Once/payment_methods", list(vec![])),
+        ("/v1/entitlements/active_entitlements", list(vec![])),
+    ];
+    for (at, body) in mounts {
+        Mock::given(method("GET"))
+            .and(path(at))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&app.stripe)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_failing"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&app.stripe)
+        .await;
+    for (session, org, customer) in [
+        ("cs_once", "org_once", "cus_Once"),
+        ("cs_failing", "org_fail", "cus_Fail"),
+    ] {
+        app.store
+            .record_checkout_session(session, org, customer)
+            .await
+            .unwrap();
+    }
+    for _ in 0..30 {
+        let (status, _, body) = app
+            .page("/organization?checkout=cs_once", &claims_v2("org_once"))
+            .await;
+        assert_eq!(status, 200);
+        assert!(body.contains("Thank you!"));
+    }
+    assert_eq!(
+        app.stripe_requests("/v1/checkout/sessions/cs_once")
+            .await
+            .len(),
+        1
+    );
+
+    for _ in 0..30 {
+        app.page("/organization?checkout=cs_failing", &claims_v2("org_fail"))
+            .await;
+    }
+    // Each refresh may retry (STRIPE_MAX_RETRIES=2): at most five refreshes.
+    let spent = app
+        .stripe_requests("/v1/checkout/sessions/cs_failing")
+        .await
+        .len();
+    assert!((1..=15).contains(&spent), "{spent} calls");
 }

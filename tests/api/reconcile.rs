@@ -189,18 +189,36 @@ async fn sync_pages_through_stripe_and_repairs_what_webhooks_missed() {
     assert_eq!(again.changed, 0, "a second run changes nothing: {again}");
 }
 
+/// One organization's sync reads its customer alone: by Stripe's search on
+/// `metadata.org_id` while none is linked, by id once one is; it never
+/// lists the account's customers.
 #[tokio::test]
 async fn sync_of_one_organization_fetches_only_its_customer() {
     let app = TestApp::spawn().await;
     stripe_account(&app).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/search"))
+        .and(query_param("query", "metadata['org_id']:'org_one'"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list(
+            vec![customer("cus_1", Some("org_one"), Some("pm_new"))],
+            false,
+        )))
+        .mount(&app.stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(customer(
+            "cus_1",
+            Some("org_one"),
+            Some("pm_new"),
+        )))
+        .mount(&app.stripe)
+        .await;
+    let org = OrgId::parse("org_one").unwrap();
 
-    let report = sync(
-        &app.store,
-        &app.stripe_client(2),
-        Some(&OrgId::parse("org_one").unwrap()),
-    )
-    .await
-    .unwrap();
+    let report = sync(&app.store, &app.stripe_client(2), Some(&org))
+        .await
+        .unwrap();
 
     assert_eq!(report.customers, 1);
     assert_eq!(
@@ -208,6 +226,13 @@ async fn sync_of_one_organization_fetches_only_its_customer() {
             .await,
         1
     );
+    assert_eq!(app.stripe_requests("/v1/customers/search").await.len(), 1);
+    // Linked now: read by id.
+    sync(&app.store, &app.stripe_client(2), Some(&org))
+        .await
+        .unwrap();
+    assert_eq!(app.stripe_requests("/v1/customers/cus_1").await.len(), 1);
+    assert!(app.stripe_requests("/v1/customers").await.is_empty());
     assert!(app.stripe_requests("/v1/products").await.is_empty());
 }
 

@@ -28,7 +28,7 @@ use super::rules::{
 use crate::domain::{OrgId, unix_now};
 use crate::store::{Store, StoreError, SyncedRow, Tx};
 use crate::stripe::objects::{
-    ActiveEntitlement, CheckoutSession, FullCustomer, Invoice, PaymentMethod, Price, Product,
+    ActiveEntitlement, CheckoutSession, FullCustomer, Invoice, List, PaymentMethod, Price, Product,
     ProductFeature as StripeProductFeature, Subscription,
 };
 use crate::stripe::{StripeClient, StripeError, path_segment};
@@ -180,9 +180,7 @@ async fn product_features(
     Ok(features)
 }
 
-/// Customers tagged with `metadata.org_id`, plus those linked in our database
-/// (for example by `org link`) whether tagged or not. When the list is
-/// refused, the linked customers are still fetched one by one.
+/// The customers to sync: one organization's, or the account's.
 async fn customers_to_sync(
     store: &Store,
     stripe: &StripeClient,
@@ -190,13 +188,72 @@ async fn customers_to_sync(
     report: &mut SyncReport,
 ) -> anyhow::Result<Vec<FullCustomer>> {
     let linked = store.linked_customers().await?;
-    let linked: Vec<(String, String)> = match org {
-        Some(org) => linked
+    match org {
+        Some(org) => {
+            let ids: Vec<String> = linked
+                .into_iter()
+                .filter(|(o, _)| o == org.as_str())
+                .map(|(_, id)| id)
+                .collect();
+            customers_of_org(stripe, org, &ids, report).await
+        }
+        None => customers_of_account(stripe, &linked, report).await,
+    }
+}
+
+/// One organization's customer: the linked one, read by id; when none is
+/// linked, the one Stripe's search finds tagged with its `metadata.org_id`.
+/// Never a list of the account's customers.
+async fn customers_of_org(
+    stripe: &StripeClient,
+    org: &OrgId,
+    linked: &[String],
+    report: &mut SyncReport,
+) -> anyhow::Result<Vec<FullCustomer>> {
+    if linked.is_empty() {
+        // An OrgId holds no quote, so it cannot break out of the query.
+        let query = format!("metadata['org_id']:'{org}'");
+        let search = async {
+            let params = BTreeMap::from([("query", query.as_str()), ("limit", "100")]);
+            let found: List<FullCustomer> = stripe
+                .get_with_query("/v1/customers/search", &params)
+                .await
+                .with_context(|| format!("could not search the customers of {org}"))?;
+            Ok(found.data)
+        };
+        let found = read(report, Resource::Customers, search)
+            .await?
+            .unwrap_or_default();
+        return Ok(found
             .into_iter()
-            .filter(|(o, _)| o == org.as_str())
-            .collect(),
-        None => linked,
-    };
+            .filter(|c| c.org_id() == Some(org.as_str()))
+            .collect());
+    }
+    let mut customers = Vec::new();
+    for id in linked {
+        if let Some(found) = read(report, Resource::Customers, customer_by_id(stripe, id)).await? {
+            customers.extend(found);
+        }
+    }
+    Ok(customers)
+}
+
+async fn customer_by_id(stripe: &StripeClient, id: &str) -> anyhow::Result<Vec<FullCustomer>> {
+    let customer: FullCustomer = stripe
+        .get(&format!("/v1/customers/{}", path_segment(id)))
+        .await
+        .with_context(|| format!("could not fetch customer {id}"))?;
+    Ok(vec![customer])
+}
+
+/// Customers tagged with `metadata.org_id`, plus those linked in our database
+/// (for example by `org link`) whether tagged or not. When the list is
+/// refused, the linked customers are still fetched one by one.
+async fn customers_of_account(
+    stripe: &StripeClient,
+    linked: &[(String, String)],
+    report: &mut SyncReport,
+) -> anyhow::Result<Vec<FullCustomer>> {
     let listed = read(
         report,
         Resource::Customers,
@@ -206,24 +263,12 @@ async fn customers_to_sync(
     .unwrap_or_default();
     let mut customers: Vec<FullCustomer> = listed
         .into_iter()
-        .filter(|c| match (org, c.org_id()) {
-            (Some(org), tagged) => {
-                tagged == Some(org.as_str()) || linked.iter().any(|(_, id)| *id == c.id)
-            }
-            (None, tagged) => tagged.is_some() || linked.iter().any(|(_, id)| *id == c.id),
-        })
+        .filter(|c| c.org_id().is_some() || linked.iter().any(|(_, id)| *id == c.id))
         .collect();
     // Linked customers the list did not return (deleted ones are not listed).
     let listed: HashSet<String> = customers.iter().map(|c| c.id.clone()).collect();
     for (_, id) in linked.iter().filter(|(_, id)| !listed.contains(id)) {
-        let one = async {
-            let customer: FullCustomer = stripe
-                .get(&format!("/v1/customers/{}", path_segment(id)))
-                .await
-                .with_context(|| format!("could not fetch customer {id}"))?;
-            Ok(vec![customer])
-        };
-        if let Some(found) = read(report, Resource::Customers, one).await? {
+        if let Some(found) = read(report, Resource::Customers, customer_by_id(stripe, id)).await? {
             customers.extend(found);
         }
     }
@@ -404,6 +449,7 @@ fn is_side_effect(change: &Change) -> bool {
     matches!(
         change,
         Change::LinkCustomer { .. }
+            | Change::UnverifiedCheckout { .. }
             | Change::UnlinkCustomer(_)
             | Change::GrantCredits(_)
             | Change::InvoiceCredits { .. }

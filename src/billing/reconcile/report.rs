@@ -36,9 +36,10 @@ impl Resource {
     /// The resource a change belongs to.
     pub fn of(change: &Change) -> Self {
         match change {
-            Change::Customer(_) | Change::LinkCustomer { .. } | Change::UnlinkCustomer(_) => {
-                Self::Customers
-            }
+            Change::Customer(_)
+            | Change::LinkCustomer { .. }
+            | Change::UnverifiedCheckout { .. }
+            | Change::UnlinkCustomer(_) => Self::Customers,
             Change::Subscription(_) => Self::Subscriptions,
             Change::Invoice(_) | Change::InvoiceCredits { .. } | Change::GrantCredits(_) => {
                 Self::Invoices

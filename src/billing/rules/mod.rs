@@ -83,6 +83,14 @@ pub enum Change {
         org: OrgId,
         customer: String,
     },
+    /// A completed checkout that names an organization only by the
+    /// `client_reference_id` anyone may choose: links only if this service
+    /// created the session for that organization, else is flagged.
+    UnverifiedCheckout {
+        session: String,
+        org: OrgId,
+        customer: Option<String>,
+    },
     Subscription(SubscriptionRow),
     Invoice(InvoiceRow),
     /// Credits a paid invoice grants, from its lines' prices.

@@ -12,12 +12,25 @@ use crate::stripe::objects::{
     Product, Subscription,
 };
 
+/// A checkout links its customer to, and grants credits to, the organization
+/// a secret key named (`metadata.org_id`). One named only by
+/// `client_reference_id`, or by both differently, is left to be verified.
 pub fn checkout_changes(session: &CheckoutSession) -> Result<Vec<Change>, PlanError> {
-    let Some(org) = session.org_id() else {
-        return Ok(Vec::new()); // not started by us
+    let parse = |org: &str| {
+        OrgId::parse(org).map_err(|e| PlanError::Invalid(format!("checkout {}: {e}", session.id)))
     };
-    let org = OrgId::parse(org)
-        .map_err(|e| PlanError::Invalid(format!("checkout {}: {e}", session.id)))?;
+    let org = match (session.trusted_org(), session.named_org()) {
+        (Some(trusted), None) => parse(trusted)?,
+        (Some(trusted), Some(named)) if named == trusted => parse(trusted)?,
+        (_, Some(named)) => {
+            return Ok(vec![Change::UnverifiedCheckout {
+                session: session.id.clone(),
+                org: parse(named)?,
+                customer: session.customer.clone(),
+            }]);
+        }
+        (None, None) => return Ok(Vec::new()), // not started for an organization
+    };
     let mut changes = Vec::new();
     if let Some(customer) = &session.customer {
         changes.push(Change::LinkCustomer {

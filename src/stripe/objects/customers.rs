@@ -106,12 +106,16 @@ pub struct CheckoutSession {
 }
 
 impl CheckoutSession {
-    /// The organization the session was started for: `client_reference_id`,
-    /// falling back to `metadata.org_id`.
-    pub fn org_id(&self) -> Option<&str> {
-        self.client_reference_id
-            .as_deref()
-            .or_else(|| self.metadata.get("org_id").map(String::as_str))
+    /// The organization a secret key started the session for
+    /// (`metadata.org_id`, which no visitor can set).
+    pub fn trusted_org(&self) -> Option<&str> {
+        self.metadata.get("org_id").map(String::as_str)
+    }
+
+    /// The organization the session names (`client_reference_id`): a
+    /// Payment Link or Pricing Table lets whoever opens it choose this.
+    pub fn named_org(&self) -> Option<&str> {
+        self.client_reference_id.as_deref()
     }
 
     /// Credits bought in a `mode=payment` session (`metadata.credits`).

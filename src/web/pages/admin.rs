@@ -16,7 +16,9 @@ use crate::views::admin::{
     AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, EventLine, STATUSES,
 };
 use crate::views::overview::{Overview, OverviewFacts};
-use crate::views::webhooks::{AdminWebhooksPage, DeliveryFacts, DeliveryHealth};
+use crate::views::webhooks::{
+    AdminWebhooksPage, DeliveryFacts, DeliveryHealth, ForeignCheckoutLine,
+};
 use crate::web::errors::{PageError, html_page, see_other};
 use crate::web::guards::{NoFields, Operator, Posted, csrf_token};
 
@@ -218,15 +220,18 @@ pub async fn webhooks(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let store = &state.store;
-    let (failed, recent, versions, catch_up, newest, other_mode) = tokio::try_join!(
-        store.failed_events(50),
-        store.recent_events(50),
-        store.api_versions(),
-        store.catch_up_state(),
-        store.newest_event_created(),
-        store.other_mode_events(state.stripe.is_live()),
-    )
-    .map_err(PageError::internal)?;
+    let (failed, recent, versions, catch_up, newest, other_mode, refetch, foreign) =
+        tokio::try_join!(
+            store.failed_events(50),
+            store.recent_events(50),
+            store.api_versions(),
+            store.catch_up_state(),
+            store.newest_event_created(),
+            store.other_mode_events(state.stripe.is_live()),
+            store.refetch_backlog(),
+            store.foreign_checkouts(50),
+        )
+        .map_err(PageError::internal)?;
     let health = DeliveryHealth::new(DeliveryFacts {
         ours: state.stripe.api_version(),
         versions: &versions,
@@ -234,6 +239,7 @@ pub async fn webhooks(
         newest,
         other_mode,
         live: state.stripe.is_live(),
+        refetch,
         now: unix_now(),
     });
     let view = AdminWebhooksPage {
@@ -242,6 +248,7 @@ pub async fn webhooks(
         failed: failed.iter().map(EventLine::new).collect(),
         recent: recent.iter().map(EventLine::new).collect(),
         health,
+        foreign_checkouts: foreign.iter().map(ForeignCheckoutLine::new).collect(),
     };
     Ok(html_page(view.render().map_err(PageError::internal)?))
 }

@@ -24,16 +24,27 @@ pub async fn subscribe(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let Posted { by, form } = posted;
-    let price = state
+    let org = by.0.organization(&state.store).await?;
+    let customer = org.stripe_customer_id.as_ref().map(|c| c.as_str());
+    let plans = state
         .store
-        .price(&form.price)
+        .plans(org.id.as_str(), customer, 0)
         .await
         .map_err(PageError::internal)?;
-    let offered = match &price {
-        Some(p) => p.recurring_interval.is_some(),
-        None => state.pages.price_ids.contains(&form.price),
-    };
-    if !offered {
+    if plans
+        .billing
+        .subscriptions
+        .iter()
+        .any(|s| checkout::is_live(&s.status))
+    {
+        return Err(PageError::Conflict(
+            "Your organization already has a plan. Change it with Manage billing instead.",
+        ));
+    }
+    let offers = checkout::offers(&state.store, &state.pages.price_ids)
+        .await
+        .map_err(PageError::internal)?;
+    if !offers.iter().any(|offer| offer.id == form.price) {
         return Err(PageError::BadRequest(
             "That plan is not on offer.".to_owned(),
         ));
@@ -90,7 +101,7 @@ async fn send_to_checkout(
         purchase,
         origin: &state.origin,
     };
-    let url = checkout::start_checkout(&state.stripe, &state.audit, request)
+    let url = checkout::start_checkout(&state.store, &state.stripe, &state.audit, request)
         .await
         .map_err(PageError::internal)?;
     Ok(see_other(&url))

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::billing::access;
 use crate::billing::checkout::{self, Refreshed};
+use crate::domain::CheckoutSessionId;
 use crate::state::AppState;
 use crate::store::{Organization, Plans};
 use crate::views::{Catalog, Notice, OrganizationContext, OrganizationPage};
@@ -37,9 +38,15 @@ pub async fn show(
         .await
         .map_err(PageError::internal)?;
     let mut notice = None;
-    if let Some(session_id) = query.checkout.as_deref() {
-        let refreshed =
-            checkout::refresh_after_checkout(store, &state.stripe, &org, session_id).await;
+    if let Some(session_id) = returned_from_checkout(query.checkout.as_deref()) {
+        let refreshed = checkout::refresh_after_checkout(
+            store,
+            &state.stripe,
+            &state.stripe_budget,
+            &org,
+            &session_id,
+        )
+        .await;
         notice = Some(match refreshed {
             Refreshed::Done => Notice {
                 kind: "ok",
@@ -59,10 +66,22 @@ pub async fn show(
         plans.billing.portal_visited,
         &org.stripe_customer_id,
     ) {
-        let refreshed = checkout::refresh_after_portal(store, &state.stripe, &org, customer).await;
+        let refreshed = checkout::refresh_after_portal(
+            store,
+            &state.stripe,
+            &state.stripe_budget,
+            &org,
+            customer,
+        )
+        .await;
         notice = (refreshed == Refreshed::StillSyncing).then(still_syncing);
         plans = plans_of(&state, &org).await?;
     }
+    let has_plan = plans
+        .billing
+        .subscriptions
+        .iter()
+        .any(|s| checkout::is_live(&s.status));
     let context = OrganizationContext {
         org_id: org.id.to_string(),
         org_slug: org.slug.clone(),
@@ -70,12 +89,13 @@ pub async fn show(
         can_manage: can_manage(&state, &member.org),
         csrf: csrf_token(&session)?,
         has_customer: org.stripe_customer_id.is_some(),
+        can_subscribe: !has_plan,
         notice,
         sells_credits: state.pages.credits_price_id.is_some(),
         portal_path: PORTAL_PATH,
         grace_ends_at: grace_ends_at(&state, &org).await?,
     };
-    let (prices, features) = if context.has_customer {
+    let (prices, features) = if has_plan {
         (Vec::new(), Vec::new())
     } else {
         tokio::try_join!(
@@ -92,6 +112,18 @@ pub async fn show(
         .render()
         .map_err(PageError::internal)?;
     Ok(html_page(html))
+}
+
+/// The session a return from Checkout names, if it is one: anything else in
+/// the link is ignored (never sent to Stripe, logged escaped and cut short).
+fn returned_from_checkout(raw: Option<&str>) -> Option<CheckoutSessionId> {
+    match CheckoutSessionId::parse(raw?) {
+        Ok(session) => Some(session),
+        Err(err) => {
+            log::info!("ignored a return link: {err}");
+            None
+        }
+    }
 }
 
 /// The plan state and billing history.
