@@ -74,12 +74,17 @@ struct JwksState {
 }
 
 pub struct JwksCache {
+    inner: Arc<Jwks>,
+}
+
+struct Jwks {
     url: Url,
     bearer: Option<SecretString>,
     http: reqwest::Client,
     state: RwLock<JwksState>,
     /// Single flight: concurrent misses wait for one fetch instead of each fetching.
     refresh: tokio::sync::Mutex<()>,
+    max_age: Duration,
 }
 
 #[derive(Deserialize)]
@@ -91,27 +96,56 @@ impl JwksCache {
     /// `bearer` is Clerk's secret key, needed only for `api.clerk.com/v1/jwks`.
     pub fn new(url: Url, bearer: Option<SecretString>) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            url,
-            bearer,
-            http: reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?,
-            state: RwLock::new(JwksState::default()),
-            refresh: tokio::sync::Mutex::new(()),
+            inner: Arc::new(Jwks {
+                url,
+                bearer,
+                http: reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?,
+                state: RwLock::new(JwksState::default()),
+                refresh: tokio::sync::Mutex::new(()),
+                max_age: MAX_KEY_AGE,
+            }),
         })
     }
 
+    #[cfg(test)]
+    fn with_max_age(mut self, max_age: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_age = max_age;
+        }
+        self
+    }
+
     async fn get(&self, kid: &str) -> Result<Option<Arc<DecodingKey>>, KeyError> {
-        if let Some(key) = self.cached(kid, true) {
+        let jwks = &self.inner;
+        if let Some(key) = jwks.cached(kid, true) {
             return Ok(Some(key));
         }
-        self.refresh_if_due().await;
+        // A known key past its age still answers while Clerk is asked again
+        // behind it: no request waits for that fetch.
+        if let Some(stale) = jwks.cached(kid, false) {
+            self.refresh_behind();
+            return Ok(Some(stale));
+        }
+        jwks.refresh_if_due().await;
         // After a failed refresh, stale keys are better than none.
-        match self.cached(kid, false) {
+        match jwks.cached(kid, false) {
             Some(key) => Ok(Some(key)),
-            None if self.read().fetched_at.is_none() => Err(KeyError::Unavailable),
+            None if jwks.read().fetched_at.is_none() => Err(KeyError::Unavailable),
             None => Ok(None),
         }
     }
 
+    /// Starts a refresh on its own task, unless one runs or ran a moment ago.
+    fn refresh_behind(&self) {
+        if self.inner.refreshed_recently() || self.inner.refresh.try_lock().is_err() {
+            return;
+        }
+        let jwks = Arc::clone(&self.inner);
+        tokio::spawn(async move { jwks.refresh_if_due().await });
+    }
+}
+
+impl Jwks {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, JwksState> {
         self.state
             .read()
@@ -120,20 +154,22 @@ impl JwksCache {
 
     fn cached(&self, kid: &str, fresh_only: bool) -> Option<Arc<DecodingKey>> {
         let state = self.read();
-        let fresh = state.fetched_at.is_some_and(|t| t.elapsed() < MAX_KEY_AGE);
+        let fresh = state.fetched_at.is_some_and(|t| t.elapsed() < self.max_age);
         if fresh_only && !fresh {
             return None;
         }
         state.keys.get(kid).cloned()
     }
 
-    async fn refresh_if_due(&self) {
-        let _single_flight = self.refresh.lock().await;
-        if self
-            .read()
+    fn refreshed_recently(&self) -> bool {
+        self.read()
             .last_attempt
             .is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL)
-        {
+    }
+
+    async fn refresh_if_due(&self) {
+        let _single_flight = self.refresh.lock().await;
+        if self.refreshed_recently() {
             return;
         }
         let fetched = self.fetch().await;
@@ -176,4 +212,63 @@ fn usable_key(raw: serde_json::Value) -> Option<(String, Arc<DecodingKey>)> {
     }
     let key = DecodingKey::from_jwk(&jwk).ok()?;
     Some((kid, Arc::new(key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+    use aws_lc_rs::signature::KeyPair as _;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn jwks(kid: &str) -> serde_json::Value {
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let public = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        serde_json::json!({"keys": [{
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(&public.n), "e": URL_SAFE_NO_PAD.encode(&public.e),
+        }]})
+    }
+
+    /// A key past its age keeps answering while Clerk is slow to give the
+    /// set again: no request waits for the refresh.
+    #[tokio::test]
+    async fn a_known_key_answers_at_once_while_the_set_is_fetched_again() {
+        let clerk = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(jwks("kid_1")))
+            .up_to_n_times(1)
+            .mount(&clerk)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(jwks("kid_1"))
+                    .set_delay(Duration::from_secs(4)),
+            )
+            .mount(&clerk)
+            .await;
+        let url = Url::parse(&clerk.uri()).unwrap();
+        let cache = JwksCache::new(url, None)
+            .unwrap()
+            .with_max_age(Duration::ZERO);
+        assert!(cache.get("kid_1").await.unwrap().is_some());
+        // Past its age, and the refresh due again.
+        cache.inner.state.write().unwrap().last_attempt = None;
+        let started = Instant::now();
+        for _ in 0..3 {
+            assert!(cache.get("kid_1").await.unwrap().is_some());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "waited {:?} for a refresh",
+            started.elapsed()
+        );
+        // The refresh runs behind: one more fetch, not one a request.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(clerk.received_requests().await.unwrap().len(), 2);
+    }
 }

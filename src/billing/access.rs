@@ -52,9 +52,11 @@ pub async fn of_organization(
     store: &Store,
     org: &OrgId,
     grace: Duration,
-) -> Result<Access, StoreError> {
-    let org = store.ensure_organization_cached(org, None).await?;
-    of(store, &org, grace).await
+) -> Result<Option<Access>, StoreError> {
+    let Some(org) = store.find_organization_cached(org).await? else {
+        return Ok(None);
+    };
+    Ok(Some(of(store, &org, grace).await?))
 }
 
 /// The access of an organization already read: its facts from memory when cached.

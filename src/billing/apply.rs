@@ -12,39 +12,82 @@ use std::collections::{HashMap, HashSet};
 use super::rules::{Change, CreditLine};
 use crate::store::{CreditGrant, EventRecord, StoreError, SyncedRows, Tx};
 
-/// Applies `changes` (of any number of events); returns how many rows they
-/// actually altered (0 for stale or repeated writes).
-pub async fn apply_changes(tx: &mut Tx, changes: &[Change]) -> Result<u64, StoreError> {
+/// What applying changes did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Rows actually altered (0 for stale or repeated writes).
+    pub changed: u64,
+    /// Why some changes were held back, to be applied again later (the
+    /// credits of an invoice line whose price is not synced yet).
+    pub held: Vec<String>,
+}
+
+/// Applies `changes` (of any number of events, or of none).
+pub async fn apply_changes(tx: &mut Tx, changes: &[Change]) -> Result<Applied, StoreError> {
     let mut tables = ByTable::default();
     for change in changes {
         tables.add(None, change.clone());
     }
-    Ok(tables.write(tx, &[]).await?.1)
+    let written = tables.write(tx, &[]).await?;
+    Ok(Applied {
+        changed: written.changed,
+        held: written.held.into_iter().map(|(_, reason)| reason).collect(),
+    })
 }
 
 /// Applies one change; returns whether it altered anything.
 pub async fn apply_change(tx: &mut Tx, change: &Change) -> Result<bool, StoreError> {
-    Ok(apply_changes(tx, std::slice::from_ref(change)).await? > 0)
+    Ok(apply_changes(tx, std::slice::from_ref(change))
+        .await?
+        .changed
+        > 0)
 }
 
 /// Records `events` and applies what each planned (`planned`: an event's
-/// id and its changes), the record in the tables' statement; returns the
-/// ids recorded now. The synced rows of every planned event go into that
-/// statement, since each is version-guarded: a row of an event applied
-/// before changes nothing. The other changes (links, credits), which are
-/// not, are applied for the events recorded now alone.
+/// id and its changes), the record in the tables' statement. The synced
+/// rows of every planned event go into that statement, since each is
+/// version-guarded: a row of an event applied before changes nothing. The
+/// other changes (links, credits), which are not, are applied for the
+/// events recorded now alone. An event some of whose changes were held
+/// back is marked failed, so a replay applies it again.
 pub async fn record_and_apply(
     tx: &mut Tx,
     events: &[EventRecord<'_>],
     planned: &[(&str, &[Change])],
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<Recorded, StoreError> {
     let mut tables = ByTable::default();
     for (event, changes) in planned {
         for change in *changes {
             tables.add(Some(event), change.clone());
         }
     }
-    Ok(tables.write(tx, events).await?.0)
+    let written = tables.write(tx, events).await?;
+    let mut held = HashMap::new();
+    for (event, reason) in written.held {
+        if let Some(event) = event {
+            tx.mark_event_failed(&event, &reason).await?;
+            held.insert(event, reason);
+        }
+    }
+    Ok(Recorded {
+        ids: written.recorded,
+        held,
+    })
+}
+
+/// The events a batch recorded now, and those of them held back (failed,
+/// with why).
+pub struct Recorded {
+    pub ids: HashSet<String>,
+    pub held: HashMap<String, String>,
+}
+
+/// What `ByTable::write` did.
+struct Written {
+    recorded: HashSet<String>,
+    changed: u64,
+    /// Changes held back, by the event they came from.
+    held: Vec<FromEvent<String>>,
 }
 
 /// A paid invoice's lines, whose prices may grant credits.
@@ -112,13 +155,8 @@ impl ByTable {
     }
 
     /// Records `events` with the synced rows, then applies the other
-    /// changes of the events recorded now (and those of no event). Returns
-    /// the ids recorded now, and how many rows changed.
-    async fn write(
-        self,
-        tx: &mut Tx,
-        events: &[EventRecord<'_>],
-    ) -> Result<(HashSet<String>, u64), StoreError> {
+    /// changes of the events recorded now (and those of no event).
+    async fn write(self, tx: &mut Tx, events: &[EventRecord<'_>]) -> Result<Written, StoreError> {
         let (recorded, mut changed) = tx.record_and_upsert_synced(events, self.synced).await?;
         let unlinks = of_recorded(self.unlinks, &recorded);
         let unlinks: Vec<&str> = unlinks.iter().map(String::as_str).collect();
@@ -138,10 +176,19 @@ impl ByTable {
         }
         changed += tx.link_customers_if_free(&links).await?;
         let mut grants = of_recorded(self.grants, &recorded);
-        let invoice_credits = of_recorded(self.invoice_credits, &recorded);
-        grants.extend(invoice_grants(tx, &invoice_credits).await?);
+        let invoice_credits: Vec<FromEvent<InvoiceCredits>> = self
+            .invoice_credits
+            .into_iter()
+            .filter(|(event, _)| event.as_ref().is_none_or(|e| recorded.contains(e)))
+            .collect();
+        let (invoice_grants, held) = invoice_grants(tx, invoice_credits).await?;
+        grants.extend(invoice_grants);
         changed += tx.grant_credits(grants).await?;
-        Ok((recorded, changed))
+        Ok(Written {
+            recorded,
+            changed,
+            held,
+        })
     }
 }
 
@@ -157,28 +204,43 @@ fn of_recorded<T>(changes: Vec<FromEvent<T>>, recorded: &HashSet<String>) -> Vec
 /// A paid invoice grants `credits × quantity` for each line whose price
 /// carries `metadata.credits` (once per invoice: the ledger keys it). The
 /// prices the payloads do not embed, and the organizations of the
-/// customers, are read once for the whole batch.
+/// customers, are read once for the whole batch. An invoice with a line
+/// whose price is not synced yet grants nothing now: it is held back (its
+/// event failed, replayed after the catch-up brings the price), never
+/// granted as if the price granted none.
 async fn invoice_grants(
     tx: &mut Tx,
-    invoices: &[InvoiceCredits],
-) -> Result<Vec<CreditGrant>, StoreError> {
+    invoices: Vec<FromEvent<InvoiceCredits>>,
+) -> Result<(Vec<CreditGrant>, Vec<FromEvent<String>>), StoreError> {
     let mut unknown: Vec<&str> = invoices
         .iter()
-        .flat_map(|i| &i.lines)
+        .flat_map(|(_, i)| &i.lines)
         .filter(|line| line.credits_per_unit.is_none())
         .filter_map(|line| line.price_id.as_deref())
         .collect();
     unknown.sort_unstable();
     unknown.dedup();
-    let price_credits = tx.price_credits(&unknown).await?;
-    let amounts: Vec<(&InvoiceCredits, i64)> = invoices
-        .iter()
-        .map(|invoice| (invoice, credits_of(&invoice.lines, &price_credits)))
-        .filter(|(_, amount)| *amount > 0)
-        .collect();
+    let synced = tx.price_credits(&unknown).await?;
+    let mut held = Vec::new();
+    let mut amounts: Vec<(&InvoiceCredits, i64)> = Vec::new();
+    for (event, invoice) in &invoices {
+        match credits_of(&invoice.lines, &synced) {
+            Ok(amount) if amount > 0 => amounts.push((invoice, amount)),
+            Ok(_) => {}
+            Err(price) => {
+                let reason = format!(
+                    "invoice {} has a line of price {price}, not synced yet: its credits wait \
+                     for the price (replayed after the catch-up)",
+                    invoice.invoice
+                );
+                log::warn!("{reason}");
+                held.push((event.clone(), reason));
+            }
+        }
+    }
     let customers: Vec<&str> = amounts.iter().map(|(i, _)| i.customer.as_str()).collect();
     let orgs = tx.orgs_of_customers(&customers).await?;
-    Ok(amounts
+    let grants = amounts
         .into_iter()
         .map(|(invoice, amount)| CreditGrant {
             source_type: "invoice",
@@ -187,16 +249,21 @@ async fn invoice_grants(
             customer_id: Some(invoice.customer.clone()),
             amount,
         })
-        .collect())
+        .collect();
+    Ok((grants, held))
 }
 
-fn credits_of(lines: &[CreditLine], price_credits: &HashMap<String, i64>) -> i64 {
-    lines.iter().fold(0i64, |total, line| {
-        let per_unit = line.credits_per_unit.or_else(|| {
-            line.price_id
-                .as_ref()
-                .and_then(|price| price_credits.get(price).copied())
-        });
-        total.saturating_add(per_unit.unwrap_or(0).saturating_mul(line.quantity))
+/// Credits `lines` grant, or the first price they name that is not synced.
+fn credits_of(lines: &[CreditLine], synced: &HashMap<String, Option<i64>>) -> Result<i64, String> {
+    lines.iter().try_fold(0i64, |total, line| {
+        let per_unit = match (line.credits_per_unit, &line.price_id) {
+            (Some(per_unit), _) => per_unit,
+            (None, Some(price)) => match synced.get(price) {
+                Some(credits) => credits.unwrap_or(0),
+                None => return Err(price.clone()),
+            },
+            (None, None) => 0,
+        };
+        Ok(total.saturating_add(per_unit.saturating_mul(line.quantity)))
     })
 }

@@ -18,6 +18,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::ingest::{ReceivedEvent, ingest_batch};
+use super::replay::{Selection, replay};
 use super::rules::HANDLED_EVENTS;
 use super::{IngestError, Ingested};
 use crate::domain::unix_now;
@@ -47,6 +48,8 @@ pub struct CatchUpReport {
     pub failed: usize,
     /// Listed after `created[gt]` this.
     pub since: i64,
+    /// Failed events applied by the replay that follows a run.
+    pub replayed: usize,
 }
 
 impl fmt::Display for CatchUpReport {
@@ -55,7 +58,11 @@ impl fmt::Display for CatchUpReport {
             f,
             "caught up on events since {}: saw {}, applied {}, already had {}, failed {}",
             self.since, self.seen, self.applied, self.already_had, self.failed
-        )
+        )?;
+        if self.replayed > 0 {
+            write!(f, "; then replayed {} failed event(s)", self.replayed)?;
+        }
+        Ok(())
     }
 }
 
@@ -85,7 +92,15 @@ pub async fn catch_up(
             outcome: outcome.as_ref().map(|n| *n).map_err(String::as_str),
         })
         .await?;
-    run.map(|_| report)
+    run?;
+    // What waited for state the catch-up may have brought (an invoice's
+    // credits for a price not synced before) is applied now.
+    let replayed = replay(store, Selection::Failed, stripe.is_live()).await?;
+    if replayed.applied > 0 {
+        log::info!("after the catch-up, {replayed}");
+    }
+    report.replayed = replayed.applied;
+    Ok(report)
 }
 
 /// `created[gt]` of this run: `look_back` ago when asked, else the cursor

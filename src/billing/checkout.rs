@@ -88,9 +88,10 @@ pub async fn offers(store: &Store, configured: &[String]) -> Result<Vec<CatalogP
 }
 
 /// The organization's Stripe customer, created on its first purchase. The
-/// idempotency key is derived from the organization, so concurrent clicks
-/// (on any instance) get one customer from Stripe; the unique link in our
-/// database settles who records it.
+/// idempotency key is derived from the organization and how many customers
+/// it has lost, so concurrent clicks (on any instance) get one customer from
+/// Stripe, and a customer deleted since is never replayed by Stripe's key
+/// window; the unique link in our database settles who records it.
 pub async fn ensure_customer(
     store: &Store,
     stripe: &StripeClient,
@@ -104,8 +105,9 @@ pub async fn ensure_customer(
         name,
         metadata: BTreeMap::from([("org_id", org.id.as_str())]),
     };
+    let generation = store.customer_generation(&org.id).await?;
     let created = stripe
-        .create_customer(&params, &format!("customer-for-{}", org.id))
+        .create_customer(&params, &format!("customer-for-{}-{generation}", org.id))
         .await?;
     let customer = StripeCustomerId::parse(&created.id)?;
     match store.link_customer(&org.id, &customer, false).await {

@@ -528,6 +528,7 @@ async fn apply_in(tx: &mut Tx, events: &[ReceivedEvent]) -> Result<Vec<Ingested>
         })
         .collect();
     let recorded = record_and_apply(tx, &records, &planned).await?;
+    let (held, recorded) = (recorded.held, recorded.ids);
     let mut outcomes = Vec::with_capacity(events.len());
     for (received, first) in events.iter().zip(firsts) {
         let event = &received.event;
@@ -536,7 +537,10 @@ async fn apply_in(tx: &mut Tx, events: &[ReceivedEvent]) -> Result<Vec<Ingested>
             continue;
         }
         match &received.planned {
-            Ok(_) => outcomes.push(Ingested::Applied),
+            Ok(_) => match held.get(&event.id) {
+                Some(reason) => outcomes.push(Ingested::Failed(reason.clone())),
+                None => outcomes.push(Ingested::Applied),
+            },
             Err(reason) => {
                 log::error!(
                     "webhook event {} ({}) could not be applied: {reason}",
@@ -570,7 +574,11 @@ fn record_of(received: &ReceivedEvent) -> EventRecord<'_> {
 pub async fn apply_recorded(tx: &mut Tx, event: &Event) -> Result<Ingested, StoreError> {
     match plan(event) {
         Ok(changes) => {
-            apply_changes(tx, &changes).await?;
+            let applied = apply_changes(tx, &changes).await?;
+            if let Some(reason) = applied.held.into_iter().next() {
+                tx.mark_event_failed(&event.id, &reason).await?;
+                return Ok(Ingested::Failed(reason));
+            }
             Ok(Ingested::Applied)
         }
         Err(err) => {

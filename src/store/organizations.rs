@@ -71,6 +71,8 @@ pub enum LinkError {
         "customer {0} was linked to another organization at the same moment; run the command again"
     )]
     Race(StripeCustomerId),
+    #[error("customer {0} is deleted in Stripe and cannot be linked")]
+    Deleted(StripeCustomerId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -93,6 +95,22 @@ impl Store {
                 .await?
         });
         row.map(Organization::try_from).transpose()
+    }
+
+    /// `find_organization`, answered from memory when an organization with a
+    /// customer was read a moment ago. Never writes.
+    pub async fn find_organization_cached(
+        &self,
+        id: &OrgId,
+    ) -> Result<Option<Organization>, StoreError> {
+        if let Some(org) = self.orgs.fresh(id, None) {
+            return Ok(Some(org));
+        }
+        let org = self.find_organization(id).await?;
+        if let Some(org) = org.as_ref().filter(|o| o.stripe_customer_id.is_some()) {
+            self.orgs.remember(org);
+        }
+        Ok(org)
     }
 
     /// `ensure_organization`, answered from memory when an organization with
@@ -198,6 +216,17 @@ impl Store {
     /// Attaches a Stripe customer to an organization (creating the row if
     /// needed). A customer belongs to at most one organization; the unique
     /// index enforces it even against a concurrent link.
+    /// How many customers `org` has lost: names its next customer's creation.
+    pub async fn customer_generation(&self, org: &OrgId) -> Result<i64, StoreError> {
+        let generation: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT customer_generation FROM organizations WHERE id = $1")
+                .bind(org.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(generation.unwrap_or(0))
+    }
+
     pub async fn link_customer(
         &self,
         org: &OrgId,
@@ -206,6 +235,14 @@ impl Store {
     ) -> Result<LinkOutcome, LinkError> {
         let result = with_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let deleted: Option<bool> =
+                sqlx::query_scalar("SELECT deleted FROM customers WHERE id = $1")
+                    .bind(customer.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if deleted == Some(true) {
+                return Err(LinkError::Deleted(customer.clone()));
+            }
             let owner: Option<String> =
                 sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
                     .bind(customer.as_str())
@@ -359,8 +396,8 @@ impl Tx {
     pub async fn unlink_customers(&mut self, customers: &[&str]) -> Result<u64, StoreError> {
         static UNLINK: LazyLock<ListQuery> = LazyLock::new(|| {
             ListQuery::new(
-                "UPDATE organizations SET stripe_customer_id = NULL, updated_at = $2 \
-                 WHERE stripe_customer_id {in_ids}",
+                "UPDATE organizations SET stripe_customer_id = NULL, updated_at = $2, \
+                 customer_generation = customer_generation + 1 WHERE stripe_customer_id {in_ids}",
             )
         });
         let unlinked = self

@@ -254,18 +254,15 @@ impl Tx {
         Ok(changed)
     }
 
-    /// Credits one unit of each of `prices` grants, from the synced prices
-    /// (prices that grant none are left out).
+    /// Credits one unit of each of `prices` grants (`None`: it grants
+    /// none), for the prices synced; a price not synced is left out.
     pub async fn price_credits(
         &mut self,
         prices: &[&str],
-    ) -> Result<HashMap<String, i64>, StoreError> {
-        static SQL: LazyLock<ListQuery> = LazyLock::new(|| {
-            ListQuery::new(
-                "SELECT id, credits FROM prices WHERE credits IS NOT NULL AND id {in_ids}",
-            )
-        });
-        let credits: Vec<(String, i64)> = self.fetch_listed(&SQL, prices).await?;
+    ) -> Result<HashMap<String, Option<i64>>, StoreError> {
+        static SQL: LazyLock<ListQuery> =
+            LazyLock::new(|| ListQuery::new("SELECT id, credits FROM prices WHERE id {in_ids}"));
+        let credits: Vec<(String, Option<i64>)> = self.fetch_listed(&SQL, prices).await?;
         Ok(credits.into_iter().collect())
     }
 }

@@ -243,6 +243,15 @@ async fn the_internal_route_needs_a_configured_service_token() {
     assert_eq!(status, 401);
     let (status, _) = internal(&app, "org_x", Some(&sign(&claims_v2("org_x")))).await;
     assert_eq!(status, 401, "a user's session token is not a service token");
+    // A read never writes: an id never seen stays unknown.
+    let (status, body) = internal(&app, "org_x", Some(TOKEN)).await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("NOT_FOUND")));
+    assert_eq!(app.count("SELECT COUNT(*) FROM organizations").await, 0);
+    // Known (a member opened billing) but not paying: no access.
+    app.store
+        .ensure_organization(&lance_billing::domain::OrgId::parse("org_x").unwrap(), None)
+        .await
+        .unwrap();
     let (status, body) = internal(&app, "org_x", Some(TOKEN)).await;
     assert_eq!(status, 200);
     assert_eq!(

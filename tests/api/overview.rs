@@ -237,3 +237,31 @@ async fn snapshots_count_every_paying_item_and_estimates_follow_repairs() {
         "month-ends before the end: {still}"
     );
 }
+
+/// Names others write (a product in Stripe's catalog, a Clerk slug) reach
+/// the export as text a spreadsheet will not run.
+#[tokio::test]
+async fn the_export_defuses_cells_that_start_like_formulas() {
+    let app = admin_app().await;
+    app.org_with_customer("org_f", "cus_F").await;
+    app.execute("UPDATE organizations SET slug = '@SUM(1+1)' WHERE id = 'org_f'")
+        .await;
+    let product = product("prod_pro", "=HYPERLINK(\"https://evil.test\",\"Pro\")");
+    let sub = subscription("sub_f", "cus_F", "active");
+    for e in [
+        event("evt_prod", "product.created", 1, product),
+        event("evt_sub", "customer.subscription.created", 2, sub),
+    ] {
+        assert_eq!(app.post_event(&e).await.status(), 200);
+    }
+    let (_, _, csv) = app
+        .page("/admin/export/subscriptions.csv", &claims_v2("org_ops"))
+        .await;
+    let row = csv.lines().find(|l| l.starts_with("org_f,")).unwrap();
+    assert!(
+        row.starts_with(
+            "org_f,'@SUM(1+1),sub_f,active,\"'=HYPERLINK(\"\"https://evil.test\"\",\"\"Pro\"\")\","
+        ),
+        "{row}"
+    );
+}

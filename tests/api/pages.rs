@@ -438,7 +438,10 @@ async fn subscribing_creates_the_customer_once_and_redirects_to_checkout() {
     );
     let customer = &app.stripe_requests("/v1/customers").await[0];
     assert!(form_fields(customer).contains(&("metadata[org_id]".into(), "org_new".into())));
-    assert_eq!(customer.headers["idempotency-key"], "customer-for-org_new");
+    assert_eq!(
+        customer.headers["idempotency-key"],
+        "customer-for-org_new-0"
+    );
     let checkout = form_fields(&app.stripe_requests("/v1/checkout/sessions").await[0]);
     for expected in [
         ("mode", "subscription"),
@@ -979,4 +982,46 @@ async fn reloading_a_return_link_costs_one_stripe_call_or_a_small_budget() {
         .await
         .len();
     assert!((1..=15).contains(&spent), "{spent} calls");
+}
+
+/// Stripe replays a request's answer for 24 hours by its idempotency key: an
+/// organization whose customer was deleted gets a new customer under a new
+/// key, never the deleted one back, and a deleted customer is never linked.
+#[tokio::test]
+async fn a_deleted_customer_is_neither_replayed_nor_linked_again() {
+    let app = TestApp::builder()
+        .env("STRIPE_PRICE_IDS", "price_basic")
+        .spawn()
+        .await;
+    stripe_checkout(&app).await;
+    app.org_with_customer("org_again", "cus_Gone").await;
+    let mut gone = customer("cus_Gone", Some("org_again"), None);
+    gone["deleted"] = true.into();
+    deliver(&app, &[event("evt_gone", "customer.deleted", 1, gone)]).await;
+
+    assert_eq!(
+        subscribe(&app, "org_again", "price_basic")
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
+    let created = &app.stripe_requests("/v1/customers").await[0];
+    assert_eq!(
+        created.headers["idempotency-key"],
+        "customer-for-org_again-1"
+    );
+
+    let relinked = app
+        .store
+        .link_customer(
+            &lance_billing::domain::OrgId::parse("org_other").unwrap(),
+            &lance_billing::domain::StripeCustomerId::parse("cus_Gone").unwrap(),
+            false,
+        )
+        .await;
+    assert!(
+        matches!(relinked, Err(lance_billing::store::LinkError::Deleted(_))),
+        "{relinked:?}"
+    );
 }

@@ -810,3 +810,44 @@ async fn an_event_of_the_other_mode_is_recorded_not_applied_and_shown() {
         "{html}"
     );
 }
+
+/// A paid invoice whose line names a price not synced yet grants nothing
+/// now rather than nothing for good: its event fails, and the replay after
+/// the next catch-up, once the price is known, grants the credits once.
+#[tokio::test]
+async fn an_invoice_of_a_price_not_synced_yet_grants_its_credits_once_it_is() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    let mut paid = invoice("in_early", "cus_A", "sub_1", "paid", 100);
+    paid["lines"]["data"][0]["price"] = Value::Null;
+    paid["lines"]["data"][0]["plan"] = Value::Null;
+    paid["lines"]["data"][0]["pricing"] = json!({"type": "price_details", "price_details": {"price": "price_late", "product": "prod_credits"}});
+    assert_eq!(
+        applied(&app, &event("evt_early", "invoice.paid", 100, paid)).await,
+        "failed"
+    );
+    assert_eq!(plan_state(&app, "org_acme").await["credits"]["balance"], 0);
+
+    let mut price = object("price");
+    price["id"] = "price_late".into();
+    price["product"] = "prod_credits".into();
+    price["metadata"] = json!({"credits": "25"});
+    let listed = json!({"object": "list", "has_more": false, "url": "/v1/events",
+        "data": [event("evt_price_late", "price.created", 150, price)]});
+    wiremock::Mock::given(wiremock::matchers::path("/v1/events"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(listed))
+        .mount(&app.stripe)
+        .await;
+    let report = lance_billing::billing::catchup::catch_up(&app.store, &app.stripe_client(0), None)
+        .await
+        .unwrap();
+    assert_eq!(report.replayed, 1, "{report}");
+    assert_eq!(plan_state(&app, "org_acme").await["credits"]["balance"], 25);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM stripe_events WHERE id = 'evt_early' AND processed_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+}

@@ -151,11 +151,12 @@ impl InvoiceLine {
             })
     }
 
-    /// Credits one unit grants, when the payload embeds the price or plan.
+    /// Credits one unit grants (0 for a price without `metadata.credits`),
+    /// when the payload embeds the price or plan; `None` when it only names it.
     pub fn credits_per_unit(&self) -> Option<i64> {
         match (&self.price, &self.plan) {
-            (Some(price), _) => price.credits(),
-            (None, Some(plan)) => plan.as_price().credits(),
+            (Some(price), _) => Some(price.credits().unwrap_or(0)),
+            (None, Some(plan)) => Some(plan.as_price().credits().unwrap_or(0)),
             (None, None) => None,
         }
     }

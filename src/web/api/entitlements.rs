@@ -41,7 +41,15 @@ pub async fn of_member(
     member: Member,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    answer(&state, &member.org.id).await
+    let org = state
+        .store
+        .ensure_organization_cached(&member.org.id, member.org.slug.as_deref())
+        .await
+        .map_err(ApiError::internal)?;
+    let access = access::of(&state.store, &org, state.access.grace_period)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(answer(&org.id, access))
 }
 
 /// Any organization's access and features, for the product's other services.
@@ -55,7 +63,7 @@ pub async fn of_member(
         (status = 200, description = "Access and features", body = EntitlementsBody),
         (status = 400, description = "`VALIDATION_ERROR`: not an organization id", body = ErrorBody),
         (status = 401, description = "`UNAUTHORIZED`: no valid service token", body = ErrorBody),
-        (status = 404, description = "`NOT_FOUND`: no service token is configured", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: no organization of this id has been seen (no member opened billing, no customer is linked), or no service token is configured", body = ErrorBody),
         (status = 500, description = "`INTERNAL_ERROR`", body = ErrorBody),
     )
 )]
@@ -65,23 +73,26 @@ pub async fn of_organization(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let org = OrgId::parse(&org).map_err(|e| ApiError::Validation(format!("{e}.")))?;
-    answer(&state, &org).await
+    // A read never writes: an id never seen is not made an organization.
+    let access = access::of_organization(&state.store, &org, state.access.grace_period)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("No organization {org} is known.")))?;
+    Ok(answer(&org, access))
 }
 
-async fn answer(state: &AppState, org: &OrgId) -> Result<HttpResponse, ApiError> {
+fn answer(org: &OrgId, access: Access) -> HttpResponse {
     let Access {
         level,
         grace_ends_at,
         features,
         synced_at,
-    } = access::of_organization(&state.store, org, state.access.grace_period)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(no_store(StatusCode::OK).json(EntitlementsBody {
+    } = access;
+    no_store(StatusCode::OK).json(EntitlementsBody {
         organization: org.as_str(),
         access: level,
         grace_ends_at,
         features: &features,
         synced_at,
-    }))
+    })
 }

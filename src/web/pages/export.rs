@@ -115,7 +115,7 @@ fn record(row: &ExportRow) -> Vec<String> {
 }
 
 /// RFC 4180 lines: a field with a comma, quote or line break is quoted, its
-/// quotes doubled.
+/// quotes doubled; a field a spreadsheet would run as a formula is defused.
 fn csv_lines(records: &[Vec<String>]) -> Bytes {
     let mut out = String::new();
     for record in records {
@@ -127,10 +127,24 @@ fn csv_lines(records: &[Vec<String>]) -> Bytes {
 }
 
 fn csv_field(field: &str) -> String {
+    let field = defused(field);
     if field.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
-        field.to_owned()
+        field.into_owned()
+    }
+}
+
+/// A cell that starts like a formula (`= + - @`, tab or CR: OWASP's list)
+/// gets a leading `'`, so a spreadsheet shows it as text. Names come from
+/// Stripe's catalog and Clerk's slugs, which others write; a plain number
+/// (a negative amount) is left as it is.
+fn defused(field: &str) -> std::borrow::Cow<'_, str> {
+    let risky = field.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && field.parse::<i64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{field}"))
+    } else {
+        std::borrow::Cow::Borrowed(field)
     }
 }
 
@@ -144,5 +158,24 @@ mod tests {
         assert_eq!(csv_field("Acme, Inc."), "\"Acme, Inc.\"");
         assert_eq!(csv_field("The \"Best\""), "\"The \"\"Best\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn cells_that_start_like_formulas_are_shown_as_text() {
+        for (cell, written) in [
+            (
+                "=HYPERLINK(\"https://evil.test\")",
+                "\"'=HYPERLINK(\"\"https://evil.test\"\")\"",
+            ),
+            ("+1+2", "'+1+2"),
+            ("-1+2", "'-1+2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tcmd", "'\tcmd"),
+            ("\rcmd", "\"'\rcmd\""),
+            ("-4900", "-4900"),
+            ("Pro", "Pro"),
+        ] {
+            assert_eq!(csv_field(cell), written, "{cell:?}");
+        }
     }
 }
