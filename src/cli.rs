@@ -47,7 +47,7 @@ pub enum Command {
         command: EventsCommand,
     },
     /// Take today's revenue snapshot for the admin chart (the server takes it
-    /// daily); the first one also backfills twelve months of estimates.
+    /// daily), and estimate again the month-ends not taken on the day.
     Snapshot,
     /// The Stripe webhook endpoint.
     Webhooks {
@@ -195,8 +195,8 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
             let taken = snapshot::take(&store, crate::domain::unix_now()).await?;
             println!(
-                "snapshot: {} row(s) for today, {} estimated row(s) backfilled",
-                taken.today, taken.backfilled
+                "snapshot: {} row(s) for today, {} estimated month-end row(s)",
+                taken.today, taken.estimated
             );
             Ok(())
         }

@@ -24,7 +24,7 @@ pub struct Taken {
     /// Rows of today's snapshot (one per currency); 0 when already taken.
     pub today: u64,
     /// Estimated month-end rows written.
-    pub backfilled: u64,
+    pub estimated: u64,
 }
 
 /// Takes today's snapshot (UTC) unless taken, and estimates again the
@@ -37,7 +37,7 @@ pub async fn take(store: &Store, now: i64) -> anyhow::Result<Taken> {
         let taken_days = store.days_taken(first).await?;
         days.retain(|day| !taken_days.contains(day));
         let lifetimes = store.lifetimes().await?;
-        taken.backfilled = store
+        taken.estimated = store
             .replace_estimates(&days, &estimate(&days, &lifetimes), now)
             .await?;
     }
@@ -91,7 +91,7 @@ pub async fn run_daily(store: Store, stop: CancellationToken) {
             taken = run => taken,
         };
         match taken {
-            Ok(taken) if taken.today > 0 || taken.backfilled > 0 => {
+            Ok(taken) if taken.today > 0 => {
                 log::info!("took the revenue snapshot: {taken:?}");
             }
             Ok(_) => {}

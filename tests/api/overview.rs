@@ -140,7 +140,7 @@ async fn the_snapshot_is_taken_once_a_day_however_many_instances_take_it() {
             .await,
         24_700
     );
-    // The first run backfilled twelve month-ends, as estimates.
+    // The run estimated the twelve month-ends before today.
     assert_eq!(
         a.count("SELECT COUNT(DISTINCT day) FROM billing_snapshots WHERE estimate = TRUE")
             .await,

@@ -47,10 +47,15 @@ pub struct Subscription {
     pub current_period_end: Option<i64>,
     #[serde(default)]
     pub cancel_at_period_end: bool,
+    #[serde(default, deserialize_with = "lenient")]
     pub cancel_at: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
     pub canceled_at: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
     pub ended_at: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
     pub trial_start: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
     pub trial_end: Option<i64>,
     #[serde(default, deserialize_with = "expandable_id")]
     pub default_payment_method: Option<String>,
