@@ -35,7 +35,7 @@ use crate::stripe::objects::Event;
 pub struct ReceivedEvent {
     pub event: Event,
     pub payload: String,
-    /// The customer the event's object belongs to, for finding its events.
+    /// The customer the event's changes are about, for finding its events.
     customer: Option<String>,
     planned: Result<Vec<Change>, String>,
 }
@@ -44,8 +44,13 @@ impl ReceivedEvent {
     /// Plans the event's changes (pure work, done by the caller's task).
     pub fn new(event: Event, payload: String) -> Self {
         let planned = plan(&event).map_err(|err| err.to_string());
+        let customer = planned
+            .as_ref()
+            .ok()
+            .and_then(|changes| changes.iter().find_map(Change::customer))
+            .map(str::to_owned);
         Self {
-            customer: event.customer(),
+            customer,
             event,
             payload,
             planned,
@@ -66,7 +71,7 @@ impl ReceivedEvent {
             mode(live)
         );
         Self {
-            customer: event.customer(),
+            customer: None,
             event,
             payload,
             planned: Ok(Vec::new()),

@@ -87,6 +87,17 @@ impl Store {
         limit: i64,
         lease_secs: i64,
     ) -> Result<Vec<Refetch>, StoreError> {
+        // Asked every second: a read first, so an empty queue never takes
+        // SQLite's write lock from the ingest writer.
+        let due: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT due_at FROM refetch_queue WHERE due_at <= $1 LIMIT 1")
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        });
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "UPDATE refetch_queue SET due_at = $2, attempts = attempts + 1 \

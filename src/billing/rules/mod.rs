@@ -125,6 +125,25 @@ pub enum PlanError {
     Invalid(String),
 }
 
+impl Change {
+    /// The Stripe customer the change is about, if it names one.
+    pub fn customer(&self) -> Option<&str> {
+        match self {
+            Change::Customer(row) => Some(&row.id),
+            Change::Entitlements(row) => Some(&row.id),
+            Change::UnlinkCustomer(customer)
+            | Change::LinkCustomer { customer, .. }
+            | Change::InvoiceCredits { customer, .. } => Some(customer),
+            Change::Subscription(row) => Some(&row.customer_id),
+            Change::Invoice(row) => Some(&row.customer_id),
+            Change::PaymentMethod(row) => row.customer_id.as_deref(),
+            Change::UnverifiedCheckout { customer, .. } => customer.as_deref(),
+            Change::GrantCredits(grant) => grant.customer_id.as_deref(),
+            Change::Feature(_) | Change::Product(_) | Change::Price(_) => None,
+        }
+    }
+}
+
 /// The changes `event` asks for; types not in `HANDLED_EVENTS` ask for none.
 pub fn plan(event: &Event) -> Result<Vec<Change>, PlanError> {
     let kind = event.kind.as_str();

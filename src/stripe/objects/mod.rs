@@ -86,40 +86,6 @@ pub use customers::{
 };
 pub use entitlements::{ActiveEntitlement, EntitlementSummary, Feature, ProductFeature};
 
-/// What an event's object says of whose it is: a customer is its own.
-#[derive(Debug, Deserialize)]
-struct Owner {
-    #[serde(default, deserialize_with = "lenient")]
-    object: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
-    id: Option<String>,
-    #[serde(default, deserialize_with = "lenient_id")]
-    customer: Option<String>,
-}
-
-fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    Ok(match value {
-        serde_json::Value::String(id) => Some(id),
-        serde_json::Value::Object(mut object) => match object.remove("id") {
-            Some(serde_json::Value::String(id)) => Some(id),
-            _ => None,
-        },
-        _ => None,
-    })
-}
-
-impl Event {
-    /// The Stripe customer the event's object belongs to, if it names one.
-    pub fn customer(&self) -> Option<String> {
-        let owner: Owner = serde_json::from_str(self.data.object.get()).ok()?;
-        match owner.object.as_deref() {
-            Some("customer") => owner.id,
-            _ => owner.customer,
-        }
-    }
-}
-
 /// The event envelope. `data.object` stays raw JSON text until the event's
 /// type tells us what it is, and is then parsed once, straight into that
 /// type (no tree of values built and dropped for each delivery).
