@@ -140,6 +140,15 @@ impl fmt::Display for UserId {
     }
 }
 
+/// Now, in UTC unix microseconds: only to order what happens within a
+/// second (the receipt of webhook batches), never as a time shown or compared.
+pub fn unix_now_us() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
+}
+
 /// Current time as UTC unix seconds: the only time representation we store.
 pub fn unix_now() -> i64 {
     let now = std::time::SystemTime::now()

@@ -72,15 +72,17 @@ impl Application {
                 .await
                 .context("could not listen for other instances' billing changes")?,
         );
+        // One client (one connection pool, one TLS configuration) for all.
+        let stripe =
+            StripeClient::new(&settings.stripe).context("could not build the Stripe client")?;
         if let Some(interval) = settings.stripe.catchup_interval {
-            let stripe =
-                StripeClient::new(&settings.stripe).context("could not build the Stripe client")?;
-            let schedule = catchup::run_every(store.clone(), stripe, interval, stop.clone());
+            let schedule =
+                catchup::run_every(store.clone(), stripe.clone(), interval, stop.clone());
             tasks.push(tokio::spawn(schedule));
         }
         tasks.push(tokio::spawn(refetch::run(
             store.clone(),
-            StripeClient::new(&settings.stripe).context("could not build the Stripe client")?,
+            stripe.clone(),
             stop.clone(),
         )));
         if let Some(kept) = settings.database.event_payload_retention {
@@ -99,8 +101,7 @@ impl Application {
         let authenticator = Data::new(Authenticator::from_settings(&settings.auth)?);
         let state = Data::new(AppState {
             store: store.clone(),
-            stripe: StripeClient::new(&settings.stripe)
-                .context("could not build the Stripe client")?,
+            stripe,
             plans_url: settings.server.plans_url(),
             origin: settings.server.origin(),
             pages: settings.pages.clone(),

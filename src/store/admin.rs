@@ -129,7 +129,7 @@ impl Store {
         }))
     }
 
-    /// Recent events whose object belongs to `customer`.
+    /// The events about `customer` received last.
     pub async fn events_of_customer(
         &self,
         customer: &str,
@@ -139,7 +139,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT id, type, created, livemode, payload, received_at, processed_at, attempts, \
                  last_error FROM stripe_events WHERE customer_id = $1 \
-                 ORDER BY created DESC, id DESC LIMIT $2",
+                 ORDER BY received_at_us DESC LIMIT $2",
             )
             .bind(customer)
             .bind(limit)

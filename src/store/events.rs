@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use super::sets::{Column, InsertRows, Values, repeated};
 use super::{Store, StoreError, Tx, with_pool, with_tx};
-use crate::domain::unix_now;
+use crate::domain::{unix_now, unix_now_us};
 
 pub struct EventRecord<'a> {
     pub id: &'a str,
@@ -40,6 +40,7 @@ impl EventRecord<'_> {
                     "customer_id",
                     "payload",
                     "received_at",
+                    "received_at_us",
                     "processed_at",
                     "attempts",
                     "last_error",
@@ -63,6 +64,7 @@ impl EventRecord<'_> {
             text(events.iter().map(|e| e.customer).collect()),
             text(events.iter().map(|e| Some(e.payload)).collect()),
             repeated(now, n),
+            repeated(unix_now_us(), n),
             Values::Int(
                 events
                     .iter()

@@ -88,6 +88,8 @@ struct ErrorEnvelope {
     error: ApiErrorBody,
 }
 
+/// Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
 pub struct StripeClient {
     http: reqwest::Client,
     api_base: Url,

@@ -217,6 +217,7 @@ async fn rows_of(db: &TestDb, run: usize, leave_out: &[&str]) -> Rows {
                             "updated_at",
                             "created_at",
                             "received_at",
+                            "received_at_us",
                             "processed_at",
                             "payload",
                         ];
