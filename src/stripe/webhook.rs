@@ -213,7 +213,7 @@ mod tests {
 
 /// Property-based fuzzing of the parser that faces the internet: any header
 /// and body give an answer, never a panic. `PROPTEST_CASES` raises the count
-/// for longer runs (see the README).
+/// for longer runs (see docs/ARCHITECTURE.md).
 #[cfg(test)]
 mod fuzz {
     use proptest::prelude::*;

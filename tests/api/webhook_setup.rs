@@ -199,8 +199,8 @@ async fn the_command_prints_the_outcome() {
 }
 
 #[test]
-fn the_readme_lists_exactly_the_handled_events() {
-    let readme = include_str!("../../README.md");
+fn the_api_docs_list_exactly_the_handled_events() {
+    let readme = include_str!("../../docs/api.md");
     let section = readme
         .split("Other event types are recorded")
         .nth(1)

@@ -20,7 +20,7 @@ pub use rows::{
 
 /// Every event type the service acts on: what `webhooks setup` subscribes
 /// the endpoint to, and the only types `plan` applies (others are recorded
-/// and acknowledged). The README lists the same.
+/// and acknowledged). docs/api.md lists the same.
 pub const HANDLED_EVENTS: &[&str] = &[
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
