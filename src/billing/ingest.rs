@@ -97,8 +97,8 @@ pub struct Batching {
 }
 
 impl Batching {
-    /// The usual batches for `store`'s backend (docs/benchmarks.md, tenth
-    /// round). On SQLite a statement is no round trip and the database's CPU
+    /// The usual batches for `store`'s backend (measured in
+    /// docs/benchmarks.md). On SQLite a statement is no round trip and the database's CPU
     /// is the writer's own, so a writer writes deliveries as they arrive and
     /// waits for none: it writes what came while it wrote, and commits once
     /// nothing did. On PostgreSQL each group of deliveries would cost round
@@ -213,11 +213,11 @@ impl Ingestor {
 /// cores, each hand-off wakes the other core, which on a virtual machine
 /// costs about 0.1 ms. A thread starts on its creator's cores, so the
 /// reopened connection's thread shares the writer's core, and the hand-offs
-/// stay on it: 1.25x the ingest rate on SQLite (docs/benchmarks.md, sixth
-/// round). A PostgreSQL connection's socket wakes the runtime it was opened
-/// on: opened here, its answers wake the writer's thread itself instead of
-/// the main runtime's (1.11-1.30x on PostgreSQL, seventh round). The rest of
-/// the server keeps every core.
+/// stay on it: 1.25x the ingest rate on SQLite (docs/benchmarks.md). A
+/// PostgreSQL connection's socket wakes the runtime it was opened on:
+/// opened here, its answers wake the writer's thread itself instead of the
+/// main runtime's (1.11-1.30x on PostgreSQL). The rest of the server keeps
+/// every core.
 async fn on_a_thread_of_their_own<W>(
     store: Store,
     writers: usize,
@@ -291,8 +291,8 @@ fn hold_to_one_core() {
 /// row and gave it back at once: about 190 switches a batch of 32 (a batch's
 /// statements return about three rows an event). Under this policy the
 /// connection sends all its rows first and the writer takes them at once:
-/// about 45, and 1.12x the ingest rate on SQLite (docs/benchmarks.md, ninth
-/// round). Only the writer's thread: its connection's thread, under it too,
+/// about 45, and 1.12x the ingest rate on SQLite (docs/benchmarks.md). Only
+/// the writer's thread: its connection's thread, under it too,
 /// measured no better.
 fn wake_without_preempting() {
     use thread_priority::{

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use lance_billing::domain::unix_now;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
@@ -216,27 +217,37 @@ async fn the_billing_journey_in_a_real_browser() {
     price["id"] = "price_pro_monthly".into();
     price["product"] = "prod_pro".into();
     price["unit_amount"] = 4900.into();
+    // Times as a real account would show them today, so the screenshots do.
+    let (now, day) = (unix_now(), 86_400);
+    let period_end = now + 20 * day;
+    let mut sub = subscription("sub_acme", customer_id, "active");
+    sub["created"] = (now - 40 * day).into();
+    sub["items"]["data"][0]["current_period_start"] = (now - 10 * day).into();
+    sub["items"]["data"][0]["current_period_end"] = period_end.into();
+    let mut paid = invoice("in_1", customer_id, "sub_acme", "paid", now - 10 * day);
+    paid["period_start"] = (now - 10 * day).into();
+    paid["period_end"] = period_end.into();
     for e in [
-        event("evt_p", "product.created", 1, product("prod_pro", "Pro")),
-        event("evt_pr", "price.created", 2, price),
+        event(
+            "evt_p",
+            "product.created",
+            now - 60 * day,
+            product("prod_pro", "Pro"),
+        ),
+        event("evt_pr", "price.created", now - 60 * day, price),
         event(
             "evt_s",
             "customer.subscription.created",
-            100,
-            subscription("sub_acme", customer_id, "active"),
+            now - 40 * day,
+            sub.clone(),
         ),
         event(
             "evt_pm",
             "payment_method.attached",
-            101,
+            now - 2 * 3600,
             payment_method("pm_1", Some(customer_id), "4242"),
         ),
-        event(
-            "evt_in",
-            "invoice.paid",
-            102,
-            invoice("in_1", customer_id, "sub_acme", "paid", 1_700_000_000),
-        ),
+        event("evt_in", "invoice.paid", now - 10 * day, paid.clone()),
     ] {
         assert_eq!(app.post_event(&e).await.status().as_u16(), 200);
     }
@@ -298,16 +309,10 @@ async fn the_billing_journey_in_a_real_browser() {
         .unwrap();
 
     // Manage billing opens Stripe's portal; there the user cancels at period end.
-    let mut canceling = subscription("sub_acme", customer_id, "active");
+    let mut canceling = sub.clone();
     canceling["cancel_at_period_end"] = true.into();
     let cards = vec![payment_method("pm_1", Some(customer_id), "4242")];
-    let invoices = vec![invoice(
-        "in_1",
-        customer_id,
-        "sub_acme",
-        "paid",
-        1_700_000_000,
-    )];
+    let invoices = vec![paid.clone()];
     stripe_customer(&app, customer_id, "org_acme", canceling, cards, invoices).await;
     browser
         .find(Locator::Id("manage-billing"))
@@ -325,7 +330,11 @@ async fn the_billing_journey_in_a_real_browser() {
         .goto(&format!("{origin}/organization#/plans"))
         .await
         .unwrap();
-    let page = wait_for(&browser, "Cancels on Dec 14, 2023").await;
+    let cancels_on = format!(
+        "Cancels on {}",
+        lance_billing::views::format::date(period_end)
+    );
+    let page = wait_for(&browser, &cancels_on).await;
     assert!(
         page.contains("Visa •••• 4242"),
         "the card Stripe still lists stays"
