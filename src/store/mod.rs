@@ -58,10 +58,11 @@ pub use overview::{
 pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
 pub use refetch::{REFETCH_DELAY_SECS, Refetch};
 pub use rows::{
-    CustomerRow, EntitlementsRow, FETCHED, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
-    ProductRow, SubscriptionItemRow, SubscriptionRow, SyncedRow, Uncertain, Version,
+    CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
+    SubscriptionItemRow, SubscriptionRow, SyncedRow, Uncertain, Version,
 };
 pub use sync::{CreditGrant, SyncedRows};
+pub use upsert::FETCHED;
 
 use std::str::FromStr;
 use std::sync::Arc;

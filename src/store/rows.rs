@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
 use super::sets::{Column, InsertRows, ListQuery, OwnedRows, Values, repeated};
-use super::upsert::{Update, upsert_sql};
+use super::upsert::{FETCHED, Update, upsert_sql};
 use super::{StoreError, Tx};
 use crate::domain::unix_now;
 
@@ -25,9 +25,6 @@ pub struct Version {
     /// The event id, or `FETCHED`: which write this was, never an order.
     pub source: String,
 }
-
-/// The source of a version read from Stripe's API rather than an event.
-pub const FETCHED: &str = "sync";
 
 impl Version {
     /// What orders two versions.

@@ -2,8 +2,11 @@
 //! that updates a stored row only when the incoming version is newer, named
 //! column by column from a table's declaration (`rows`).
 
-use super::rows::FETCHED;
 use super::sets::InsertRows;
+
+/// The source of a version read from Stripe's API rather than an event: the
+/// guard never lets it replace, or be replaced by, a version of its second.
+pub const FETCHED: &str = "sync";
 
 /// How an upsert updates a stored row's column.
 pub(crate) enum Update {

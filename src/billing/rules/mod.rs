@@ -3,8 +3,8 @@
 
 use crate::domain::OrgId;
 use crate::store::{
-    CreditGrant, CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
-    ProductRow, SubscriptionRow, Version,
+    CreditGrant, CustomerRow, EntitlementsRow, FETCHED, FeatureRow, InvoiceRow, PaymentMethodRow,
+    PriceRow, ProductRow, SubscriptionRow, Version,
 };
 use crate::stripe::objects::{
     CardSource, EntitlementSummary, Event, Feature, FullCustomer, Invoice, PaymentMethod, Plan,
@@ -276,7 +276,7 @@ pub fn fetched_version(fetched_at: i64, state_rank: i64) -> Version {
     Version {
         created: fetched_at,
         rank: state_rank * 10 + 1,
-        source: "sync".to_owned(),
+        source: FETCHED.to_owned(),
     }
 }
 
