@@ -1,0 +1,109 @@
+//! The writers' thread: held to one core beside its connections, and
+//! woken without preempting them.
+
+use futures_util::future::join_all;
+use tokio::sync::oneshot;
+
+use crate::store::Store;
+
+/// Runs the writers on a thread of their own, held to one core, writing
+/// through connections opened from it (`Store::open_writes_here`). sqlx runs
+/// each SQLite connection on a thread of its own, which the writer meets at
+/// every statement (about ten a batch, each a hand-off both ways); on two
+/// cores, each hand-off wakes the other core, which on a virtual machine
+/// costs about 0.1 ms. A thread starts on its creator's cores, so the
+/// reopened connection's thread shares the writer's core, and the hand-offs
+/// stay on it: 1.25x the ingest rate on SQLite (docs/benchmarks.md). A
+/// PostgreSQL connection's socket wakes the runtime it was opened on:
+/// opened here, its answers wake the writer's thread itself instead of the
+/// main runtime's (1.11-1.30x on PostgreSQL). The rest of the server keeps
+/// every core.
+pub(super) async fn on_a_thread_of_their_own<W>(
+    store: Store,
+    writers: usize,
+    tasks: impl FnOnce(Store) -> Vec<W> + Send + 'static,
+) -> std::io::Result<()>
+where
+    W: Future<Output = ()> + Send + 'static,
+{
+    let (started, ready) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("ingest-writer".to_owned())
+        .spawn(move || {
+            hold_to_one_core();
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = started.send(Err(err));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let connections = u32::try_from(writers).unwrap_or(u32::MAX);
+                let own = match store.open_writes_here(connections).await {
+                    Ok(own) => Some(own),
+                    Err(err) => {
+                        // The store's own connections serve: slower, not wrong.
+                        log::warn!(
+                            "could not open write connections beside the ingest writer: {err}"
+                        );
+                        None
+                    }
+                };
+                // After the connections open: the thread each SQLite
+                // connection starts keeps the usual policy.
+                wake_without_preempting();
+                let _ = started.send(Ok(()));
+                join_all(tasks(own.clone().unwrap_or(store))).await;
+                if let Some(own) = own {
+                    own.close_writes_opened_here().await;
+                }
+            });
+        })?;
+    ready.await.unwrap_or_else(|_| {
+        Err(std::io::Error::other(
+            "the ingest writer's thread ended at start",
+        ))
+    })
+}
+
+/// Holds the calling thread to the last of the cores this process may use
+/// (the first tends to take the most interrupts).
+fn hold_to_one_core() {
+    let last = core_affinity::get_core_ids().and_then(|cores| cores.last().copied());
+    match last {
+        Some(core) if core_affinity::set_for_current(core) => {
+            log::debug!("the ingest writer runs on core {}", core.id);
+        }
+        // Not every platform lets a thread choose its core: slower, not wrong.
+        _ => log::info!("could not hold the ingest writer to one core; it runs on any"),
+    }
+}
+
+/// Puts the calling thread under `SCHED_BATCH`, at the usual nice value: a
+/// thread under it that is woken does not preempt the one running, and
+/// waits for it to block or for the scheduler's tick. sqlx's SQLite
+/// connection sends each row a statement returns on its own, and each wakes
+/// the writer: on their shared core the woken writer took the core for each
+/// row and gave it back at once: about 190 switches a batch of 32 (a batch's
+/// statements return about three rows an event). Under this policy the
+/// connection sends all its rows first and the writer takes them at once:
+/// about 45, and 1.12x the ingest rate on SQLite (docs/benchmarks.md). Only
+/// the writer's thread: its connection's thread, under it too,
+/// measured no better.
+fn wake_without_preempting() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityOsValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+    let usual_nice = ThreadPriority::Os(ThreadPriorityOsValue::default());
+    match set_thread_priority_and_policy(thread_native_id(), usual_nice, batch) {
+        Ok(()) => log::debug!("the ingest writer runs under SCHED_BATCH"),
+        // Not every platform has the policy: more switches, not wrong.
+        Err(err) => log::info!("could not put the ingest writer under SCHED_BATCH: {err:?}"),
+    }
+}
