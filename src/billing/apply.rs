@@ -176,11 +176,7 @@ impl ByTable {
         }
         changed += tx.link_customers_if_free(&links).await?;
         let mut grants = of_recorded(self.grants, &recorded);
-        let invoice_credits: Vec<FromEvent<InvoiceCredits>> = self
-            .invoice_credits
-            .into_iter()
-            .filter(|(event, _)| event.as_ref().is_none_or(|e| recorded.contains(e)))
-            .collect();
+        let invoice_credits = recorded_now(self.invoice_credits, &recorded);
         let (invoice_grants, held) = invoice_grants(tx, invoice_credits).await?;
         grants.extend(invoice_grants);
         changed += tx.grant_credits(grants).await?;
@@ -194,10 +190,17 @@ impl ByTable {
 
 /// The changes of the events recorded now, and of no event.
 fn of_recorded<T>(changes: Vec<FromEvent<T>>, recorded: &HashSet<String>) -> Vec<T> {
+    recorded_now(changes, recorded)
+        .into_iter()
+        .map(|(_, change)| change)
+        .collect()
+}
+
+/// The same, each with the event it came from.
+fn recorded_now<T>(changes: Vec<FromEvent<T>>, recorded: &HashSet<String>) -> Vec<FromEvent<T>> {
     changes
         .into_iter()
         .filter(|(event, _)| event.as_ref().is_none_or(|e| recorded.contains(e)))
-        .map(|(_, change)| change)
         .collect()
 }
 

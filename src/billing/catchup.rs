@@ -94,12 +94,15 @@ pub async fn catch_up(
         .await?;
     run?;
     // What waited for state the catch-up may have brought (an invoice's
-    // credits for a price not synced before) is applied now.
-    let replayed = replay(store, Selection::Failed, stripe.is_live()).await?;
-    if replayed.applied > 0 {
-        log::info!("after the catch-up, {replayed}");
+    // credits for a price not synced before) is applied now; a run that
+    // applied nothing brought nothing to wait for.
+    if report.applied > 0 {
+        let replayed = replay(store, Selection::Failed, stripe.is_live()).await?;
+        if replayed.applied > 0 {
+            log::info!("after the catch-up, {replayed}");
+        }
+        report.replayed = replayed.applied;
     }
-    report.replayed = replayed.applied;
     Ok(report)
 }
 

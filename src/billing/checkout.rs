@@ -9,8 +9,8 @@ use super::budget::StripeBudget;
 use super::reconcile;
 use crate::domain::{CheckoutSessionId, StripeCustomerId, UserId};
 use crate::store::{
-    AuditEntry, AuditLog, CatalogPrice, CheckoutReturn, LinkError, LinkOutcome, Organization,
-    Store, StoreError,
+    AuditEntry, AuditLog, BillingState, CatalogPrice, CheckoutReturn, LinkError, LinkOutcome,
+    Organization, Store, StoreError,
 };
 use crate::stripe::{
     CreateCheckoutSession, CreateCustomer, LineItem, StripeClient, SubscriptionData,
@@ -61,9 +61,13 @@ impl Purchase<'_> {
 /// it changes its plan in the portal and is sold no second one.
 const LIVE_STATUSES: [&str; 5] = ["active", "trialing", "past_due", "unpaid", "paused"];
 
-/// Whether a subscription of `status` is still the organization's plan.
-pub fn is_live(status: &str) -> bool {
-    LIVE_STATUSES.contains(&status)
+/// Whether the organization still has a plan (a subscription of a live
+/// status): it is then sold no other.
+pub fn has_live_subscription(billing: &BillingState) -> bool {
+    billing
+        .subscriptions
+        .iter()
+        .any(|s| LIVE_STATUSES.contains(&s.status.as_str()))
 }
 
 /// The synced catalog, else the configured prices (`PRICE_IDS`).

@@ -11,8 +11,7 @@ use anyhow::Context;
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
-use super::reconcile::SyncReport;
-use super::reconcile::apply_fetched;
+use super::reconcile::{SyncReport, apply_fetched};
 use super::rules::{
     Change, customer_changes, entitlements_row, feature_row, fetched_version, invoice_changes,
     invoice_status_rank, payment_method_row, price_row, product_row, subscription_row,
@@ -104,9 +103,10 @@ enum Outcome {
 }
 
 async fn refetch(store: &Store, stripe: &StripeClient, job: &Refetch) -> anyhow::Result<Outcome> {
-    let mut tx = store.begin().await?;
-    let stored = tx.stored_created(&job.object_table, &job.object_id).await?;
-    tx.commit().await?;
+    // A read: SQLite's write lock is taken only to write what was fetched.
+    let stored = store
+        .stored_created(&job.object_table, &job.object_id)
+        .await?;
     if stored.is_some_and(|created| created > job.tie_created) {
         return Ok(Outcome::Superseded);
     }

@@ -83,6 +83,11 @@ pub struct Lifetime {
     pub trial_end: Option<i64>,
 }
 
+/// A day's row of one currency, once: a day already taken is kept.
+const RECORD_SNAPSHOT: &str = "INSERT INTO billing_snapshots \
+     (day, currency, mrr, in_trial, subscriptions, estimate, taken_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (day, currency) DO NOTHING";
+
 impl Store {
     /// Recurring subscriptions grouped by what MRR depends on, so the
     /// overview reads a few rows however many subscriptions there are.
@@ -189,20 +194,17 @@ impl Store {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             for s in snapshots {
-                written += sqlx::query(
-                    "INSERT INTO billing_snapshots (day, currency, mrr, in_trial, subscriptions, estimate, taken_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (day, currency) DO NOTHING",
-                )
-                .bind(s.day)
-                .bind(&s.currency)
-                .bind(s.mrr)
-                .bind(s.in_trial)
-                .bind(s.subscriptions)
-                .bind(s.estimate)
-                .bind(taken_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                written += sqlx::query(RECORD_SNAPSHOT)
+                    .bind(s.day)
+                    .bind(&s.currency)
+                    .bind(s.mrr)
+                    .bind(s.in_trial)
+                    .bind(s.subscriptions)
+                    .bind(s.estimate)
+                    .bind(taken_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             tx.commit().await?;
         });
@@ -260,19 +262,17 @@ impl Store {
                     .await?;
             }
             for s in estimates.iter().filter(|s| s.estimate) {
-                written += sqlx::query(
-                    "INSERT INTO billing_snapshots (day, currency, mrr, in_trial, subscriptions, estimate, taken_at) \
-                     VALUES ($1, $2, $3, $4, $5, TRUE, $6) ON CONFLICT (day, currency) DO NOTHING",
-                )
-                .bind(s.day)
-                .bind(&s.currency)
-                .bind(s.mrr)
-                .bind(s.in_trial)
-                .bind(s.subscriptions)
-                .bind(taken_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                written += sqlx::query(RECORD_SNAPSHOT)
+                    .bind(s.day)
+                    .bind(&s.currency)
+                    .bind(s.mrr)
+                    .bind(s.in_trial)
+                    .bind(s.subscriptions)
+                    .bind(s.estimate)
+                    .bind(taken_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             tx.commit().await?;
         });

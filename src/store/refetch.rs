@@ -48,14 +48,12 @@ impl Tx {
         }
         Ok(())
     }
+}
 
+impl Store {
     /// The version second of a synced row, if stored (`table` is one of
     /// ours, from the queue this service wrote).
-    pub async fn stored_created(
-        &mut self,
-        table: &str,
-        id: &str,
-    ) -> Result<Option<i64>, StoreError> {
+    pub async fn stored_created(&self, table: &str, id: &str) -> Result<Option<i64>, StoreError> {
         let sql = match table {
             "customers" => "SELECT event_created FROM customers WHERE id = $1",
             "subscriptions" => "SELECT event_created FROM subscriptions WHERE id = $1",
@@ -69,16 +67,14 @@ impl Tx {
             }
             other => return Err(StoreError::Corrupt(format!("no synced table {other}"))),
         };
-        Ok(with_tx!(self, |conn| {
+        Ok(with_pool!(self, |pool| {
             sqlx::query_scalar(sql)
                 .bind(id)
-                .fetch_optional(conn)
+                .fetch_optional(pool)
                 .await?
         }))
     }
-}
 
-impl Store {
     /// Up to `limit` objects due by `now`, each leased for `lease_secs` (an
     /// instance that dies mid-fetch leaves it to be taken again).
     pub async fn claim_refetches(

@@ -31,12 +31,7 @@ pub async fn subscribe(
         .plans(org.id.as_str(), customer, 0)
         .await
         .map_err(PageError::internal)?;
-    if plans
-        .billing
-        .subscriptions
-        .iter()
-        .any(|s| checkout::is_live(&s.status))
-    {
+    if checkout::has_live_subscription(&plans.billing) {
         return Err(PageError::Conflict(
             "Your organization already has a plan. Change it with Manage billing instead.",
         ));

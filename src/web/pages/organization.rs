@@ -77,11 +77,7 @@ pub async fn show(
         notice = (refreshed == Refreshed::StillSyncing).then(still_syncing);
         plans = plans_of(&state, &org).await?;
     }
-    let has_plan = plans
-        .billing
-        .subscriptions
-        .iter()
-        .any(|s| checkout::is_live(&s.status));
+    let has_plan = checkout::has_live_subscription(&plans.billing);
     let context = OrganizationContext {
         org_id: org.id.to_string(),
         org_slug: org.slug.clone(),
