@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::dev::{DevKey, DevTokenRequest};
 use crate::billing::replay::{Selection, replay};
-use crate::billing::{catchup, endpoint, reconcile, snapshot};
+use crate::billing::{catchup, reconcile, snapshot, webhook_setup};
 use crate::config::{AuthSettings, DatabaseSettings, Env, Settings, StripeSettings};
 use crate::domain::{OrgId, StripeCustomerId, UserId};
 use crate::server::{Application, connect_and_migrate};
@@ -204,7 +204,7 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             command: WebhooksCommand::Setup { url, new },
         } => {
             let stripe = StripeClient::new(&StripeSettings::from_env(env)?)?;
-            let outcome = endpoint::setup_endpoint(&stripe, url.as_str(), new).await?;
+            let outcome = webhook_setup::setup_endpoint(&stripe, url.as_str(), new).await?;
             println!("{outcome}");
             Ok(())
         }

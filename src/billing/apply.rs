@@ -3,7 +3,7 @@
 //! together with the record of the batch's events (one statement on
 //! PostgreSQL; more only when one object comes in
 //! several versions whose upsert keeps something of the stored row, see
-//! `store::rows::layers`); then the steps that read what they wrote:
+//! `store::synced::layers`); then the steps that read what they wrote:
 //! customers before the links they allow or forbid, prices before the
 //! credits invoices grant by them.
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ingest::{ReceivedEvent, ingest_batch};
 use super::replay::{Selection, replay};
-use super::rules::HANDLED_EVENTS;
+use super::rules::{HANDLED_EVENTS, plan_for_key};
 use super::{IngestError, Ingested};
 use crate::domain::unix_now;
 use crate::store::{CatchUpRun, Store};
@@ -174,9 +174,12 @@ fn received(
                 // kept (a delivery of one is then a duplicate), not their
                 // payloads, which are not ours to hold.
                 Ok(event) if !HANDLED_EVENTS.contains(&event.kind.as_str()) => {
-                    Some(ReceivedEvent::for_key(event, String::new(), live))
+                    Some(ReceivedEvent::planned(event, String::new(), Ok(Vec::new())))
                 }
-                Ok(event) => Some(ReceivedEvent::for_key(event, payload, live)),
+                Ok(event) => {
+                    let planned = plan_for_key(&event, live);
+                    Some(ReceivedEvent::planned(event, payload, planned))
+                }
                 Err(err) => {
                     log::error!("Stripe listed something that is not an event: {err}");
                     report.failed += 1;

@@ -9,7 +9,6 @@ mod apply;
 pub mod budget;
 pub mod catchup;
 pub mod checkout;
-pub mod endpoint;
 pub mod ingest;
 pub mod reconcile;
 pub mod refetch;
@@ -19,6 +18,7 @@ pub mod revenue;
 pub mod rules;
 pub mod snapshot;
 pub mod versions;
+pub mod webhook_setup;
 
 pub use ingest::{IngestError, Ingested, Ingestor};
 pub use rules::{Change, PlanError, plan};

@@ -2,480 +2,73 @@
 //! (several instances); each query is written once in portable SQL (`$1`
 //! placeholders, `ON CONFLICT`, `RETURNING`) and compiled for both backends by
 //! `with_pool!`, so both keep their native types and connection options.
-
 //!
-//! | file            | what                                                     |
-//! |-----------------|----------------------------------------------------------|
-//! | `mod.rs`        | `Store` and `Tx` over either backend, migrations         |
-//! | `rows.rs`       | synced rows, each table's columns declared once          |
-//! | `upsert.rs`     | the version-guarded upsert built from those columns      |
-//! | `sets.rs`       | many rows (or ids) in one statement, on either backend   |
-//! | `sync.rs`       | writes of a batch's synced rows inside a `Tx`            |
-//! | `organizations` | organizations and their link to a Stripe customer        |
-//! | `events.rs`     | the log of Stripe events                                 |
-//! | `plan_state.rs` | an organization's plan state and invoices (API, pages)   |
-//! | `catalog.rs`    | prices on offer                                          |
-//! | `checkout_sessions` | sessions created here, and foreign ones flagged      |
-//! | `admin.rs`      | the operators' reads                                     |
-//! | `entitlements`  | active features, product features, access facts          |
-//! | `audit.rs`      | the audit log, written off the request path              |
-//! | `health.rs`     | catch-up state, API versions seen, newest event          |
-//! | `jobs.rs`       | one-instance-at-a-time locks for background jobs         |
-//! | `refetch.rs`    | objects to fetch again when versions cannot be ordered   |
-//! | `overview.rs`   | revenue, statuses, risk, snapshots, the export           |
-//! | `cache/`        | in-memory reads kept current by every commit             |
+//! | file                   | what                                                   |
+//! |------------------------|--------------------------------------------------------|
+//! | `pool.rs`              | `Store` over either backend, connections, migrations   |
+//! | `tx.rs`                | `Tx`, a write transaction on either backend            |
+//! | `synced/`              | Stripe state: each table declared once, version-guarded|
+//! | `sets/`                | many rows (or ids) in one statement, on either backend |
+//! | `organizations.rs`     | organizations, one row each                            |
+//! | `customer_links.rs`    | an organization's link to its Stripe customer          |
+//! | `events.rs`            | the log of Stripe events                               |
+//! | `plan_state.rs`        | an organization's plan state and invoices (API, pages) |
+//! | `catalog.rs`           | prices on offer                                        |
+//! | `checkout_sessions.rs` | sessions created here, and foreign ones flagged        |
+//! | `admin.rs`             | the operators' reads                                   |
+//! | `entitlements.rs`      | active features, product features, access facts        |
+//! | `audit.rs`             | the audit log, written off the request path            |
+//! | `health.rs`            | catch-up state, API versions seen, newest event        |
+//! | `jobs.rs`              | one-instance-at-a-time locks for background jobs       |
+//! | `refetch.rs`           | objects to fetch again when versions cannot be ordered |
+//! | `overview.rs`          | revenue, statuses, risk, snapshots, the export         |
+//! | `cache/`               | in-memory reads kept current by every commit           |
 
 mod admin;
 mod audit;
 mod cache;
 mod catalog;
 mod checkout_sessions;
+mod customer_links;
 mod entitlements;
+mod error;
 mod events;
 mod health;
 mod jobs;
 mod organizations;
 mod overview;
 mod plan_state;
+mod pool;
 mod refetch;
-mod rows;
 mod sets;
-mod sync;
-mod upsert;
+mod synced;
+mod tx;
 
 pub use admin::{AdminFilter, AdminOrgRow, LedgerEntry};
 pub use audit::{AuditEntry, AuditLog};
 pub use catalog::CatalogPrice;
 pub use checkout_sessions::{CheckoutReturn, ForeignCheckout};
+pub use customer_links::{LinkError, LinkOutcome};
 pub use entitlements::{ENTITLEMENTS_TTL_SECS, EntitlementFacts, ProductFeature, Standing};
+pub use error::StoreError;
 pub use events::{EventRecord, StoredEvent};
 pub use health::{CatchUpRun, CatchUpState, VersionCount};
 pub use jobs::JobLock;
-pub use organizations::{LinkError, LinkOutcome, Organization};
+pub use organizations::Organization;
 pub use overview::{
     AtRisk, EventsOnDay, ExportRow, Lifetime, RecurringGroup, Snapshot, StatusCount,
 };
 pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
+pub use pool::Store;
+pub(crate) use pool::{is_unique_violation, with_pool};
 pub use refetch::{REFETCH_DELAY_SECS, Refetch};
-pub use rows::{
-    CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
-    SubscriptionItemRow, SubscriptionRow, SyncedRow, Uncertain, Version,
+pub use synced::{
+    CreditGrant, CustomerRow, EntitlementsRow, FETCHED, FeatureRow, InvoiceRow, PaymentMethodRow,
+    PriceRow, ProductRow, SubscriptionItemRow, SubscriptionRow, SyncedRow, SyncedRows, Uncertain,
+    Version,
 };
-pub use sync::{CreditGrant, SyncedRows};
-pub use upsert::FETCHED;
+pub use tx::Tx;
+pub(crate) use tx::{BeginWrite, with_tx};
 
-use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-
-use crate::config::DatabaseSettings;
-use cache::{Caches, Changed, OrgCache};
-
-/// The caches every write invalidates.
-type StoreCaches = Caches<Plans, EntitlementFacts>;
-
-/// Migrations are embedded in the binary and shared by both backends.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("stored value is corrupt: {0}")]
-    Corrupt(String),
-}
-
-/// The database, and the caches of reads that its writes keep current.
-#[derive(Clone, Debug)]
-pub struct Store {
-    pool: Pool,
-    caches: Arc<StoreCaches>,
-    /// Organizations with a customer, briefly, for the portal's hot path.
-    orgs: Arc<OrgCache>,
-    /// PostgreSQL: how this instance hears of the others' changes.
-    feed: Option<Feed>,
-    /// Statements run inside write transactions, since start: what explains
-    /// a write path's cost (the ingest benchmark reports it per event).
-    statements: Arc<AtomicU64>,
-}
-
-#[derive(Clone, Debug)]
-struct Feed {
-    channel: String,
-    /// Tells our own announcements apart from the others'.
-    instance: String,
-}
-
-#[derive(Clone, Debug)]
-enum Pool {
-    /// Reads share a pool; write transactions take the one connection of
-    /// `writes`. SQLite allows one writer at a time anyway, and a connection
-    /// drops its page cache whenever another one has committed since its last
-    /// transaction: with writers taking turns on pooled connections, every
-    /// batch began by reading back the pages the previous one had written.
-    /// One write connection keeps them cached, and writers queue in the pool
-    /// (in order) instead of sleeping in SQLite's busy handler.
-    Sqlite {
-        reads: SqlitePool,
-        writes: SqlitePool,
-    },
-    /// `writes` is `reads` until the ingest writer opens connections of
-    /// its own from its thread (`open_writes_here`).
-    Postgres { reads: PgPool, writes: PgPool },
-}
-
-/// Runs the same block against whichever pool the store holds. The block is
-/// expanded once per backend, so it is type-checked against both.
-macro_rules! with_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.pool {
-            $crate::store::Pool::Sqlite { reads: $pool, .. } => $body,
-            $crate::store::Pool::Postgres { reads: $pool, .. } => $body,
-        }
-    };
-}
-pub(crate) use with_pool;
-
-/// A write transaction on either backend. Store functions that must commit
-/// together take `&mut Tx`, so sync rules stay backend-agnostic. Each write
-/// notes whose billing state it changed; `commit` then drops those
-/// organizations' cached Plans reads.
-pub struct Tx {
-    conn: TxConn,
-    changed: Changed,
-    caches: Arc<StoreCaches>,
-    statements: Arc<AtomicU64>,
-}
-
-enum TxConn {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-}
-
-/// Like `with_pool!`, for the connection inside a `Tx`. Each use runs one
-/// statement, and is counted as one.
-macro_rules! with_tx {
-    ($tx:expr, |$conn:ident| $body:expr) => {{
-        $tx.count_statement();
-        match &mut $tx.conn {
-            $crate::store::TxConn::Sqlite(tx) => {
-                let $conn = &mut **tx;
-                $body
-            }
-            $crate::store::TxConn::Postgres(tx) => {
-                let $conn = &mut **tx;
-                $body
-            }
-        }
-    }};
-}
-pub(crate) use with_tx;
-
-impl Tx {
-    fn count_statement(&self) {
-        self.statements.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub async fn commit(self) -> Result<(), StoreError> {
-        match self.conn {
-            TxConn::Sqlite(tx) => tx.commit().await?,
-            TxConn::Postgres(tx) => tx.commit().await?,
-        }
-        self.caches.invalidate(&self.changed);
-        Ok(())
-    }
-}
-
-/// Opens a write transaction. SQLite's plain `BEGIN` defers the write lock, and
-/// upgrading it later fails with SQLITE_BUSY under concurrency instead of
-/// waiting; `BEGIN IMMEDIATE` takes the lock up front and honours busy_timeout.
-pub(crate) trait BeginWrite {
-    type Db: sqlx::Database;
-    fn begin_write(
-        &self,
-    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
-}
-
-impl BeginWrite for SqlitePool {
-    type Db = sqlx::Sqlite;
-    fn begin_write(
-        &self,
-    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send
-    {
-        self.begin_with("BEGIN IMMEDIATE")
-    }
-}
-
-impl BeginWrite for PgPool {
-    type Db = sqlx::Postgres;
-    fn begin_write(
-        &self,
-    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send
-    {
-        self.begin()
-    }
-}
-
-/// PostgreSQL's default `random_page_cost` (4) prices an index probe for a
-/// spinning disk. This service's tables are small and hot, and with it a
-/// batch's lookups of a few ids in tables of thousands of rows were planned
-/// as sequential scans: 1.3 ms against 0.3 ms for reading the links a batch
-/// decides on, 1.2 ms against 0.1 ms for finding the items of its
-/// subscriptions (2,000 organizations, `EXPLAIN ANALYZE`). 1.1 is the usual
-/// value for SSDs and cached data; `options` in DATABASE_URL overrides it
-/// (`?options[random_page_cost]=4`).
-const RANDOM_PAGE_COST: &str = "1.1";
-
-/// What the ingest writer's own PostgreSQL connections are called in
-/// `pg_stat_activity`.
-const INGEST_APPLICATION_NAME: &str = "lance-billing ingest";
-
-/// How long a SQLite write waits for the one before it.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn with_planner_costs(options: PgConnectOptions) -> PgConnectOptions {
-    let set_by_url = options
-        .get_options()
-        .is_some_and(|o| o.contains("random_page_cost"));
-    if set_by_url {
-        options
-    } else {
-        options.options([("random_page_cost", RANDOM_PAGE_COST)])
-    }
-}
-
-impl Store {
-    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
-        let url = settings.url.expose_secret();
-        let acquire_timeout = Duration::from_secs(5);
-        if settings.is_postgres() {
-            let options = with_planner_costs(PgConnectOptions::from_str(url)?);
-            let pool = PgPoolOptions::new()
-                .max_connections(settings.max_connections)
-                .acquire_timeout(acquire_timeout)
-                .connect_with(options)
-                .await?;
-            let feed = Feed {
-                channel: cache::change_feed::channel(&pool).await?,
-                instance: uuid::Uuid::new_v4().to_string(),
-            };
-            let store = Self::new(
-                Pool::Postgres {
-                    reads: pool.clone(),
-                    writes: pool.clone(),
-                },
-                settings,
-                Some(feed.clone()),
-            );
-            store
-                .caches
-                .announce_to(cache::change_feed::spawn_announcer(
-                    pool,
-                    feed.channel,
-                    feed.instance,
-                ));
-            Ok(store)
-        } else {
-            // WAL lets readers proceed during a write; the busy timeout makes
-            // concurrent writers wait for the lock instead of failing. The
-            // default synchronous=FULL is kept: a commit is on disk when we answer.
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                .foreign_keys(true);
-            let reads = SqlitePoolOptions::new()
-                .max_connections(settings.max_connections)
-                .acquire_timeout(acquire_timeout)
-                .connect_with(options.clone())
-                .await?;
-            // Waiting for the write connection replaces waiting for the write
-            // lock, so it gets the busy timeout's patience. The connection is
-            // kept for good (no idle timeout, no lifetime): the ingest writer
-            // reopens it beside itself (`open_writes_here`), and nothing
-            // should reopen it elsewhere.
-            let writes = SqlitePoolOptions::new()
-                .max_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .acquire_timeout(SQLITE_BUSY_TIMEOUT)
-                .connect_with(options.thread_name(|id| format!("sqlite-writes-{id}")))
-                .await?;
-            Ok(Self::new(Pool::Sqlite { reads, writes }, settings, None))
-        }
-    }
-
-    fn new(pool: Pool, settings: &DatabaseSettings, feed: Option<Feed>) -> Self {
-        Self {
-            pool,
-            caches: Arc::new(Caches::new(
-                settings.plans_cache_ttl,
-                Duration::from_secs(ENTITLEMENTS_TTL_SECS),
-            )),
-            orgs: Arc::default(),
-            feed,
-            statements: Arc::default(),
-        }
-    }
-
-    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite).
-    pub async fn begin(&self) -> Result<Tx, StoreError> {
-        let conn = match &self.pool {
-            Pool::Sqlite { writes, .. } => TxConn::Sqlite(writes.begin_write().await?),
-            Pool::Postgres { writes, .. } => TxConn::Postgres(writes.begin_write().await?),
-        };
-        Ok(Tx {
-            conn,
-            changed: Default::default(),
-            caches: self.caches.clone(),
-            statements: self.statements.clone(),
-        })
-    }
-
-    /// Opens the write connections again from the calling thread, for the
-    /// ingest writer running there (`billing::ingest`): SQLite's one write
-    /// connection is reopened, so the thread sqlx runs it on starts on this
-    /// thread's cores (a new thread inherits its creator's); on PostgreSQL,
-    /// the returned store writes through `connections` connections of its
-    /// own, opened here, so their sockets wake this thread's runtime.
-    pub async fn open_writes_here(&self, connections: u32) -> Result<Store, StoreError> {
-        let mut store = self.clone();
-        match &mut store.pool {
-            Pool::Sqlite { writes, .. } => {
-                writes.acquire().await?.close().await?;
-                drop(writes.acquire().await?);
-            }
-            Pool::Postgres { reads, writes } => {
-                *writes = PgPoolOptions::new()
-                    .max_connections(connections.max(1))
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .acquire_timeout(reads.options().get_acquire_timeout())
-                    .connect_with(
-                        (*reads.connect_options())
-                            .clone()
-                            .application_name(INGEST_APPLICATION_NAME),
-                    )
-                    .await?;
-            }
-        }
-        Ok(store)
-    }
-
-    /// Closes the PostgreSQL connections a store from `open_writes_here`
-    /// opened. SQLite's one write connection is every writer's, and `close`
-    /// closes it.
-    pub async fn close_writes_opened_here(&self) {
-        if let Pool::Postgres { writes, .. } = &self.pool {
-            writes.close().await;
-        }
-    }
-
-    /// How many statements write transactions have run since start.
-    pub fn write_statements(&self) -> u64 {
-        self.statements.load(Ordering::Relaxed)
-    }
-
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        with_pool!(self, |pool| MIGRATOR.run(pool).await?);
-        if let Pool::Postgres { reads: pool, .. } = &self.pool {
-            compress_payloads_with_lz4(pool).await;
-        }
-        Ok(())
-    }
-
-    /// Used by `/readyz`: a round trip to the database.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
-        Ok(())
-    }
-
-    pub fn backend_name(&self) -> &'static str {
-        match self.pool {
-            Pool::Sqlite { .. } => "sqlite",
-            Pool::Postgres { .. } => "postgres",
-        }
-    }
-
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self.pool, Pool::Sqlite { .. })
-    }
-
-    pub async fn close(&self) {
-        // On PostgreSQL this store writes through its reads' pool.
-        if let Pool::Sqlite { writes, .. } = &self.pool {
-            writes.close().await;
-        }
-        with_pool!(self, |pool| pool.close().await);
-    }
-}
-
-/// Event payloads are a few KiB of JSON that PostgreSQL compresses on the
-/// way in; lz4 (PostgreSQL 14 and later, when built with it) takes about
-/// half the CPU of the default pglz, and ingest pays it for every event. A
-/// setting of the column, so not a migration (SQLite has no such thing);
-/// done once, and skipped where the server cannot. Stored rows keep theirs.
-async fn compress_payloads_with_lz4(pool: &PgPool) {
-    let current: Result<String, sqlx::Error> = sqlx::query_scalar(
-        "SELECT attcompression::text FROM pg_attribute \
-         WHERE attrelid = 'stripe_events'::regclass AND attname = 'payload'",
-    )
-    .fetch_one(pool)
-    .await;
-    if matches!(current.as_deref(), Ok("l")) {
-        return;
-    }
-    let altered = match current {
-        Ok(_) => sqlx::query("ALTER TABLE stripe_events ALTER COLUMN payload SET COMPRESSION lz4")
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        Err(err) => Err(err),
-    };
-    if let Err(err) = altered {
-        log::info!("event payloads keep PostgreSQL's default compression (no lz4 here: {err})");
-    }
-}
-
-/// True when the error is a unique-constraint violation (same on both backends).
-pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn planner_costs_are_for_cached_data_unless_the_url_sets_them() {
-        let plain = PgConnectOptions::from_str("postgres://u@localhost/db").unwrap();
-        assert_eq!(
-            with_planner_costs(plain).get_options(),
-            Some("-c random_page_cost=1.1")
-        );
-        let own = PgConnectOptions::from_str(
-            "postgres://u@localhost/db?options=-c%20random_page_cost%3D4",
-        )
-        .unwrap();
-        assert_eq!(
-            with_planner_costs(own).get_options(),
-            Some("-c random_page_cost=4")
-        );
-        let bracketed =
-            PgConnectOptions::from_str("postgres://u@localhost/db?options[random_page_cost]=4")
-                .unwrap();
-        assert_eq!(
-            with_planner_costs(bracketed).get_options(),
-            Some("-c random_page_cost=4")
-        );
-    }
-}
+use pool::Pool;
+use tx::{StoreCaches, TxConn};

@@ -190,25 +190,7 @@ impl Store {
         snapshots: &[Snapshot],
         taken_at: i64,
     ) -> Result<u64, StoreError> {
-        let mut written = 0;
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            for s in snapshots {
-                written += sqlx::query(RECORD_SNAPSHOT)
-                    .bind(s.day)
-                    .bind(&s.currency)
-                    .bind(s.mrr)
-                    .bind(s.in_trial)
-                    .bind(s.subscriptions)
-                    .bind(s.estimate)
-                    .bind(taken_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            tx.commit().await?;
-        });
-        Ok(written)
+        self.write_snapshots(&[], snapshots.iter(), taken_at).await
     }
 
     /// The lifetime and price of every item of the subscriptions that were
@@ -252,6 +234,18 @@ impl Store {
         estimates: &[Snapshot],
         taken_at: i64,
     ) -> Result<u64, StoreError> {
+        let estimates = estimates.iter().filter(|s| s.estimate);
+        self.write_snapshots(days, estimates, taken_at).await
+    }
+
+    /// In one transaction, deletes the estimates of `days`, then records
+    /// `snapshots` (a day already taken is kept); returns the rows written.
+    async fn write_snapshots(
+        &self,
+        days: &[i64],
+        snapshots: impl Iterator<Item = &Snapshot>,
+        taken_at: i64,
+    ) -> Result<u64, StoreError> {
         let mut written = 0;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -261,7 +255,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            for s in estimates.iter().filter(|s| s.estimate) {
+            for s in snapshots {
                 written += sqlx::query(RECORD_SNAPSHOT)
                     .bind(s.day)
                     .bind(&s.currency)

@@ -2,7 +2,7 @@
 //! version could not be ordered (`Uncertain`): written in the transaction
 //! that found the tie, drained by `billing::refetch` off the request path.
 
-use super::rows::Uncertain;
+use super::synced::Uncertain;
 use super::{Store, StoreError, Tx, with_pool, with_tx};
 use crate::domain::unix_now;
 

@@ -3,7 +3,7 @@
 
 mod checkout;
 mod client;
-mod customers;
+mod customer_lookup;
 mod lists;
 pub mod objects;
 mod portal;
@@ -14,7 +14,7 @@ pub use checkout::{
     CreateCheckoutSession, CreateCustomer, CreatedCheckoutSession, LineItem, SubscriptionData,
 };
 pub use client::{ApiErrorBody, RetryPolicy, StripeClient, StripeError};
-pub use customers::Customer;
+pub use customer_lookup::Customer;
 pub use portal::{CreatePortalSession, FlowData, PortalSession};
 pub use webhook_endpoints::{CreateWebhookEndpoint, UpdateWebhookEndpoint, WebhookEndpoint};
 

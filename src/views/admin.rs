@@ -35,17 +35,6 @@ pub struct AdminListPage {
     pub next_link: Option<String>,
 }
 
-pub const STATUSES: &[&str] = &[
-    "active",
-    "trialing",
-    "past_due",
-    "unpaid",
-    "canceled",
-    "paused",
-    "incomplete",
-    "incomplete_expired",
-];
-
 impl AdminOrgLine {
     pub fn new(row: &AdminOrgRow) -> Self {
         let (status_label, status_class) = row

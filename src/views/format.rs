@@ -133,6 +133,18 @@ pub fn interval(interval: &str, count: i64) -> String {
 }
 
 /// A status's label and its badge style.
+/// Every subscription status Stripe sends, in the order pages list them.
+pub const SUBSCRIPTION_STATUSES: [&str; 8] = [
+    "active",
+    "trialing",
+    "past_due",
+    "unpaid",
+    "canceled",
+    "paused",
+    "incomplete",
+    "incomplete_expired",
+];
+
 pub fn subscription_status(status: &str) -> (&'static str, &'static str) {
     match status {
         "active" => ("Active", "ok"),
@@ -193,16 +205,7 @@ mod tests {
 
     #[test]
     fn every_stripe_status_has_a_label() {
-        for status in [
-            "active",
-            "trialing",
-            "past_due",
-            "unpaid",
-            "canceled",
-            "paused",
-            "incomplete",
-            "incomplete_expired",
-        ] {
+        for status in SUBSCRIPTION_STATUSES {
             assert_ne!(subscription_status(status).0, "Unknown", "{status}");
         }
     }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::format::{date, date_time, money, month, newest_event};
+use super::format::{
+    SUBSCRIPTION_STATUSES, date, date_time, money, month, newest_event, subscription_status,
+};
 use crate::billing::revenue::Mrr;
 use crate::store::{AtRisk, CatchUpState, EventsOnDay, Snapshot, StatusCount};
 
@@ -58,15 +60,21 @@ pub struct Chart {
     pub rows: Vec<(String, String)>,
 }
 
-/// The statuses the overview counts, in order, with their labels.
-const STATUSES: [(&str, &str); 6] = [
-    ("active", "Active"),
-    ("trialing", "In trial"),
-    ("past_due", "Past due"),
-    ("unpaid", "Unpaid"),
-    ("canceled", "Canceled this month"),
-    ("paused", "Paused"),
-];
+/// How the overview names a status it counts: canceled ones are this
+/// month's only.
+fn status_label(status: &str) -> &'static str {
+    match status {
+        "trialing" => "In trial",
+        "canceled" => "Canceled this month",
+        other => subscription_status(other).0,
+    }
+}
+
+/// Whether the overview counts a status: not those of subscriptions that
+/// never started.
+fn is_counted(status: &str) -> bool {
+    !status.starts_with("incomplete")
+}
 
 impl Overview {
     pub fn new(facts: OverviewFacts<'_>) -> Self {
@@ -81,10 +89,11 @@ impl Overview {
                     in_trial: money(line.in_trial, currency),
                 })
                 .collect(),
-            statuses: STATUSES
-                .iter()
-                .map(|(status, label)| StatusLine {
-                    label,
+            statuses: SUBSCRIPTION_STATUSES
+                .into_iter()
+                .filter(|status| is_counted(status))
+                .map(|status| StatusLine {
+                    label: status_label(status),
                     count: facts
                         .statuses
                         .iter()

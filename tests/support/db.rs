@@ -1,6 +1,6 @@
 //! The test and benchmark database: a fresh one per run (a SQLite file, or a
 //! new schema in a PostgreSQL database), and a handle for the SQL a test or
-//! a benchmark runs itself. Shared by `tests/api` and `benches/`.
+//! a benchmark runs itself. Shared by `tests/service` and `benches/`.
 #![allow(dead_code)]
 
 use sqlx::postgres::PgPool;

@@ -30,6 +30,7 @@ mod transaction;
 pub use queue::{Batching, Ingestor};
 pub use transaction::{apply_recorded, ingest_batch};
 
+use super::rules::PlanError;
 use super::{Change, plan};
 use crate::store::StoreError;
 use crate::stripe::objects::Event;
@@ -45,9 +46,10 @@ pub struct ReceivedEvent {
 }
 
 impl ReceivedEvent {
-    /// Plans the event's changes (pure work, done by the caller's task).
-    pub fn new(event: Event, payload: String) -> Self {
-        let planned = plan(&event).map_err(|err| err.to_string());
+    /// An event with the changes planned for it where it was received
+    /// (`rules::plan_for_key`), so the writers only write.
+    pub fn planned(event: Event, payload: String, planned: Result<Vec<Change>, PlanError>) -> Self {
+        let planned = planned.map_err(|err| err.to_string());
         let customer = planned
             .as_ref()
             .ok()
@@ -61,30 +63,11 @@ impl ReceivedEvent {
         }
     }
 
-    /// Plans the event's changes when its mode is the key's (`live`); an
-    /// event of the other mode is recorded and acknowledged, never applied.
-    pub fn for_key(event: Event, payload: String, live: bool) -> Self {
-        if event.livemode == live {
-            return Self::new(event, payload);
-        }
-        log::warn!(
-            "event {} ({}) is a {} event but the key is a {} key: recorded, not applied",
-            event.id,
-            event.kind,
-            mode(event.livemode),
-            mode(live)
-        );
-        Self {
-            customer: None,
-            event,
-            payload,
-            planned: Ok(Vec::new()),
-        }
+    /// An event of the key's mode, planned here.
+    pub fn new(event: Event, payload: String) -> Self {
+        let planned = plan(&event);
+        Self::planned(event, payload, planned)
     }
-}
-
-fn mode(live: bool) -> &'static str {
-    if live { "live-mode" } else { "test-mode" }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -107,3 +107,58 @@ fn wake_without_preempting() {
         Err(err) => log::info!("could not put the ingest writer under SCHED_BATCH: {err:?}"),
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// The cores the calling thread may run on (`Cpus_allowed_list`).
+    fn allowed_cores() -> Option<String> {
+        let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+        let cores = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+        Some(cores.trim().to_owned())
+    }
+
+    /// The calling thread's scheduling policy: field 41 of `stat`, counted
+    /// after the name's closing parenthesis (0 SCHED_OTHER, 3 SCHED_BATCH).
+    fn policy() -> Option<String> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        let (_, fields) = stat.rsplit_once(')')?;
+        fields.split_whitespace().nth(38).map(str::to_owned)
+    }
+
+    #[test]
+    fn the_writer_holds_one_core_which_the_threads_it_starts_share() {
+        std::thread::spawn(|| {
+            hold_to_one_core();
+            let writer = allowed_cores().unwrap();
+            assert!(!writer.contains([',', '-']), "writer on {writer}");
+            let connection = std::thread::spawn(allowed_cores).join().unwrap();
+            assert_eq!(connection, Some(writer));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn the_writer_is_woken_without_preempting_its_connection() {
+        std::thread::spawn(|| {
+            let (ask, asked) = mpsc::channel::<()>();
+            let connection = std::thread::spawn(move || {
+                asked.recv().unwrap();
+                policy()
+            });
+            wake_without_preempting();
+            assert_eq!(policy().unwrap(), "3", "the writer is under SCHED_BATCH");
+            ask.send(()).unwrap();
+            let connection = connection.join().unwrap();
+            assert_eq!(connection.as_deref(), Some("0"), "its connection is not");
+        })
+        .join()
+        .unwrap();
+    }
+}

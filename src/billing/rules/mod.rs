@@ -11,9 +11,9 @@ use crate::stripe::objects::{
     Price, Product, Subscription,
 };
 
-mod rows;
+mod from_stripe;
 
-pub use rows::{
+pub use from_stripe::{
     checkout_changes, customer_changes, entitlements_row, feature_row, invoice_changes,
     payment_method_row, price_row, product_row, subscription_row,
 };
@@ -142,6 +142,27 @@ impl Change {
             Change::Feature(_) | Change::Product(_) | Change::Price(_) => None,
         }
     }
+}
+
+/// The changes `event` asks for when its mode is the key's (`live`): an
+/// event of the other mode asks for none, so it is recorded and
+/// acknowledged, never applied.
+pub fn plan_for_key(event: &Event, live: bool) -> Result<Vec<Change>, PlanError> {
+    if event.livemode != live {
+        log::warn!(
+            "event {} ({}) is a {} event but the key is a {} key: recorded, not applied",
+            event.id,
+            event.kind,
+            mode(event.livemode),
+            mode(live)
+        );
+        return Ok(Vec::new());
+    }
+    plan(event)
+}
+
+fn mode(live: bool) -> &'static str {
+    if live { "live-mode" } else { "test-mode" }
 }
 
 /// The changes `event` asks for; types not in `HANDLED_EVENTS` ask for none.

@@ -4,6 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::billing::ingest::ReceivedEvent;
+use crate::billing::rules::plan_for_key;
 use crate::billing::{IngestError, Ingested};
 use crate::domain::unix_now;
 use crate::state::AppState;
@@ -52,9 +53,12 @@ pub async fn stripe(
             log::warn!("rejected a webhook delivery: {err}");
             ApiError::Validation(format!("Invalid Stripe signature: {err}."))
         })?;
-    let received = parse_event(&body, state.stripe.is_live())?;
-    state.versions.note(received.event.api_version.as_deref());
-    let (id, kind) = (received.event.id.clone(), received.event.kind.clone());
+    let (event, payload) = parse_event(&body)?;
+    state.versions.note(event.api_version.as_deref());
+    let (id, kind) = (event.id.clone(), event.kind.clone());
+    // Planning is pure work: done on the request's task, so the writers only write.
+    let changes = plan_for_key(&event, state.stripe.is_live());
+    let received = ReceivedEvent::planned(event, payload, changes);
     match state.ingestor.submit(received).await {
         Ok(outcome) => Ok(acknowledge(&id, &kind, outcome)),
         // Not acknowledged, so Stripe retries: nothing was recorded.
@@ -64,14 +68,15 @@ pub async fn stripe(
     }
 }
 
-fn parse_event(body: &[u8], live: bool) -> Result<ReceivedEvent, ApiError> {
+/// The envelope, and the payload kept as Stripe sent it.
+fn parse_event(body: &[u8]) -> Result<(Event, String), ApiError> {
     let not_an_event =
         |reason: String| ApiError::Validation(format!("The body is not a Stripe event: {reason}."));
     let payload = std::str::from_utf8(body)
         .map_err(|_| not_an_event("not UTF-8".to_owned()))?
         .to_owned();
     let event: Event = serde_json::from_str(&payload).map_err(|e| not_an_event(e.to_string()))?;
-    Ok(ReceivedEvent::for_key(event, payload, live))
+    Ok((event, payload))
 }
 
 /// The answer to a stored delivery.
@@ -200,15 +205,15 @@ mod fuzz {
         ) {
             let envelope = json!({"id": "evt_fuzz", "type": kind, "created": created, "data": {"object": object}});
             let body = serde_json::to_vec(&envelope).unwrap_or_default();
-            if let Ok(received) = parse_event(&body, false) {
-                let _ = plan(&received.event);
+            if let Ok((event, _)) = parse_event(&body) {
+                let _ = plan(&event);
             }
         }
 
         #[test]
         fn any_bytes_as_a_delivery_are_answered(body in prop::collection::vec(any::<u8>(), 0..512)) {
-            if let Ok(received) = parse_event(&body, false) {
-                let _ = plan(&received.event);
+            if let Ok((event, _)) = parse_event(&body) {
+                let _ = plan(&event);
             }
         }
 
@@ -220,10 +225,10 @@ mod fuzz {
         ) {
             let envelope = json!({"id": "evt_fuzz", "type": kind, "created": created, "data": {"object": object}});
             let body = serde_json::to_vec(&envelope).unwrap_or_default();
-            let received = parse_event(&body, false);
-            prop_assert!(received.is_ok());
-            if let Ok(received) = received {
-                let _ = plan(&received.event);
+            let parsed = parse_event(&body);
+            prop_assert!(parsed.is_ok());
+            if let Ok((event, _)) = parsed {
+                let _ = plan(&event);
             }
         }
     }

@@ -12,9 +12,8 @@ use crate::billing::{access, reconcile, revenue};
 use crate::domain::{OrgId, unix_now};
 use crate::state::AppState;
 use crate::store::{AdminFilter, StoreError};
-use crate::views::admin::{
-    AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, EventLine, STATUSES,
-};
+use crate::views::admin::{AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, EventLine};
+use crate::views::format::SUBSCRIPTION_STATUSES;
 use crate::views::overview::{Overview, OverviewFacts};
 use crate::views::webhooks::{
     AdminWebhooksPage, DeliveryFacts, DeliveryHealth, ForeignCheckoutLine,
@@ -45,7 +44,7 @@ pub async fn organizations(
     let status = query
         .status
         .clone()
-        .filter(|s| STATUSES.contains(&s.as_str()));
+        .filter(|s| SUBSCRIPTION_STATUSES.contains(&s.as_str()));
     let search = query
         .q
         .clone()
@@ -84,7 +83,7 @@ pub async fn organizations(
         rows: rows.iter().map(AdminOrgLine::new).collect(),
         status: status.clone().unwrap_or_default(),
         search: search.clone().unwrap_or_default(),
-        statuses: STATUSES,
+        statuses: &SUBSCRIPTION_STATUSES,
         page,
         prev_link: (page > 1).then(|| link(page - 1)),
         next_link: has_next.then(|| link(page + 1)),

@@ -2,8 +2,8 @@
 //! endpoint, bringing an existing one up to date, and the run that changes
 //! nothing.
 
-use lance_billing::billing::endpoint::{EndpointSetup, VersionCheck, setup_endpoint};
 use lance_billing::billing::rules::HANDLED_EVENTS;
+use lance_billing::billing::webhook_setup::{EndpointSetup, VersionCheck, setup_endpoint};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};

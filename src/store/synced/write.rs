@@ -1,18 +1,21 @@
 //! Writes of Stripe state inside a `Tx`, a statement a table for a whole
-//! batch. Each upsert is the row's own (see `rows`); here is what a write
+//! batch. Each upsert is the row's own (see `tables`); here is what a write
 //! means for the caches: whose Plans tab it changed. Also the reads the sync
 //! rules make inside the same transaction.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use super::rows::{Round, SyncedRow};
-use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
-use super::{
-    CustomerRow, EntitlementsRow, EventRecord, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
-    ProductRow, StoreError, SubscriptionItemRow, SubscriptionRow, Tx, Version, with_tx,
+use super::Version;
+use super::layers::Round;
+use super::row::SyncedRow;
+use super::tables::{
+    CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
+    SubscriptionItemRow, SubscriptionRow,
 };
 use crate::domain::unix_now;
+use crate::store::sets::{Column, InsertRows, ListQuery, Values, repeated};
+use crate::store::{EventRecord, StoreError, Tx, with_tx};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreditGrant {

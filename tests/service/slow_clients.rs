@@ -129,11 +129,10 @@ async fn bodies_over_the_limits_are_refused_with_a_clear_error() {
     let session = app.form_session(&claims_v2("org_big")).await;
     let huge = "x".repeat(300 * 1024);
     let response = app
-        .post_form(
+        .submit_form(
             "/organization/checkout/subscription",
             &session,
-            Some(PUBLIC_URL),
-            &[("csrf", &session.csrf), ("price", &huge)],
+            &[("price", &huge)],
         )
         .await;
     assert_eq!(response.status(), 400);

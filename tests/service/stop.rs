@@ -19,6 +19,30 @@ struct Process {
     address: String,
 }
 
+impl Process {
+    /// Sends SIGTERM, as an orchestrator does, and waits for a clean exit
+    /// (status 0 within 10 s).
+    async fn terminate(&mut self) {
+        let stopping = Instant::now();
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                stopping.elapsed() < Duration::from_secs(10),
+                "still running 10 s after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "exit status {status}");
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -182,23 +206,7 @@ async fn sigterm_under_load_stores_every_acknowledged_webhook_and_audits_every_p
     let (senders, visitors): (Vec<_>, Vec<_>) = (senders.collect(), visitors.collect());
     tokio::time::sleep(Duration::from_millis(800)).await;
 
-    let stopping = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &process.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = loop {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(10),
-            "still running 10 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(status.success(), "exit status {status}");
+    process.terminate().await;
 
     let mut acknowledged = Vec::new();
     for sender in senders {
@@ -273,23 +281,7 @@ async fn sigterm_stops_the_server_cleanly_with_every_acknowledged_webhook_stored
     }
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
-    let stopping = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &process.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = loop {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(10),
-            "still running 10 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(status.success(), "exit status {status}");
+    process.terminate().await;
     let db = TestDb::connect(&database_url).await.unwrap();
     assert_eq!(acknowledged, 20);
     assert_eq!(

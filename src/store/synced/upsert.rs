@@ -1,8 +1,8 @@
 //! The one SQL shape every synced write takes: an insert of a batch's rows
 //! that updates a stored row only when the incoming version is newer, named
-//! column by column from a table's declaration (`rows`).
+//! column by column from a table's declaration (`tables`).
 
-use super::sets::InsertRows;
+use crate::store::sets::InsertRows;
 
 /// The source of a version read from Stripe's API rather than an event: the
 /// guard never lets it replace, or be replaced by, a version of its second.
@@ -21,7 +21,7 @@ pub(crate) enum Update {
 /// otherwise. With `guarded`, the row changes only when the incoming version
 /// is greater than the stored one, in SQL, so the guard holds across
 /// instances. The rows written are returned; one statement may not write a
-/// row twice, so each id comes once (see `rows::layers`).
+/// row twice, so each id comes once (see `layers::layers`).
 pub(crate) fn upsert_sql(
     table: &str,
     columns: &[&str],

@@ -423,11 +423,10 @@ async fn subscribing_creates_the_customer_once_and_redirects_to_checkout() {
     let session = app.form_session(&claims_v2("org_new")).await;
 
     let response = app
-        .post_form(
+        .submit_form(
             "/organization/checkout/subscription",
             &session,
-            Some(PUBLIC_URL),
-            &[("csrf", &session.csrf), ("price", "price_basic")],
+            &[("price", "price_basic")],
         )
         .await;
 
@@ -477,13 +476,11 @@ async fn concurrent_clicks_share_one_customer() {
         .await;
     stripe_checkout(&app).await;
     let session = app.form_session(&claims_v2("org_new")).await;
-    let fields = [("csrf", session.csrf.as_str()), ("price", "price_basic")];
     let clicks = (0..6).map(|_| {
-        app.post_form(
+        app.submit_form(
             "/organization/checkout/subscription",
             &session,
-            Some(PUBLIC_URL),
-            &fields,
+            &[("price", "price_basic")],
         )
     });
     let responses = futures_util::future::join_all(clicks).await;
@@ -523,11 +520,10 @@ async fn buying_credits_starts_a_payment_checkout_for_the_credits() {
     );
 
     let response = app
-        .post_form(
+        .submit_form(
             "/organization/checkout/credits",
             &session,
-            Some(PUBLIC_URL),
-            &[("csrf", &session.csrf), ("quantity", "4")],
+            &[("quantity", "4")],
         )
         .await;
 
@@ -545,11 +541,10 @@ async fn buying_credits_starts_a_payment_checkout_for_the_credits() {
         );
     }
     let bad = app
-        .post_form(
+        .submit_form(
             "/organization/checkout/credits",
             &session,
-            Some(PUBLIC_URL),
-            &[("csrf", &session.csrf), ("quantity", "0")],
+            &[("quantity", "0")],
         )
         .await;
     assert_eq!(bad.status().as_u16(), 400);
@@ -586,11 +581,10 @@ async fn forged_forms_are_refused() {
     }
     assert!(app.stripe_requests("/v1/customers").await.is_empty());
     let unknown_plan = app
-        .post_form(
+        .submit_form(
             "/organization/checkout/subscription",
             &session,
-            Some(PUBLIC_URL),
-            &[("csrf", &session.csrf), ("price", "price_secret")],
+            &[("price", "price_secret")],
         )
         .await;
     assert_eq!(unknown_plan.status().as_u16(), 400);
@@ -623,11 +617,10 @@ async fn roles_outside_billing_manage_roles_can_view_but_not_manage() {
 
     let session = app.form_session(&member("org_new")).await;
     let response = app
-        .post_form(
+        .submit_form(
             "/organization/checkout/subscription",
             &session,
-            Some(PUBLIC_URL),
-            &[("csrf", &session.csrf), ("price", "price_basic")],
+            &[("price", "price_basic")],
         )
         .await;
     assert_eq!(response.status().as_u16(), 403);
@@ -775,11 +768,10 @@ async fn subscribe(app: &TestApp, org: &str, price: &str) -> reqwest::Response {
     // is, as a forged or stale form would.
     let mut session = app.form_session(&claims_v2("org_blank")).await;
     session.token = sign(&claims_v2(org));
-    app.post_form(
+    app.submit_form(
         "/organization/checkout/subscription",
         &session,
-        Some(PUBLIC_URL),
-        &[("csrf", &session.csrf), ("price", price)],
+        &[("price", price)],
     )
     .await
 }

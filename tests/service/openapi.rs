@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-/// `UPDATE_OPENAPI=1 cargo test --test api openapi` rewrites the committed copy.
+/// `UPDATE_OPENAPI=1 cargo test --test service openapi` rewrites the committed copy.
 #[tokio::test]
 async fn the_served_description_is_the_committed_one_and_covers_every_json_route() {
     let app = TestApp::spawn().await;
@@ -24,7 +24,7 @@ async fn the_served_description_is_the_committed_one_and_covers_every_json_route
     assert_eq!(
         committed.trim_end(),
         served,
-        "docs/openapi.json is out of date: run UPDATE_OPENAPI=1 cargo test --test api openapi"
+        "docs/openapi.json is out of date: run UPDATE_OPENAPI=1 cargo test --test service openapi"
     );
 
     let doc: Value = serde_json::from_str(&served).unwrap();

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{TestApp, WEBHOOK_SECRET, claims_v2, sign};
+use super::{PUBLIC_URL, TestApp, WEBHOOK_SECRET, claims_v2, sign};
 use lance_billing::domain::unix_now;
 
 impl TestApp {
@@ -122,6 +122,19 @@ impl TestApp {
             request = request.header("Origin", origin);
         }
         request.send().await.unwrap()
+    }
+
+    /// Submits a form as the signed-in browser does: from this service's
+    /// origin, with the session's CSRF token before `fields`.
+    pub async fn submit_form(
+        &self,
+        path: &str,
+        session: &FormSession,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut all = vec![("csrf", session.csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_form(path, session, Some(PUBLIC_URL), &all).await
     }
 }
 

@@ -166,12 +166,7 @@ async fn the_detail_shows_everything_synced_and_resyncs_from_stripe() {
         .form_session_at("/admin/orgs/org_acme", &claims_v2("org_acme"))
         .await;
     let response = app
-        .post_form(
-            "/admin/orgs/org_acme/resync",
-            &session,
-            Some(PUBLIC_URL),
-            &[("csrf", &session.csrf)],
-        )
+        .submit_form("/admin/orgs/org_acme/resync", &session, &[])
         .await;
     assert_eq!(response.status().as_u16(), 303);
     assert!(
@@ -217,21 +212,11 @@ async fn webhook_health_lists_failures_and_replays_them() {
         .form_session_at("/admin/webhooks", &claims_v2("org_acme"))
         .await;
     let response = app
-        .post_form(
-            "/admin/webhooks/evt_broken/replay",
-            &session,
-            Some(PUBLIC_URL),
-            &[("csrf", &session.csrf)],
-        )
+        .submit_form("/admin/webhooks/evt_broken/replay", &session, &[])
         .await;
     assert_eq!(response.status().as_u16(), 303);
     let missing = app
-        .post_form(
-            "/admin/webhooks/evt_nope/replay",
-            &session,
-            Some(PUBLIC_URL),
-            &[("csrf", &session.csrf)],
-        )
+        .submit_form("/admin/webhooks/evt_nope/replay", &session, &[])
         .await;
     assert_eq!(missing.status().as_u16(), 404);
 }
