@@ -24,7 +24,7 @@ use common::{Server, knob};
 use lance_billing::domain::unix_now;
 use lance_billing::store::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
 use lance_billing::stripe::webhook::signature_header;
-use lance_billing::views::{Catalog, OrganizationContext, OrganizationPage};
+use lance_billing::views::{Catalog, OrganizationContext, OrganizationPage, Wallet};
 use lance_billing::web::PORTAL_PATH;
 use serde_json::{Value, json};
 
@@ -248,7 +248,7 @@ fn render_in_process() -> f64 {
             portal_path: PORTAL_PATH,
             grace_ends_at: None,
         };
-        let html = OrganizationPage::new(context, &plans, Catalog::default())
+        let html = OrganizationPage::new(context, &plans, Catalog::default(), Wallet::default())
             .render()
             .unwrap_or_default();
         std::hint::black_box(html);

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::billing::budget::StripeBudget;
+use crate::billing::credits::Debits;
 use crate::billing::versions::VersionWatch;
 use crate::billing::{Ingestor, catchup, refetch, retention, snapshot};
 use crate::config::{DatabaseSettings, PagesSettings, Settings};
@@ -113,6 +114,7 @@ impl Application {
                 .as_ref()
                 .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
             ingestor,
+            debits: Debits::start(store.clone()),
             body_timeout: settings.server.client_body_timeout,
             versions: VersionWatch::new(&settings.stripe.api_version),
             stripe_budget: StripeBudget::default(),

@@ -4,6 +4,7 @@
 
 use crate::billing::Ingestor;
 use crate::billing::budget::StripeBudget;
+use crate::billing::credits::Debits;
 use crate::billing::versions::VersionWatch;
 use crate::config::{AccessSettings, PagesSettings};
 use crate::store::{AuditLog, Store};
@@ -24,6 +25,8 @@ pub struct AppState {
     /// `None` when no webhook secret is configured.
     pub webhooks: Option<WebhookVerifier>,
     pub ingestor: Ingestor,
+    /// Debits of credits, written in batches.
+    pub debits: Debits,
     /// How long a request body may take to arrive (`CLIENT_BODY_TIMEOUT`).
     pub body_timeout: std::time::Duration,
     /// Webhook events at another API version than ours, told once each.

@@ -9,6 +9,7 @@ mod apply;
 pub mod budget;
 pub mod catchup;
 pub mod checkout;
+pub mod credits;
 pub mod ingest;
 pub mod reconcile;
 pub mod refetch;

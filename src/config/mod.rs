@@ -301,6 +301,8 @@ pub struct PagesSettings {
     pub credits_price_id: Option<String>,
     /// Credits one unit of `credits_price_id` buys, unless its synced `metadata.credits` says otherwise.
     pub credits_per_unit: i64,
+    /// At or below this balance the Plans tab says credits are running low.
+    pub credits_low_balance: Option<i64>,
     /// Signs the session cookie (CSRF tokens); 64+ bytes. Random per process when unset.
     pub session_key: Option<SecretString>,
 }
@@ -353,6 +355,14 @@ impl PagesSettings {
                 n if n >= 1 => n,
                 _ => return Err(ConfigError::new("CREDITS_PER_UNIT", "must be at least 1")),
             },
+            credits_low_balance: env
+                .get("CREDITS_LOW_BALANCE")
+                .map(|raw| {
+                    raw.trim().parse::<i64>().map_err(|_| {
+                        ConfigError::new("CREDITS_LOW_BALANCE", "must be a whole number of credits")
+                    })
+                })
+                .transpose()?,
             session_key,
         })
     }

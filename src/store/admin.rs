@@ -23,14 +23,6 @@ pub struct AdminOrgRow {
     pub last_event_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct LedgerEntry {
-    pub source_type: String,
-    pub source_id: String,
-    pub amount: i64,
-    pub created_at: i64,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct AdminFilter {
     pub status: Option<String>,
@@ -46,8 +38,8 @@ macro_rules! admin_list {
              COALESCE(p.name, s.plan_name) AS product_name, s.quantity, s.unit_amount, s.currency, \
              s.recurring_interval, s.interval_count, s.current_period_end, s.cancel_at_period_end, \
              s.cancel_at, \
-             CAST((SELECT COALESCE(SUM(l.amount), 0) FROM credit_ledger l \
-                   WHERE l.org_id = o.id OR l.customer_id = o.stripe_customer_id) AS BIGINT) AS credit_balance, \
+             CAST(COALESCE((SELECT b.balance FROM credit_balances b WHERE b.org_id = o.id), 0) \
+               AS BIGINT) AS credit_balance, \
              (SELECT MAX(event_created) FROM subscriptions s3 WHERE s3.customer_id = o.stripe_customer_id) \
                AS last_event_at \
              FROM organizations o \
@@ -97,23 +89,6 @@ impl Store {
                 query = query.bind(search.as_str());
             }
             query.fetch_all(pool).await?
-        }))
-    }
-
-    pub async fn credit_ledger(
-        &self,
-        org_id: &str,
-        customer: Option<&str>,
-    ) -> Result<Vec<LedgerEntry>, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT source_type, source_id, amount, created_at FROM credit_ledger \
-                 WHERE org_id = $1 OR customer_id = $2 ORDER BY created_at DESC, source_id DESC LIMIT 100",
-            )
-            .bind(org_id)
-            .bind(customer)
-            .fetch_all(pool)
-            .await?
         }))
     }
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use super::sets::{Column, InsertRows, ListQuery, repeated};
-use super::{BeginWrite, Store, StoreError, Tx, is_unique_violation, with_pool};
+use super::{Store, StoreError, Tx, is_unique_violation, with_tx};
 use crate::domain::{OrgId, StripeCustomerId, unix_now};
 
 /// What `link_customer` did.
@@ -57,43 +57,15 @@ impl Store {
         customer: &StripeCustomerId,
         replace: bool,
     ) -> Result<LinkOutcome, LinkError> {
-        let result = with_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let deleted: Option<bool> =
-                sqlx::query_scalar("SELECT deleted FROM customers WHERE id = $1")
-                    .bind(customer.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if deleted == Some(true) {
-                return Err(LinkError::Deleted(customer.clone()));
-            }
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
-                    .bind(customer.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let current: Option<Option<String>> =
-                sqlx::query_scalar("SELECT stripe_customer_id FROM organizations WHERE id = $1")
-                    .bind(org.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let outcome = decide_link(org, customer, owner, current.flatten(), replace)?;
-            if outcome != LinkOutcome::AlreadyLinked {
-                let now = unix_now();
-                sqlx::query(
-                    "INSERT INTO organizations (id, stripe_customer_id, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $3) \
-                     ON CONFLICT (id) DO UPDATE SET stripe_customer_id = $2, updated_at = $3",
-                )
-                .bind(org.as_str())
-                .bind(customer.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
+        let result = async {
+            let mut tx = self.begin().await?;
+            let outcome = tx.link_customer(org, customer, replace).await?;
+            // Grants made before the link count for the organization now.
+            tx.claim_linked_credits(&[customer.as_str()]).await?;
             tx.commit().await?;
             Ok::<_, LinkError>(outcome)
-        });
+        }
+        .await;
         self.caches.invalidate_org(org.as_str());
         result.map_err(|err| match err {
             LinkError::Store(StoreError::Database(db)) if is_unique_violation(&db) => {
@@ -105,6 +77,53 @@ impl Store {
 }
 
 impl Tx {
+    /// `Store::link_customer`'s decision and write, uncommitted.
+    async fn link_customer(
+        &mut self,
+        org: &OrgId,
+        customer: &StripeCustomerId,
+        replace: bool,
+    ) -> Result<LinkOutcome, LinkError> {
+        let deleted: Option<bool> = with_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT deleted FROM customers WHERE id = $1")
+                .bind(customer.as_str())
+                .fetch_optional(conn)
+                .await?
+        });
+        if deleted == Some(true) {
+            return Err(LinkError::Deleted(customer.clone()));
+        }
+        let owner: Option<String> = with_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT id FROM organizations WHERE stripe_customer_id = $1")
+                .bind(customer.as_str())
+                .fetch_optional(conn)
+                .await?
+        });
+        let current: Option<Option<String>> = with_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT stripe_customer_id FROM organizations WHERE id = $1")
+                .bind(org.as_str())
+                .fetch_optional(conn)
+                .await?
+        });
+        let outcome = decide_link(org, customer, owner, current.flatten(), replace)?;
+        if outcome != LinkOutcome::AlreadyLinked {
+            with_tx!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO organizations (id, stripe_customer_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $3) \
+                     ON CONFLICT (id) DO UPDATE SET stripe_customer_id = $2, updated_at = $3",
+                )
+                .bind(org.as_str())
+                .bind(customer.as_str())
+                .bind(unix_now())
+                .execute(conn)
+                .await?;
+            });
+            self.changed.org(org.as_str());
+        }
+        Ok(outcome)
+    }
+
     /// Links each customer to its organization unless either is already
     /// linked elsewhere, or the customer is deleted: the first link wins, in
     /// the order given, so a late or replayed event cannot move a customer
@@ -130,6 +149,12 @@ impl Tx {
         for org in &made {
             self.changed.org(org);
         }
+        let customers: Vec<&str> = links
+            .iter()
+            .filter(|(org, _)| made.contains(org))
+            .map(|(_, customer)| customer.as_str())
+            .collect();
+        self.claim_linked_credits(&customers).await?;
         Ok(made.len() as u64)
     }
 

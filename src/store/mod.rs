@@ -14,6 +14,7 @@
 //! | `events.rs`            | the log of Stripe events                               |
 //! | `plan_state.rs`        | an organization's plan state and invoices (API, pages) |
 //! | `catalog.rs`           | prices on offer                                        |
+//! | `credits.rs`           | the credits ledger, balances, debits by idempotency key |
 //! | `checkout_sessions.rs` | sessions created here, and foreign ones flagged        |
 //! | `admin.rs`             | the operators' reads                                   |
 //! | `entitlements.rs`      | active features, product features, access facts        |
@@ -29,6 +30,7 @@ mod audit;
 mod cache;
 mod catalog;
 mod checkout_sessions;
+mod credits;
 mod customer_links;
 mod entitlements;
 mod error;
@@ -44,10 +46,11 @@ mod sets;
 mod synced;
 mod tx;
 
-pub use admin::{AdminFilter, AdminOrgRow, LedgerEntry};
+pub use admin::{AdminFilter, AdminOrgRow};
 pub use audit::{AuditEntry, AuditLog};
 pub use catalog::CatalogPrice;
 pub use checkout_sessions::{CheckoutReturn, ForeignCheckout};
+pub use credits::{CreditEntry, CreditGrant, DebitRecord, DebitStart};
 pub use customer_links::{LinkError, LinkOutcome};
 pub use entitlements::{ENTITLEMENTS_TTL_SECS, EntitlementFacts, ProductFeature, Standing};
 pub use error::StoreError;
@@ -63,12 +66,11 @@ pub use pool::Store;
 pub(crate) use pool::{is_unique_violation, with_pool};
 pub use refetch::{REFETCH_DELAY_SECS, Refetch};
 pub use synced::{
-    CreditGrant, CustomerRow, EntitlementsRow, FETCHED, FeatureRow, InvoiceRow, PaymentMethodRow,
-    PriceRow, ProductRow, SubscriptionItemRow, SubscriptionRow, SyncedRow, SyncedRows, Uncertain,
-    Version,
+    CustomerRow, EntitlementsRow, FETCHED, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
+    ProductRow, SubscriptionItemRow, SubscriptionRow, SyncedRow, SyncedRows, Uncertain, Version,
 };
 pub use tx::Tx;
-pub(crate) use tx::{BeginWrite, with_tx};
+pub(crate) use tx::with_tx;
 
 use pool::Pool;
 use tx::{StoreCaches, TxConn};

@@ -159,7 +159,7 @@ impl Store {
             return Ok(BillingState {
                 subscriptions: Vec::new(),
                 payment_method: None,
-                credit_balance: self.credit_balance(org_id, None).await?,
+                credit_balance: self.credit_balance(org_id).await?,
                 synced_at: None,
                 portal_visited: false,
             });
@@ -201,8 +201,8 @@ impl Store {
     async fn summary(&self, org_id: &str, customer: &str) -> Result<Summary, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT CAST((SELECT COALESCE(SUM(amount), 0) FROM credit_ledger \
-                   WHERE org_id = $1 OR customer_id = $2) AS BIGINT) AS credit_balance, \
+                "SELECT CAST(COALESCE((SELECT balance FROM credit_balances WHERE org_id = $1), 0) \
+                   AS BIGINT) AS credit_balance, \
                  (SELECT MAX(t) FROM ( \
                    SELECT MAX(updated_at) AS t FROM subscriptions WHERE customer_id = $2 \
                    UNION ALL SELECT MAX(updated_at) FROM invoices WHERE customer_id = $2 \
@@ -220,23 +220,6 @@ impl Store {
                       AND default_payment_method IS NOT NULL ORDER BY created DESC, id DESC LIMIT 1)) \
                    THEN 0 ELSE 1 END, \
                    event_created DESC, id DESC LIMIT 1) AS pm ON TRUE",
-            )
-            .bind(org_id)
-            .bind(customer)
-            .fetch_one(pool)
-            .await?
-        }))
-    }
-
-    pub async fn credit_balance(
-        &self,
-        org_id: &str,
-        customer: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_ledger \
-                 WHERE org_id = $1 OR customer_id = $2",
             )
             .bind(org_id)
             .bind(customer)

@@ -6,7 +6,7 @@ use super::format::{
     date, date_time, invoice_status, money, monthly_amount, subscription_status, whole,
 };
 use crate::billing::access::Access;
-use crate::store::{AdminOrgRow, BillingState, Card, InvoiceView, LedgerEntry, StoredEvent};
+use crate::store::{AdminOrgRow, BillingState, Card, CreditEntry, InvoiceView, StoredEvent};
 
 pub struct AdminOrgLine {
     pub id: String,
@@ -162,7 +162,7 @@ pub struct AdminOrgData {
     pub billing: BillingState,
     pub invoices: Vec<InvoiceView>,
     pub cards: Vec<Card>,
-    pub ledger: Vec<LedgerEntry>,
+    pub ledger: Vec<CreditEntry>,
     pub events: Vec<StoredEvent>,
     pub access: Access,
 }
@@ -240,7 +240,7 @@ impl AdminOrgPage {
                 .ledger
                 .iter()
                 .map(|l| AdminLedgerLine {
-                    source: format!("{} {}", l.source_type, l.source_id),
+                    source: ledger_source(l),
                     amount: whole(l.amount),
                     date: date_time(l.created_at),
                 })
@@ -248,4 +248,17 @@ impl AdminOrgPage {
             events: data.events.iter().map(EventLine::new).collect(),
         }
     }
+}
+
+/// What caused a ledger entry, for an operator: the kind, its id, and the
+/// reason and who gave it, when there are.
+fn ledger_source(entry: &CreditEntry) -> String {
+    let mut source = format!("{} {}", entry.kind, entry.source_id);
+    if let Some(reason) = &entry.reason {
+        source.push_str(&format!(" · {reason}"));
+    }
+    if let Some(actor) = &entry.actor {
+        source.push_str(&format!(" · by {actor}"));
+    }
+    source
 }

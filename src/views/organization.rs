@@ -3,7 +3,9 @@
 use askama::Template;
 
 use super::format::{self, date, interval, invoice_status, money, subscription_status};
-use crate::store::{CatalogPrice, InvoiceView, Plans, ProductFeature, SubscriptionView};
+use crate::store::{
+    CatalogPrice, CreditEntry, InvoiceView, Plans, ProductFeature, SubscriptionView,
+};
 
 /// A message shown above the plans (after a checkout, or when Stripe was slow).
 pub struct Notice {
@@ -36,6 +38,13 @@ pub struct InvoiceRow {
     pub pdf_url: Option<String>,
 }
 
+/// A line of the credits card: what moved the balance, and by how much.
+pub struct CreditLine {
+    pub date: String,
+    pub what: String,
+    pub amount: String,
+}
+
 pub struct PlanOffer {
     pub price_id: String,
     pub name: String,
@@ -58,6 +67,10 @@ pub struct OrganizationPage {
     pub subscriptions: Vec<SubscriptionCard>,
     pub payment_method: Option<String>,
     pub credits: String,
+    /// The ledger's newest entries.
+    pub credit_lines: Vec<CreditLine>,
+    /// The balance is at or below `CREDITS_LOW_BALANCE`.
+    pub credits_low: bool,
     pub invoices: Vec<InvoiceRow>,
     pub synced: Option<String>,
     pub offers: Vec<PlanOffer>,
@@ -93,8 +106,20 @@ pub struct Catalog<'a> {
     pub features: &'a [ProductFeature],
 }
 
+/// The credits card's history, and the balance it calls low.
+#[derive(Default)]
+pub struct Wallet<'a> {
+    pub entries: &'a [CreditEntry],
+    pub low_balance: Option<i64>,
+}
+
 impl OrganizationPage {
-    pub fn new(context: OrganizationContext, plans: &Plans, catalog: Catalog<'_>) -> Self {
+    pub fn new(
+        context: OrganizationContext,
+        plans: &Plans,
+        catalog: Catalog<'_>,
+        wallet: Wallet<'_>,
+    ) -> Self {
         let Plans {
             billing,
             invoices,
@@ -137,6 +162,10 @@ impl OrganizationPage {
                 }
             }),
             credits: format::whole(billing.credit_balance),
+            credit_lines: wallet.entries.iter().map(credit_line).collect(),
+            credits_low: wallet
+                .low_balance
+                .is_some_and(|low| billing.credit_balance <= low),
             invoices: invoices.iter().map(invoice_row).collect(),
             synced: billing.synced_at.map(format::date_time),
             offers: catalog
@@ -148,6 +177,23 @@ impl OrganizationPage {
             sells_credits: context.sells_credits,
             grace_ends: context.grace_ends_at.map(date),
         }
+    }
+}
+
+fn credit_line(entry: &CreditEntry) -> CreditLine {
+    let what = match entry.kind.as_str() {
+        "checkout_session" | "invoice" => "Purchase".to_owned(),
+        "adjustment" => entry
+            .reason
+            .as_deref()
+            .map_or_else(|| "Adjustment".to_owned(), |r| format!("Adjustment: {r}")),
+        _ => entry.reason.clone().unwrap_or_else(|| "Used".to_owned()),
+    };
+    let sign = if entry.amount > 0 { "+" } else { "" };
+    CreditLine {
+        date: date(entry.created_at),
+        what,
+        amount: format!("{sign}{}", format::whole(entry.amount)),
     }
 }
 

@@ -20,6 +20,9 @@ pub enum ApiError {
     Validation(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request contradicts one made before (an idempotency key reused).
+    #[error("{0}")]
+    Conflict(String),
     /// The cause is logged; the client only sees a generic sentence.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -36,6 +39,7 @@ impl ApiError {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::Validation(_) => "VALIDATION_ERROR",
             Self::NotFound(_) => "NOT_FOUND",
+            Self::Conflict(_) => "CONFLICT",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -56,7 +60,7 @@ pub struct ErrorBody<'a> {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail<'a> {
-    /// `UNAUTHORIZED`, `FORBIDDEN`, `VALIDATION_ERROR`, `NOT_FOUND` or `INTERNAL_ERROR`.
+    /// `UNAUTHORIZED`, `FORBIDDEN`, `VALIDATION_ERROR`, `NOT_FOUND`, `CONFLICT` or `INTERNAL_ERROR`.
     code: &'a str,
     /// A sentence for a person; never internals.
     message: &'a str,
@@ -81,6 +85,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -221,6 +226,7 @@ mod tests {
             (ApiError::Forbidden("x".into()), 403, "FORBIDDEN"),
             (ApiError::Validation("x".into()), 400, "VALIDATION_ERROR"),
             (ApiError::NotFound("x".into()), 404, "NOT_FOUND"),
+            (ApiError::Conflict("x".into()), 409, "CONFLICT"),
             (
                 ApiError::internal(anyhow::anyhow!("x")),
                 500,

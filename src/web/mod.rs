@@ -71,6 +71,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
             pages::admin::resync,
         ))
         .service(route(
+            "/admin/orgs/{id}/credits",
+            Method::POST,
+            pages::admin::adjust_credits,
+        ))
+        .service(route(
             "/admin/webhooks",
             Method::GET,
             pages::admin::webhooks,
@@ -102,6 +107,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
         api::entitlements::of_member,
     ))
     .service(route(
+        "/api/v1/operations/payment/credits",
+        Method::GET,
+        api::credits::history,
+    ))
+    .service(route(
         "/api/v1/webhooks/stripe",
         Method::POST,
         api::webhooks::stripe,
@@ -111,6 +121,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
         "/api/v1/internal/organizations/{org_id}/entitlements",
         Method::GET,
         api::entitlements::of_organization,
+    ))
+    .service(route(
+        "/api/v1/internal/organizations/{org_id}/credits",
+        Method::GET,
+        api::credits::balance,
+    ))
+    .service(route(
+        "/api/v1/internal/organizations/{org_id}/credits/debits",
+        Method::POST,
+        api::credits::debit,
     ));
     cfg.default_service(to(not_found));
 }

@@ -13,7 +13,7 @@ use super::api;
 #[openapi(
     info(
         title = "lance-billing",
-        description = "The billing side of lance: Stripe's Customer Portal, synced plan state, invoices, entitlements, and Stripe's webhooks. Errors are `{\"error\": {\"code\", \"message\"}}`.",
+        description = "The billing side of lance: Stripe's Customer Portal, synced plan state, invoices, entitlements, the credits wallet, and Stripe's webhooks. Errors are `{\"error\": {\"code\", \"message\"}}`.",
     ),
     paths(
         api::portal::customer_portal,
@@ -21,6 +21,9 @@ use super::api;
         api::invoices::invoices,
         api::entitlements::of_member,
         api::entitlements::of_organization,
+        api::credits::history,
+        api::credits::balance,
+        api::credits::debit,
         api::webhooks::stripe,
         api::health::healthz,
         api::health::readyz,
@@ -29,6 +32,7 @@ use super::api;
     tags(
         (name = "billing", description = "The signed-in user's organization: portal, plan state, invoices"),
         (name = "entitlements", description = "What an organization may use"),
+        (name = "credits", description = "The credits wallet: balance, history, debits"),
         (name = "webhooks", description = "For Stripe"),
         (name = "health", description = "Probes"),
     )

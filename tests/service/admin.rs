@@ -220,3 +220,70 @@ async fn webhook_health_lists_failures_and_replays_them() {
         .await;
     assert_eq!(missing.status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn operators_adjust_credits_with_a_reason_never_below_zero() {
+    let app = admin_app().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    let session = app
+        .form_session_at("/admin/orgs/org_acme", &claims_v2("org_acme"))
+        .await;
+    let added = app
+        .submit_form(
+            "/admin/orgs/org_acme/credits",
+            &session,
+            &[("amount", "25"), ("reason", "goodwill for the outage")],
+        )
+        .await;
+    assert_eq!(added.status().as_u16(), 303);
+    let location = added.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("balance+is+25"), "{location}");
+    for (amount, reason) in [
+        ("-26", "too much"),
+        ("0", "nothing"),
+        ("x", "nan"),
+        ("5", " "),
+    ] {
+        let refused = app
+            .submit_form(
+                "/admin/orgs/org_acme/credits",
+                &session,
+                &[("amount", amount), ("reason", reason)],
+            )
+            .await;
+        assert_eq!(refused.status().as_u16(), 400, "{amount} {reason:?}");
+    }
+    let removed = app
+        .submit_form(
+            "/admin/orgs/org_acme/credits",
+            &session,
+            &[("amount", "-5"), ("reason", "correction")],
+        )
+        .await;
+    assert_eq!(removed.status().as_u16(), 303);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM credit_ledger WHERE source_type = 'adjustment' \
+             AND actor = 'user_2abc' AND org_id = 'org_acme'" // OPERATOR
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        app.count("SELECT balance FROM credit_balances WHERE org_id = 'org_acme'")
+            .await,
+        20
+    );
+    let (_, _, page) = app
+        .page("/admin/orgs/org_acme", &claims_v2("org_acme"))
+        .await;
+    assert!(page.contains("goodwill for the outage"), "{page}");
+    let unknown = app
+        .submit_form(
+            "/admin/orgs/org_nobody/credits",
+            &session,
+            &[("amount", "5"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(unknown.status().as_u16(), 404);
+}

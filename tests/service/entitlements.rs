@@ -72,16 +72,8 @@ async fn subscribed(app: &TestApp, org: &str, customer: &str, status: &str, crea
 }
 
 async fn internal(app: &TestApp, org: &str, token: Option<&str>) -> (u16, Value) {
-    let mut request = app.client.get(format!(
-        "{}/api/v1/internal/organizations/{org}/entitlements",
-        app.address
-    ));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let path = format!("/api/v1/internal/organizations/{org}/entitlements");
+    app.get_internal(&path, token).await
 }
 
 #[tokio::test]

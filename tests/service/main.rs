@@ -13,6 +13,7 @@ mod batches;
 mod browser;
 mod catch_up;
 mod contract;
+mod credits;
 mod entitlements;
 mod event_log;
 mod health;

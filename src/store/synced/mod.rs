@@ -25,4 +25,4 @@ pub use tables::{
 };
 pub use upsert::FETCHED;
 pub use version::{Uncertain, Version};
-pub use write::{CreditGrant, SyncedRows};
+pub use write::SyncedRows;

@@ -13,18 +13,8 @@ use super::tables::{
     CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow, ProductRow,
     SubscriptionItemRow, SubscriptionRow,
 };
-use crate::domain::unix_now;
-use crate::store::sets::{Column, InsertRows, ListQuery, Values, repeated};
+use crate::store::sets::ListQuery;
 use crate::store::{EventRecord, StoreError, Tx, with_tx};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CreditGrant {
-    pub source_type: &'static str,
-    pub source_id: String,
-    pub org_id: Option<String>,
-    pub customer_id: Option<String>,
-    pub amount: i64,
-}
 
 /// A batch's synced rows, a table each, written by `Tx::record_and_upsert_synced`.
 #[derive(Debug, Default)]
@@ -205,56 +195,6 @@ impl Tx {
                 version: Version::default(),
             })
             .collect())
-    }
-
-    /// Records each grant once per source (the first of a batch wins); a
-    /// repeat changes nothing.
-    pub async fn grant_credits(&mut self, grants: Vec<CreditGrant>) -> Result<u64, StoreError> {
-        static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
-            InsertRows::new(
-                "credit_ledger",
-                &[
-                    "source_type",
-                    "source_id",
-                    "org_id",
-                    "customer_id",
-                    "amount",
-                    "created_at",
-                ],
-                "ON CONFLICT (source_type, source_id) DO NOTHING RETURNING source_id",
-            )
-        });
-        let mut seen = HashSet::new();
-        let grants: Vec<CreditGrant> = grants
-            .into_iter()
-            .filter(|g| seen.insert((g.source_type, g.source_id.clone())))
-            .collect();
-        let n = grants.len();
-        let columns = vec![
-            Values::Text(
-                grants
-                    .iter()
-                    .map(|g| Some(g.source_type.to_owned()))
-                    .collect(),
-            ),
-            Column::column(grants.iter().map(|g| &g.source_id)),
-            Column::column(grants.iter().map(|g| &g.org_id)),
-            Column::column(grants.iter().map(|g| &g.customer_id)),
-            Column::column(grants.iter().map(|g| &g.amount)),
-            repeated(unix_now(), n),
-        ];
-        let granted: HashSet<String> = self.insert_rows(&SQL, columns).await?.into_iter().collect();
-        let mut changed = 0;
-        for grant in grants.iter().filter(|g| granted.contains(&g.source_id)) {
-            changed += 1;
-            if let Some(org) = &grant.org_id {
-                self.changed.org(org);
-            }
-            if let Some(customer) = &grant.customer_id {
-                self.changed.customer(customer);
-            }
-        }
-        Ok(changed)
     }
 
     /// Credits one unit of each of `prices` grants (`None`: it grants

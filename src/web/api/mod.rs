@@ -1,6 +1,7 @@
 //! JSON handlers, one resource a file. Errors are `ApiError`, so every
 //! failure has the contract's body.
 
+pub mod credits;
 pub mod entitlements;
 pub mod health;
 pub mod invoices;

@@ -8,10 +8,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::billing::replay::{Selection, replay};
-use crate::billing::{access, reconcile, revenue};
+use crate::billing::{access, credits, reconcile, revenue};
 use crate::domain::{OrgId, unix_now};
 use crate::state::AppState;
-use crate::store::{AdminFilter, StoreError};
+use crate::store::{AdminFilter, AuditEntry, StoreError};
 use crate::views::admin::{AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, EventLine};
 use crate::views::format::SUBSCRIPTION_STATUSES;
 use crate::views::overview::{Overview, OverviewFacts};
@@ -159,7 +159,10 @@ pub async fn organization(
             Ok(store.invoices_page(c, None, 50).await?.unwrap_or_default())
         }),
         of_customer(c, |c| store.payment_methods_of(c)),
-        store.credit_ledger(org.id.as_str(), c),
+        async {
+            let entries = store.credit_entries(org.id.as_str(), None, 100).await?;
+            Ok(entries.unwrap_or_default())
+        },
         of_customer(c, |c| store.events_of_customer(c, 25)),
     )
     .map_err(PageError::internal)?;
@@ -209,6 +212,49 @@ pub async fn resync(
     Ok(redirect_with_notice(
         &format!("/admin/orgs/{org_id}"),
         &report.to_string(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct Adjustment {
+    amount: String,
+    reason: String,
+}
+
+/// An operator adds or removes credits, with a reason; the ledger keeps who.
+pub async fn adjust_credits(
+    posted: Posted<Operator, Adjustment>,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let Operator(identity) = posted.by;
+    let org_id = OrgId::parse(&id).map_err(|_| PageError::NotFound)?;
+    state
+        .store
+        .find_organization(&org_id)
+        .await
+        .map_err(PageError::internal)?
+        .ok_or(PageError::NotFound)?;
+    let amount: i64 = posted.form.amount.trim().parse().map_err(|_| {
+        PageError::BadRequest("The amount must be a whole number of credits.".to_owned())
+    })?;
+    let actor = identity.user_id.to_string();
+    let balance = credits::adjust(&state.store, &org_id, amount, &posted.form.reason, &actor)
+        .await
+        .map_err(PageError::internal)?
+        .map_err(PageError::BadRequest)?;
+    state
+        .audit
+        .record(AuditEntry {
+            org_id: org_id.to_string(),
+            user_id: actor,
+            action: "credit_adjustment",
+            stripe_session_id: None,
+        })
+        .await;
+    Ok(redirect_with_notice(
+        &format!("/admin/orgs/{org_id}"),
+        &format!("Credits adjusted by {amount}: the balance is {balance}."),
     ))
 }
 

@@ -13,13 +13,15 @@ use crate::billing::checkout::{self, Refreshed};
 use crate::domain::CheckoutSessionId;
 use crate::state::AppState;
 use crate::store::{Organization, Plans};
-use crate::views::{Catalog, Notice, OrganizationContext, OrganizationPage};
+use crate::views::{Catalog, Notice, OrganizationContext, OrganizationPage, Wallet};
 use crate::web::PORTAL_PATH;
 use crate::web::errors::{PageError, html_page};
 use crate::web::guards::{PageMember, can_manage, csrf_token};
 
 /// How many invoices the billing history shows.
 const HISTORY_LENGTH: i64 = 24;
+/// How many of the credits ledger's entries the Plans tab shows.
+const CREDIT_LINES: i64 = 5;
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -104,7 +106,16 @@ pub async fn show(
         prices: &prices,
         features: &features,
     };
-    let html = OrganizationPage::new(context, &plans, catalog)
+    let entries = store
+        .credit_entries(org.id.as_str(), None, CREDIT_LINES)
+        .await
+        .map_err(PageError::internal)?
+        .unwrap_or_default();
+    let wallet = Wallet {
+        entries: &entries,
+        low_balance: state.pages.credits_low_balance,
+    };
+    let html = OrganizationPage::new(context, &plans, catalog, wallet)
         .render()
         .map_err(PageError::internal)?;
     Ok(html_page(html))

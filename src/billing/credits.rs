@@ -1,0 +1,369 @@
+//! Spending credits. A debit never takes a balance below zero, the same
+//! idempotency key answers the same result once and for all (also while
+//! its first request is in flight, also on another instance), and debits
+//! that arrive together are written in one transaction, as webhook events
+//! are: a commit costs a disk flush, not a debit.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::{OrgId, unix_now};
+use crate::store::{DebitRecord, DebitStart, Store, StoreError, Tx};
+
+/// The largest debit: far beyond any real one, far below overflow.
+pub const MAX_DEBIT: i64 = 1_000_000_000_000;
+const MAX_REASON_CHARS: usize = 200;
+const MAX_KEY_CHARS: usize = 255;
+const MAX_METADATA_BYTES: usize = 4096;
+/// Debits written in one transaction at most.
+const MAX_BATCH: usize = 256;
+/// Debits waiting for the writer at most; callers wait for room.
+const QUEUE: usize = 4096;
+
+/// A debit request, parsed and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Debit {
+    pub org: OrgId,
+    pub key: String,
+    pub amount: i64,
+    pub reason: String,
+    pub metadata: Map<String, Value>,
+}
+
+/// A debit request's body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DebitRequest {
+    /// Credits to take, 1 to 10^12.
+    amount: i64,
+    /// Why, in 1 to 200 characters.
+    reason: String,
+    /// Anything of the caller's, kept with the debit (at most 4 KiB of JSON).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Map<String, Value>>,
+}
+
+impl Debit {
+    /// The request of `org` under the `Idempotency-Key` `key`, from its JSON
+    /// body; or why it is refused, as a sentence.
+    pub fn parse(org: OrgId, key: Option<&str>, body: &[u8]) -> Result<Self, String> {
+        let key = key.ok_or("The Idempotency-Key header is required.")?;
+        if key.is_empty()
+            || key.chars().count() > MAX_KEY_CHARS
+            || !key.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(format!(
+                "The Idempotency-Key must be 1 to {MAX_KEY_CHARS} visible ASCII characters."
+            ));
+        }
+        let body: DebitRequest =
+            serde_json::from_slice(body).map_err(|e| format!("The body is not a debit: {e}."))?;
+        if !(1..=MAX_DEBIT).contains(&body.amount) {
+            return Err(format!("amount must be between 1 and {MAX_DEBIT}."));
+        }
+        let reason = body.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(format!(
+                "reason must be 1 to {MAX_REASON_CHARS} characters."
+            ));
+        }
+        let metadata = body.metadata.unwrap_or_default();
+        if Value::Object(metadata.clone()).to_string().len() > MAX_METADATA_BYTES {
+            return Err(format!(
+                "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON."
+            ));
+        }
+        Ok(Self {
+            org,
+            key: key.to_owned(),
+            amount: body.amount,
+            reason: reason.to_owned(),
+            metadata,
+        })
+    }
+
+    /// What the key is bound to: the request's content, keys in order
+    /// (`serde_json`'s maps are sorted), hashed.
+    fn fingerprint(&self) -> String {
+        let content = serde_json::json!({
+            "amount": self.amount,
+            "reason": self.reason,
+            "metadata": self.metadata,
+        });
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, content.to_string().as_bytes());
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// What a debit request was answered, kept under its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DebitResult {
+    Debited {
+        balance: i64,
+        debit: DebitLine,
+    },
+    /// The balance did not cover the amount: nothing was taken.
+    Insufficient {
+        balance: i64,
+        amount: i64,
+    },
+}
+
+impl DebitResult {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Debited { .. } => 200,
+            Self::Insufficient { .. } => 402,
+        }
+    }
+}
+
+/// A debit as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DebitLine {
+    /// `debit:<id>` in the ledger's history.
+    pub id: String,
+    pub amount: i64,
+    pub reason: String,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DebitAnswer {
+    /// Decided now, or before under the same key.
+    Result(DebitResult),
+    /// The key was first sent with a different request.
+    KeyReused,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DebitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the debit writer has stopped")]
+    Closed,
+}
+
+struct Job {
+    debit: Debit,
+    reply: oneshot::Sender<Result<DebitAnswer, DebitError>>,
+}
+
+/// The debits' queue, and the task that writes them.
+#[derive(Clone)]
+pub struct Debits {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Debits {
+    /// Starts the writer; it ends when the last `Debits` is dropped.
+    pub fn start(store: Store) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(store, receiver));
+        Self { queue }
+    }
+
+    /// Decides `debit` and answers once it is committed.
+    pub async fn submit(&self, debit: Debit) -> Result<DebitAnswer, DebitError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { debit, reply })
+            .await
+            .map_err(|_| DebitError::Closed)?;
+        answer.await.map_err(|_| DebitError::Closed)?
+    }
+}
+
+async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Job>) {
+    while let Some(first) = receiver.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        // Balances are locked in one order by every batch, so two
+        // instances' batches do not wait for each other in a circle; an
+        // organization's debits keep their order of arrival.
+        jobs.sort_by(|a, b| a.debit.org.as_str().cmp(b.debit.org.as_str()));
+        let debits: Vec<&Debit> = jobs.iter().map(|j| &j.debit).collect();
+        let answers = match in_one_transaction(&store, &debits).await {
+            Ok(answers) => answers.into_iter().map(Ok).collect(),
+            Err(err) if jobs.len() > 1 => {
+                log::warn!(
+                    "a batch of {} debit(s) failed ({err}); redoing them one by one",
+                    jobs.len()
+                );
+                let mut answers = Vec::with_capacity(jobs.len());
+                for debit in &debits {
+                    let one = in_one_transaction(&store, &[debit]).await;
+                    answers.push(one.map(|mut a| a.remove(0)).map_err(DebitError::from));
+                }
+                answers
+            }
+            Err(err) => vec![Err(DebitError::from(err))],
+        };
+        for (job, answer) in jobs.into_iter().zip(answers) {
+            let _ = job.reply.send(answer);
+        }
+    }
+}
+
+async fn in_one_transaction(
+    store: &Store,
+    debits: &[&Debit],
+) -> Result<Vec<DebitAnswer>, StoreError> {
+    let mut tx = store.begin().await?;
+    let mut answers = Vec::with_capacity(debits.len());
+    for debit in debits {
+        answers.push(decide(&mut tx, debit).await?);
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// Answers `debit`: again as before under its key, or now.
+async fn decide(tx: &mut Tx, debit: &Debit) -> Result<DebitAnswer, StoreError> {
+    let org = debit.org.as_str();
+    match tx
+        .start_debit(org, &debit.key, &debit.fingerprint())
+        .await?
+    {
+        DebitStart::KeyReused => Ok(DebitAnswer::KeyReused),
+        DebitStart::Answered(stored) => serde_json::from_str(&stored)
+            .map(DebitAnswer::Result)
+            .map_err(|e| StoreError::Corrupt(format!("debit answer under a key: {e}"))),
+        DebitStart::New => {
+            let result = take(tx, debit).await?;
+            let stored = serde_json::to_string(&result)
+                .map_err(|e| StoreError::Corrupt(format!("debit answer: {e}")))?;
+            tx.answer_debit(org, &debit.key, result.status(), &stored)
+                .await?;
+            Ok(DebitAnswer::Result(result))
+        }
+    }
+}
+
+async fn take(tx: &mut Tx, debit: &Debit) -> Result<DebitResult, StoreError> {
+    let org = debit.org.as_str();
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let metadata = Value::Object(debit.metadata.clone());
+    let record = DebitRecord {
+        org_id: org,
+        id: &id,
+        amount: debit.amount,
+        reason: &debit.reason,
+        metadata: &metadata.to_string(),
+        created_at: unix_now(),
+    };
+    Ok(match tx.debit_credits(&record).await? {
+        Some(balance) => DebitResult::Debited {
+            balance,
+            debit: DebitLine {
+                id: format!("debit:{id}"),
+                amount: debit.amount,
+                reason: debit.reason.clone(),
+                metadata,
+                created_at: record.created_at,
+            },
+        },
+        None => DebitResult::Insufficient {
+            balance: tx.credit_balance(org).await?,
+            amount: debit.amount,
+        },
+    })
+}
+
+/// An operator's adjustment: `amount` credits (either sign, not zero) for
+/// `reason`, by `actor`; the balance after, or why it was refused.
+pub async fn adjust(
+    store: &Store,
+    org: &OrgId,
+    amount: i64,
+    reason: &str,
+    actor: &str,
+) -> Result<Result<i64, String>, StoreError> {
+    let reason = reason.trim();
+    if amount == 0 || amount.abs() > MAX_DEBIT {
+        return Ok(Err(format!(
+            "The amount must be a whole number of credits, not zero, at most {MAX_DEBIT} either way."
+        )));
+    }
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Ok(Err(format!(
+            "Give a reason of 1 to {MAX_REASON_CHARS} characters."
+        )));
+    }
+    let mut tx = store.begin().await?;
+    let Some(balance) = tx
+        .adjust_credits(org.as_str(), amount, reason, actor)
+        .await?
+    else {
+        let balance = tx.credit_balance(org.as_str()).await?;
+        return Ok(Err(format!(
+            "That would take the balance ({balance}) below zero."
+        )));
+    };
+    tx.commit().await?;
+    Ok(Ok(balance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(key: Option<&str>, body: &str) -> Result<Debit, String> {
+        Debit::parse(OrgId::parse("org_1").unwrap(), key, body.as_bytes())
+    }
+
+    #[test]
+    fn a_debit_needs_a_key_a_positive_bounded_amount_and_a_reason() {
+        let ok = r#"{"amount": 5, "reason": "export"}"#;
+        assert!(parse(Some("k1"), ok).is_ok());
+        assert!(parse(None, ok).unwrap_err().contains("Idempotency-Key"));
+        assert!(parse(Some(""), ok).is_err());
+        assert!(parse(Some("k é"), ok).is_err());
+        for amount in ["0", "-1", "1000000000001", "1.5", "\"5\""] {
+            let body = format!(r#"{{"amount": {amount}, "reason": "x"}}"#);
+            assert!(parse(Some("k"), &body).is_err(), "{amount}");
+        }
+        assert!(parse(Some("k"), r#"{"amount": 5, "reason": "  "}"#).is_err());
+        assert!(parse(Some("k"), r#"{"amount": 5, "reason": "x", "extra": 1}"#).is_err());
+        assert!(
+            parse(
+                Some("k"),
+                r#"{"amount": 5, "reason": "x", "metadata": [1]}"#
+            )
+            .is_err()
+        );
+        let big = format!(
+            r#"{{"amount": 5, "reason": "x", "metadata": {{"a": "{}"}}}}"#,
+            "x".repeat(5000)
+        );
+        assert!(parse(Some("k"), &big).is_err());
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_content_whatever_the_order_of_keys() {
+        let a = parse(
+            Some("k"),
+            r#"{"amount": 5, "reason": "x", "metadata": {"a": 1, "b": 2}}"#,
+        )
+        .unwrap();
+        let b = parse(
+            Some("k"),
+            r#"{"metadata": {"b": 2, "a": 1}, "reason": "x", "amount": 5}"#,
+        )
+        .unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let c = parse(Some("k"), r#"{"amount": 6, "reason": "x"}"#).unwrap();
+        assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+}

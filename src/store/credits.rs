@@ -1,0 +1,482 @@
+//! The credits wallet: the ledger (one row a movement, keyed by what caused
+//! it, so it happens once), each organization's balance kept beside it in the
+//! same transaction, and debit requests by idempotency key.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
+
+use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
+use super::{Store, StoreError, Tx, with_pool, with_tx};
+use crate::domain::unix_now;
+
+/// Credits a purchase grants, once per source (`checkout_session`,
+/// `invoice`). A grant whose customer is not linked yet (`org_id` unknown)
+/// is kept, and counts for the organization its customer is linked to later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditGrant {
+    pub source_type: &'static str,
+    pub source_id: String,
+    pub org_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub amount: i64,
+}
+
+/// One row of an organization's ledger.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct CreditEntry {
+    /// What caused it: `checkout_session`, `invoice`, `debit`, `adjustment`.
+    pub kind: String,
+    /// The cause's id (a checkout session, an invoice, a debit's id).
+    pub source_id: String,
+    pub amount: i64,
+    pub reason: Option<String>,
+    /// A debit's metadata, a JSON object.
+    pub metadata: Option<String>,
+    /// Who made an adjustment.
+    pub actor: Option<String>,
+    pub created_at: i64,
+}
+
+impl CreditEntry {
+    /// The entry's id in the API: `<kind>:<source id>`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.kind, self.source_id)
+    }
+}
+
+/// What a debit request finds under its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DebitStart {
+    /// The key is new: the debit is to be decided in this transaction.
+    New,
+    /// The key answered before; the stored answer, to be sent again.
+    Answered(String),
+    /// The key was first sent with another request.
+    KeyReused,
+}
+
+/// A debit written to the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DebitRecord<'a> {
+    pub org_id: &'a str,
+    pub id: &'a str,
+    pub amount: i64,
+    pub reason: &'a str,
+    pub metadata: &'a str,
+    pub created_at: i64,
+}
+
+/// Adds to an organization's balance, creating it.
+const ADD_TO_BALANCE: &str = "INSERT INTO credit_balances (org_id, balance, updated_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (org_id) DO UPDATE \
+     SET balance = credit_balances.balance + excluded.balance, updated_at = excluded.updated_at";
+
+const INSERT_ENTRY: &str = "INSERT INTO credit_ledger \
+     (source_type, source_id, org_id, customer_id, amount, created_at, reason, actor, metadata) \
+     VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8)";
+
+impl Store {
+    /// An organization's balance: 0 before its first grant.
+    pub async fn credit_balance(&self, org_id: &str) -> Result<i64, StoreError> {
+        let balance: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT balance FROM credit_balances WHERE org_id = $1")
+                .bind(org_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(balance.unwrap_or(0))
+    }
+
+    /// Up to `limit` of an organization's ledger entries, newest first,
+    /// after the entry `starting_after` (`<kind>:<source id>`); `None` when
+    /// that is not one of its entries.
+    pub async fn credit_entries(
+        &self,
+        org_id: &str,
+        starting_after: Option<&str>,
+        limit: i64,
+    ) -> Result<Option<Vec<CreditEntry>>, StoreError> {
+        let cursor = match starting_after {
+            None => (i64::MAX, String::new(), String::new()),
+            Some(id) => {
+                let Some((kind, source)) = id.split_once(':') else {
+                    return Ok(None);
+                };
+                match self.credit_entry_created(org_id, kind, source).await? {
+                    Some(created) => (created, kind.to_owned(), source.to_owned()),
+                    None => return Ok(None),
+                }
+            }
+        };
+        // No entry is as new as `i64::MAX`: the first page's cursor.
+        let (created, kind, source) = cursor;
+        Ok(Some(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT source_type AS kind, source_id, amount, reason, metadata, actor, \
+                 created_at FROM credit_ledger WHERE org_id = $1 \
+                 AND (created_at, source_type, source_id) < ($2, $3, $4) \
+                 ORDER BY created_at DESC, source_type DESC, source_id DESC LIMIT $5",
+            )
+            .bind(org_id)
+            .bind(created)
+            .bind(&kind)
+            .bind(&source)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        })))
+    }
+
+    async fn credit_entry_created(
+        &self,
+        org_id: &str,
+        kind: &str,
+        source: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT created_at FROM credit_ledger \
+                 WHERE org_id = $1 AND source_type = $2 AND source_id = $3",
+            )
+            .bind(org_id)
+            .bind(kind)
+            .bind(source)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Every organization's balance and the sum of its ledger, where they
+    /// differ (none should): for checks and tests.
+    pub async fn credit_mismatches(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT b.org_id, b.balance, CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) AS total \
+                 FROM credit_balances b LEFT JOIN credit_ledger l ON l.org_id = b.org_id \
+                 GROUP BY b.org_id, b.balance HAVING b.balance <> COALESCE(SUM(l.amount), 0)",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}
+
+impl Tx {
+    /// Records each grant once per source (the first of a batch wins; a
+    /// repeat changes nothing), for the organization named or the one its
+    /// customer is linked to, and adds it to that balance. Returns the
+    /// grants recorded.
+    pub async fn grant_credits(&mut self, grants: Vec<CreditGrant>) -> Result<u64, StoreError> {
+        static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::new(
+                "credit_ledger",
+                &[
+                    "source_type",
+                    "source_id",
+                    "org_id",
+                    "customer_id",
+                    "amount",
+                    "created_at",
+                ],
+                "ON CONFLICT (source_type, source_id) DO NOTHING \
+                 RETURNING source_type || ':' || source_id",
+            )
+        });
+        let mut seen = HashSet::new();
+        let mut grants: Vec<CreditGrant> = grants
+            .into_iter()
+            .filter(|g| seen.insert((g.source_type, g.source_id.clone())))
+            .collect();
+        if grants.is_empty() {
+            return Ok(0);
+        }
+        let owners = self.organizations_of_customers(&grants).await?;
+        for grant in grants.iter_mut().filter(|g| g.org_id.is_none()) {
+            grant.org_id = grant
+                .customer_id
+                .as_ref()
+                .and_then(|c| owners.get(c))
+                .cloned();
+        }
+        let now = unix_now();
+        let columns = vec![
+            Values::Text(
+                grants
+                    .iter()
+                    .map(|g| Some(g.source_type.to_owned()))
+                    .collect(),
+            ),
+            Column::column(grants.iter().map(|g| &g.source_id)),
+            Column::column(grants.iter().map(|g| &g.org_id)),
+            Column::column(grants.iter().map(|g| &g.customer_id)),
+            Column::column(grants.iter().map(|g| &g.amount)),
+            repeated(now, grants.len()),
+        ];
+        let granted: HashSet<String> = self.insert_rows(&SQL, columns).await?.into_iter().collect();
+        let granted: Vec<&CreditGrant> = grants
+            .iter()
+            .filter(|g| granted.contains(&format!("{}:{}", g.source_type, g.source_id)))
+            .collect();
+        let mut added: BTreeMap<&str, i64> = BTreeMap::new();
+        for grant in &granted {
+            if let Some(org) = &grant.org_id {
+                *added.entry(org).or_default() += grant.amount;
+            }
+            if let Some(customer) = &grant.customer_id {
+                self.changed.customer(customer);
+            }
+        }
+        for (org, amount) in added {
+            self.add_to_balance(org, amount, now).await?;
+        }
+        Ok(granted.len() as u64)
+    }
+
+    /// The organization each grant's customer is linked to, where one is.
+    async fn organizations_of_customers(
+        &mut self,
+        grants: &[CreditGrant],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        static SQL: LazyLock<ListQuery> = LazyLock::new(|| {
+            ListQuery::new(
+                "SELECT stripe_customer_id, id FROM organizations \
+                 WHERE stripe_customer_id {in_ids}",
+            )
+        });
+        let customers: Vec<&str> = grants
+            .iter()
+            .filter(|g| g.org_id.is_none())
+            .filter_map(|g| g.customer_id.as_deref())
+            .collect();
+        if customers.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found: Vec<(String, String)> = self.fetch_listed(&SQL, &customers).await?;
+        Ok(found.into_iter().collect())
+    }
+
+    /// Gives the grants of `customers` made before they were linked to the
+    /// organization each is linked to now, and adds them to its balance.
+    pub async fn claim_linked_credits(&mut self, customers: &[&str]) -> Result<(), StoreError> {
+        static SQL: LazyLock<ListQuery> = LazyLock::new(|| {
+            ListQuery::new(
+                "UPDATE credit_ledger SET org_id = (SELECT o.id FROM organizations o \
+                   WHERE o.stripe_customer_id = credit_ledger.customer_id) \
+                 WHERE org_id IS NULL AND customer_id {in_ids} AND EXISTS (SELECT 1 \
+                   FROM organizations o WHERE o.stripe_customer_id = credit_ledger.customer_id) \
+                 RETURNING org_id, amount",
+            )
+        });
+        if customers.is_empty() {
+            return Ok(());
+        }
+        let claimed: Vec<(String, i64)> = self.fetch_listed(&SQL, customers).await?;
+        let mut added: BTreeMap<String, i64> = BTreeMap::new();
+        for (org, amount) in claimed {
+            *added.entry(org).or_default() += amount;
+        }
+        let now = unix_now();
+        for (org, amount) in added {
+            self.add_to_balance(&org, amount, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn add_to_balance(&mut self, org: &str, amount: i64, now: i64) -> Result<(), StoreError> {
+        with_tx!(self, |conn| {
+            sqlx::query(ADD_TO_BALANCE)
+                .bind(org)
+                .bind(amount)
+                .bind(now)
+                .execute(conn)
+                .await?;
+        });
+        self.changed.org(org);
+        Ok(())
+    }
+
+    /// Takes `amount` from the balance if it covers it; the balance after,
+    /// or `None` (nothing taken).
+    async fn take_from_balance(
+        &mut self,
+        org: &str,
+        amount: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let balance: Option<i64> = with_tx!(self, |conn| {
+            sqlx::query_scalar(
+                "UPDATE credit_balances SET balance = balance - $2, updated_at = $3 \
+                 WHERE org_id = $1 AND balance >= $2 RETURNING balance",
+            )
+            .bind(org)
+            .bind(amount)
+            .bind(now)
+            .fetch_optional(conn)
+            .await?
+        });
+        if balance.is_some() {
+            self.changed.org(org);
+        }
+        Ok(balance)
+    }
+
+    /// The balance as this transaction sees it.
+    pub async fn credit_balance(&mut self, org: &str) -> Result<i64, StoreError> {
+        let balance: Option<i64> = with_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT balance FROM credit_balances WHERE org_id = $1")
+                .bind(org)
+                .fetch_optional(conn)
+                .await?
+        });
+        Ok(balance.unwrap_or(0))
+    }
+
+    /// Claims `key` for a debit request of `hash`, or finds what it
+    /// answered. A request of the same key in flight elsewhere holds the key
+    /// until it commits; this waits for it, then finds its answer.
+    pub async fn start_debit(
+        &mut self,
+        org: &str,
+        key: &str,
+        hash: &str,
+    ) -> Result<DebitStart, StoreError> {
+        let claimed: Option<String> = with_tx!(self, |conn| {
+            sqlx::query_scalar(
+                "INSERT INTO credit_debit_requests \
+                 (org_id, idempotency_key, request_hash, status, response, created_at) \
+                 VALUES ($1, $2, $3, 0, '', $4) \
+                 ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING org_id",
+            )
+            .bind(org)
+            .bind(key)
+            .bind(hash)
+            .bind(unix_now())
+            .fetch_optional(conn)
+            .await?
+        });
+        if claimed.is_some() {
+            return Ok(DebitStart::New);
+        }
+        let (stored_hash, response): (String, String) = with_tx!(self, |conn| {
+            sqlx::query_as(
+                "SELECT request_hash, response FROM credit_debit_requests \
+                 WHERE org_id = $1 AND idempotency_key = $2",
+            )
+            .bind(org)
+            .bind(key)
+            .fetch_one(conn)
+            .await?
+        });
+        Ok(if stored_hash == hash {
+            DebitStart::Answered(response)
+        } else {
+            DebitStart::KeyReused
+        })
+    }
+
+    /// Takes the debit from the balance and records it in the ledger if the
+    /// balance covers it; the balance after, or `None` (nothing written).
+    pub async fn debit_credits(
+        &mut self,
+        debit: &DebitRecord<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(balance) = self
+            .take_from_balance(debit.org_id, debit.amount, debit.created_at)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.insert_entry(
+            "debit",
+            debit.id,
+            debit.org_id,
+            -debit.amount,
+            debit.created_at,
+            (Some(debit.reason), None, Some(debit.metadata)),
+        )
+        .await?;
+        Ok(Some(balance))
+    }
+
+    /// Stores the answer to a debit request, for its key's repeats.
+    pub async fn answer_debit(
+        &mut self,
+        org: &str,
+        key: &str,
+        status: u16,
+        response: &str,
+    ) -> Result<(), StoreError> {
+        with_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE credit_debit_requests SET status = $3, response = $4 \
+                 WHERE org_id = $1 AND idempotency_key = $2",
+            )
+            .bind(org)
+            .bind(key)
+            .bind(i32::from(status))
+            .bind(response)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// An operator's adjustment of `amount` (either sign) with its reason;
+    /// the balance after, or `None` when it would fall below zero (nothing
+    /// written).
+    pub async fn adjust_credits(
+        &mut self,
+        org: &str,
+        amount: i64,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let now = unix_now();
+        let balance = if amount < 0 {
+            match self.take_from_balance(org, -amount, now).await? {
+                Some(balance) => balance,
+                None => return Ok(None),
+            }
+        } else {
+            self.add_to_balance(org, amount, now).await?;
+            self.credit_balance(org).await?
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        self.insert_entry(
+            "adjustment",
+            &id,
+            org,
+            amount,
+            now,
+            (Some(reason), Some(actor), None),
+        )
+        .await?;
+        Ok(Some(balance))
+    }
+
+    /// One ledger row; `(reason, actor, metadata)`.
+    async fn insert_entry(
+        &mut self,
+        kind: &str,
+        source_id: &str,
+        org: &str,
+        amount: i64,
+        created_at: i64,
+        (reason, actor, metadata): (Option<&str>, Option<&str>, Option<&str>),
+    ) -> Result<(), StoreError> {
+        with_tx!(self, |conn| {
+            sqlx::query(INSERT_ENTRY)
+                .bind(kind)
+                .bind(source_id)
+                .bind(org)
+                .bind(amount)
+                .bind(created_at)
+                .bind(reason)
+                .bind(actor)
+                .bind(metadata)
+                .execute(conn)
+                .await?;
+        });
+        Ok(())
+    }
+}
