@@ -21,7 +21,7 @@ use crate::auth::Authenticator;
 use crate::billing::budget::StripeBudget;
 use crate::billing::credits::Debits;
 use crate::billing::versions::VersionWatch;
-use crate::billing::{Ingestor, catchup, refetch, retention, snapshot};
+use crate::billing::{Ingestor, catchup, refetch, retention, snapshot, usage};
 use crate::config::{DatabaseSettings, PagesSettings, Settings};
 use crate::state::AppState;
 use crate::store::{AuditLog, Store};
@@ -93,6 +93,12 @@ impl Application {
                 stop.clone(),
             )));
         }
+        tasks.push(tokio::spawn(usage::run(
+            store.clone(),
+            stripe.clone(),
+            settings.stripe.meter_events_per_second,
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(snapshot::run_daily(
             store.clone(),
             stop.clone(),
@@ -115,6 +121,7 @@ impl Application {
                 .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
             ingestor,
             debits: Debits::start(store.clone()),
+            meters: settings.stripe.meters.clone(),
             body_timeout: settings.server.client_body_timeout,
             versions: VersionWatch::new(&settings.stripe.api_version),
             stripe_budget: StripeBudget::default(),

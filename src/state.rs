@@ -27,6 +27,8 @@ pub struct AppState {
     pub ingestor: Ingestor,
     /// Debits of credits, written in batches.
     pub debits: Debits,
+    /// The meters usage may be reported to (`STRIPE_METERS`).
+    pub meters: Vec<String>,
     /// How long a request body may take to arrive (`CLIENT_BODY_TIMEOUT`).
     pub body_timeout: std::time::Duration,
     /// Webhook events at another API version than ours, told once each.

@@ -18,6 +18,7 @@ pub mod retention;
 pub mod revenue;
 pub mod rules;
 pub mod snapshot;
+pub mod usage;
 pub mod versions;
 pub mod webhook_setup;
 

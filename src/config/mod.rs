@@ -83,7 +83,14 @@ pub struct StripeSettings {
     /// How often the server catches up on events through the Events API
     /// (`STRIPE_CATCHUP_INTERVAL`); `None` when set to `0`.
     pub catchup_interval: Option<Duration>,
+    /// The event names of the meters usage may be reported to (`STRIPE_METERS`).
+    pub meters: Vec<String>,
+    /// Meter events sent a second at most (`STRIPE_METER_EVENTS_PER_SECOND`).
+    pub meter_events_per_second: u32,
 }
+
+/// Stripe's documented limit for `POST /v1/billing/meter_events` in live mode.
+const DEFAULT_METER_EVENTS_PER_SECOND: u32 = 1000;
 
 impl StripeSettings {
     /// The API version our parsing is written against; events may still arrive
@@ -128,6 +135,20 @@ impl StripeSettings {
                 env.duration_or("STRIPE_CATCHUP_INTERVAL", Duration::from_secs(300))?,
             )
             .filter(|interval| !interval.is_zero()),
+            meters: env.list("STRIPE_METERS"),
+            meter_events_per_second: match env.parse_or(
+                "STRIPE_METER_EVENTS_PER_SECOND",
+                DEFAULT_METER_EVENTS_PER_SECOND,
+                "a whole number",
+            )? {
+                0 => {
+                    return Err(ConfigError::new(
+                        "STRIPE_METER_EVENTS_PER_SECOND",
+                        "must be at least 1",
+                    ));
+                }
+                n => n,
+            },
         })
     }
 

@@ -23,6 +23,7 @@
 //! | `jobs.rs`              | one-instance-at-a-time locks for background jobs       |
 //! | `refetch.rs`           | objects to fetch again when versions cannot be ordered |
 //! | `overview.rs`          | revenue, statuses, risk, snapshots, the export         |
+//! | `usage.rs`             | the usage outbox: records until Stripe's meters have them |
 //! | `cache/`               | in-memory reads kept current by every commit           |
 
 mod admin;
@@ -45,6 +46,7 @@ mod refetch;
 mod sets;
 mod synced;
 mod tx;
+mod usage;
 
 pub use admin::{AdminFilter, AdminOrgRow};
 pub use audit::{AuditEntry, AuditLog};
@@ -71,6 +73,7 @@ pub use synced::{
 };
 pub use tx::Tx;
 pub(crate) use tx::with_tx;
+pub use usage::{DueUsage, FailedUsage, MeterUsage, NewUsage, Recorded};
 
 use pool::Pool;
 use tx::{StoreCaches, TxConn};

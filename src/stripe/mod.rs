@@ -5,6 +5,7 @@ mod checkout;
 mod client;
 mod customer_lookup;
 mod lists;
+mod meter_events;
 pub mod objects;
 mod portal;
 pub mod webhook;
@@ -15,6 +16,7 @@ pub use checkout::{
 };
 pub use client::{ApiErrorBody, RetryPolicy, StripeClient, StripeError};
 pub use customer_lookup::Customer;
+pub use meter_events::MeterEvent;
 pub use portal::{CreatePortalSession, FlowData, PortalSession};
 pub use webhook_endpoints::{CreateWebhookEndpoint, UpdateWebhookEndpoint, WebhookEndpoint};
 

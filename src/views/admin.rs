@@ -6,7 +6,9 @@ use super::format::{
     date, date_time, invoice_status, money, monthly_amount, subscription_status, whole,
 };
 use crate::billing::access::Access;
-use crate::store::{AdminOrgRow, BillingState, Card, CreditEntry, InvoiceView, StoredEvent};
+use crate::store::{
+    AdminOrgRow, BillingState, Card, CreditEntry, FailedUsage, InvoiceView, StoredEvent,
+};
 
 pub struct AdminOrgLine {
     pub id: String,
@@ -153,6 +155,16 @@ pub struct AdminOrgPage {
     pub cards: Vec<AdminCard>,
     pub ledger: Vec<AdminLedgerLine>,
     pub events: Vec<EventLine>,
+    pub failed_usage: Vec<FailedUsageLine>,
+}
+
+/// A usage record Stripe refused, and why.
+pub struct FailedUsageLine {
+    pub identifier: String,
+    pub meter: String,
+    pub value: String,
+    pub date: String,
+    pub reason: String,
 }
 
 pub struct AdminOrgData {
@@ -164,6 +176,8 @@ pub struct AdminOrgData {
     pub cards: Vec<Card>,
     pub ledger: Vec<CreditEntry>,
     pub events: Vec<StoredEvent>,
+    /// Usage Stripe refused for good.
+    pub failed_usage: Vec<FailedUsage>,
     pub access: Access,
 }
 
@@ -246,6 +260,17 @@ impl AdminOrgPage {
                 })
                 .collect(),
             events: data.events.iter().map(EventLine::new).collect(),
+            failed_usage: data
+                .failed_usage
+                .iter()
+                .map(|u| FailedUsageLine {
+                    identifier: u.identifier.clone(),
+                    meter: u.meter.clone(),
+                    value: whole(u.value),
+                    date: date_time(u.occurred_at),
+                    reason: u.last_error.clone().unwrap_or_default(),
+                })
+                .collect(),
         }
     }
 }

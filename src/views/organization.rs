@@ -4,7 +4,7 @@ use askama::Template;
 
 use super::format::{self, date, interval, invoice_status, money, subscription_status};
 use crate::store::{
-    CatalogPrice, CreditEntry, InvoiceView, Plans, ProductFeature, SubscriptionView,
+    CatalogPrice, CreditEntry, InvoiceView, MeterUsage, Plans, ProductFeature, SubscriptionView,
 };
 
 /// A message shown above the plans (after a checkout, or when Stripe was slow).
@@ -71,6 +71,8 @@ pub struct OrganizationPage {
     pub credit_lines: Vec<CreditLine>,
     /// The balance is at or below `CREDITS_LOW_BALANCE`.
     pub credits_low: bool,
+    pub usage: Vec<UsageLine>,
+    pub usage_period_end: String,
     pub invoices: Vec<InvoiceRow>,
     pub synced: Option<String>,
     pub offers: Vec<PlanOffer>,
@@ -106,11 +108,22 @@ pub struct Catalog<'a> {
     pub features: &'a [ProductFeature],
 }
 
-/// The credits card's history, and the balance it calls low.
+/// The credits card's history, the balance it calls low, and this
+/// period's usage of each meter.
 #[derive(Default)]
 pub struct Wallet<'a> {
     pub entries: &'a [CreditEntry],
     pub low_balance: Option<i64>,
+    pub usage: &'a [MeterUsage],
+    /// When the period of `usage` ends.
+    pub period_end: i64,
+}
+
+/// A meter's usage this period: reported to Stripe, and waiting to be.
+pub struct UsageLine {
+    pub meter: String,
+    pub sent: String,
+    pub pending: String,
 }
 
 impl OrganizationPage {
@@ -166,6 +179,16 @@ impl OrganizationPage {
             credits_low: wallet
                 .low_balance
                 .is_some_and(|low| billing.credit_balance <= low),
+            usage: wallet
+                .usage
+                .iter()
+                .map(|m| UsageLine {
+                    meter: m.meter.clone(),
+                    sent: format::whole(m.sent),
+                    pending: format::whole(m.pending),
+                })
+                .collect(),
+            usage_period_end: date(wallet.period_end),
             invoices: invoices.iter().map(invoice_row).collect(),
             synced: billing.synced_at.map(format::date_time),
             offers: catalog

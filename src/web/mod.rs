@@ -76,6 +76,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
             pages::admin::adjust_credits,
         ))
         .service(route(
+            "/admin/orgs/{id}/usage/retry",
+            Method::POST,
+            pages::admin::retry_usage,
+        ))
+        .service(route(
             "/admin/webhooks",
             Method::GET,
             pages::admin::webhooks,
@@ -112,6 +117,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
         api::credits::history,
     ))
     .service(route(
+        "/api/v1/operations/payment/usage",
+        Method::GET,
+        api::usage::this_period,
+    ))
+    .service(route(
         "/api/v1/webhooks/stripe",
         Method::POST,
         api::webhooks::stripe,
@@ -131,6 +141,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
         "/api/v1/internal/organizations/{org_id}/credits/debits",
         Method::POST,
         api::credits::debit,
+    ))
+    .service(route(
+        "/api/v1/internal/organizations/{org_id}/usage",
+        Method::POST,
+        api::usage::report,
     ));
     cfg.default_service(to(not_found));
 }

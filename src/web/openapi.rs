@@ -13,7 +13,7 @@ use super::api;
 #[openapi(
     info(
         title = "lance-billing",
-        description = "The billing side of lance: Stripe's Customer Portal, synced plan state, invoices, entitlements, the credits wallet, and Stripe's webhooks. Errors are `{\"error\": {\"code\", \"message\"}}`.",
+        description = "The billing side of lance: Stripe's Customer Portal, synced plan state, invoices, entitlements, the credits wallet, usage for Stripe's meters, and Stripe's webhooks. Errors are `{\"error\": {\"code\", \"message\"}}`.",
     ),
     paths(
         api::portal::customer_portal,
@@ -24,6 +24,8 @@ use super::api;
         api::credits::history,
         api::credits::balance,
         api::credits::debit,
+        api::usage::this_period,
+        api::usage::report,
         api::webhooks::stripe,
         api::health::healthz,
         api::health::readyz,
@@ -33,6 +35,7 @@ use super::api;
         (name = "billing", description = "The signed-in user's organization: portal, plan state, invoices"),
         (name = "entitlements", description = "What an organization may use"),
         (name = "credits", description = "The credits wallet: balance, history, debits"),
+        (name = "usage", description = "Usage reported to Stripe's meters"),
         (name = "webhooks", description = "For Stripe"),
         (name = "health", description = "Probes"),
     )

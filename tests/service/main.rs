@@ -28,5 +28,6 @@ mod reconcile;
 mod slow_clients;
 mod stop;
 mod stripe_fixtures;
+mod usage;
 mod webhook_setup;
 mod webhooks;

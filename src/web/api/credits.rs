@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::body::read_body;
 use crate::billing::credits::{Debit, DebitAnswer, DebitLine, DebitRequest, DebitResult};
 use crate::domain::OrgId;
 use crate::state::AppState;
@@ -158,11 +159,7 @@ pub async fn debit(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let org = known_organization(&state, &org).await?;
-    let body = tokio::time::timeout(state.body_timeout, body.to_bytes_limited(MAX_BODY_BYTES))
-        .await
-        .map_err(|_| ApiError::Validation("The request body did not arrive in time.".to_owned()))?
-        .map_err(|_| ApiError::Validation("The request body is larger than 16 KiB.".to_owned()))?
-        .map_err(|_| ApiError::Validation("The request body could not be read.".to_owned()))?;
+    let body = read_body(body, state.body_timeout, MAX_BODY_BYTES).await?;
     let key = req
         .headers()
         .get("Idempotency-Key")

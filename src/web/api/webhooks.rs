@@ -3,6 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::body::read_body;
 use crate::billing::ingest::ReceivedEvent;
 use crate::billing::rules::plan_for_key;
 use crate::billing::{IngestError, Ingested};
@@ -37,11 +38,7 @@ pub async fn stripe(
             "a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set"
         ))
     })?;
-    let body = tokio::time::timeout(state.body_timeout, payload.to_bytes_limited(MAX_BODY_BYTES))
-        .await
-        .map_err(|_| ApiError::Validation("The request body did not arrive in time.".to_owned()))?
-        .map_err(|_| ApiError::Validation("The request body is larger than 1 MiB.".to_owned()))?
-        .map_err(|_| ApiError::Validation("The request body could not be read.".to_owned()))?;
+    let body = read_body(payload, state.body_timeout, MAX_BODY_BYTES).await?;
     let signature = req
         .headers()
         .get("Stripe-Signature")

@@ -153,7 +153,7 @@ pub async fn organization(
         .ok_or(PageError::NotFound)?;
     let store = &state.store;
     let c = org.stripe_customer_id.as_ref().map(|c| c.as_str());
-    let (billing, invoices, cards, ledger, events) = tokio::try_join!(
+    let (billing, invoices, cards, ledger, events, failed_usage) = tokio::try_join!(
         store.billing_state(org.id.as_str(), c),
         of_customer(c, |c| async move {
             Ok(store.invoices_page(c, None, 50).await?.unwrap_or_default())
@@ -164,6 +164,7 @@ pub async fn organization(
             Ok(entries.unwrap_or_default())
         },
         of_customer(c, |c| store.events_of_customer(c, 25)),
+        store.failed_usage(Some(org.id.as_str()), 25),
     )
     .map_err(PageError::internal)?;
     let access = access::of(store, &org, state.access.grace_period)
@@ -178,6 +179,7 @@ pub async fn organization(
         cards,
         ledger,
         events,
+        failed_usage,
         access,
     };
     let view = AdminOrgPage::new(data, csrf_token(&session)?, query.done.clone());
@@ -255,6 +257,29 @@ pub async fn adjust_credits(
     Ok(redirect_with_notice(
         &format!("/admin/orgs/{org_id}"),
         &format!("Credits adjusted by {amount}: the balance is {balance}."),
+    ))
+}
+
+/// Sends the organization's usage Stripe refused again (after a fix).
+pub async fn retry_usage(
+    posted: Posted<Operator, NoFields>,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let Operator(identity) = posted.by;
+    let org_id = OrgId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let again = state
+        .store
+        .retry_failed_usage(org_id.as_str(), unix_now())
+        .await
+        .map_err(PageError::internal)?;
+    log::info!(
+        "{} sent {again} refused usage record(s) of {org_id} again",
+        identity.user_id
+    );
+    Ok(redirect_with_notice(
+        &format!("/admin/orgs/{org_id}"),
+        &format!("{again} usage record(s) will be sent again."),
     ))
 }
 

@@ -8,9 +8,9 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::billing::access;
 use crate::billing::checkout::{self, Refreshed};
-use crate::domain::CheckoutSessionId;
+use crate::billing::{access, usage};
+use crate::domain::{CheckoutSessionId, unix_now};
 use crate::state::AppState;
 use crate::store::{Organization, Plans};
 use crate::views::{Catalog, Notice, OrganizationContext, OrganizationPage, Wallet};
@@ -106,14 +106,18 @@ pub async fn show(
         prices: &prices,
         features: &features,
     };
-    let entries = store
-        .credit_entries(org.id.as_str(), None, CREDIT_LINES)
-        .await
-        .map_err(PageError::internal)?
-        .unwrap_or_default();
+    let (from, to) = usage::period(&plans.billing, unix_now());
+    let (entries, meters) = tokio::try_join!(
+        store.credit_entries(org.id.as_str(), None, CREDIT_LINES),
+        store.usage_in_period(org.id.as_str(), from, to),
+    )
+    .map_err(PageError::internal)?;
+    let entries = entries.unwrap_or_default();
     let wallet = Wallet {
         entries: &entries,
         low_balance: state.pages.credits_low_balance,
+        usage: &meters,
+        period_end: to,
     };
     let html = OrganizationPage::new(context, &plans, catalog, wallet)
         .render()

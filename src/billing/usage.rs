@@ -1,0 +1,319 @@
+//! Usage Stripe can bill: the product's services report usage of a meter,
+//! it is stored at once (an outbox), and a worker sends it to Stripe's meter
+//! events API in order of arrival, under an identifier Stripe deduplicates,
+//! never faster than `STRIPE_METER_EVENTS_PER_SECOND`, retrying what may
+//! succeed later and keeping what Stripe refuses for good for an operator.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::unix_now;
+use crate::store::{BillingState, DueUsage, NewUsage, Recorded, Store, StoreError};
+use crate::stripe::{StripeClient, StripeError};
+
+/// Stripe accepts events of the past 35 days, and up to 5 minutes ahead.
+const OLDEST_SECS: i64 = 35 * 24 * 3600;
+const AHEAD_SECS: i64 = 5 * 60;
+const MAX_VALUE: i64 = 1_000_000_000_000;
+const MAX_IDENTIFIER_CHARS: usize = 100;
+const TICK: Duration = Duration::from_secs(1);
+/// How long a claimed record is left to the instance that claimed it.
+const LEASE_SECS: i64 = 60;
+const MAX_BACKOFF_SECS: i64 = 600;
+/// Requests to Stripe in flight at once.
+const IN_FLIGHT: usize = 16;
+
+/// A usage report's body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsageRequest {
+    /// The meter's event name (one of `STRIPE_METERS`).
+    meter: String,
+    /// How much, a whole number from 1 to 10^12.
+    value: i64,
+    /// Unique per usage: a repeat is recorded once. Generated when absent.
+    identifier: Option<String>,
+    /// When it happened (unix seconds); now when absent.
+    timestamp: Option<i64>,
+}
+
+/// A usage report, parsed and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub meter: String,
+    pub value: i64,
+    pub identifier: String,
+    pub occurred_at: i64,
+}
+
+impl Usage {
+    /// The report in `body`, checked against the configured `meters` at
+    /// `now`; or why it is refused, as a sentence.
+    pub fn parse(body: &[u8], meters: &[String], now: i64) -> Result<Self, String> {
+        let body: UsageRequest = serde_json::from_slice(body)
+            .map_err(|e| format!("The body is not a usage record: {e}."))?;
+        if !meters.contains(&body.meter) {
+            return Err(format!(
+                "There is no meter {:?} (configured: {}).",
+                body.meter,
+                if meters.is_empty() {
+                    "none".to_owned()
+                } else {
+                    meters.join(", ")
+                }
+            ));
+        }
+        if !(1..=MAX_VALUE).contains(&body.value) {
+            return Err(format!("value must be between 1 and {MAX_VALUE}."));
+        }
+        let occurred_at = body.timestamp.unwrap_or(now);
+        if occurred_at < now - OLDEST_SECS || occurred_at > now + AHEAD_SECS {
+            return Err(
+                "timestamp must be within the past 35 days and at most 5 minutes ahead.".to_owned(),
+            );
+        }
+        let identifier = match body.identifier {
+            Some(id) if id.is_empty() || id.chars().count() > MAX_IDENTIFIER_CHARS => {
+                return Err(format!(
+                    "identifier must be 1 to {MAX_IDENTIFIER_CHARS} characters."
+                ));
+            }
+            Some(id) => id,
+            None => format!("lb_{}", uuid::Uuid::now_v7().simple()),
+        };
+        Ok(Self {
+            meter: body.meter,
+            value: body.value,
+            identifier,
+            occurred_at,
+        })
+    }
+}
+
+/// Stores `usage` of `org` (whose Stripe customer is `customer`) to be sent.
+pub async fn record(
+    store: &Store,
+    org: &str,
+    customer: &str,
+    usage: &Usage,
+) -> Result<Recorded, StoreError> {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    store
+        .record_usage(&NewUsage {
+            id: &id,
+            identifier: &usage.identifier,
+            org_id: org,
+            customer_id: customer,
+            meter: &usage.meter,
+            value: usage.value,
+            occurred_at: usage.occurred_at,
+            received_at: unix_now(),
+        })
+        .await
+}
+
+/// The billing period usage is shown for: the live subscription's current
+/// period that holds `now`, else the calendar month (UTC).
+pub fn period(billing: &BillingState, now: i64) -> (i64, i64) {
+    billing
+        .subscriptions
+        .iter()
+        .filter_map(|s| Some((s.current_period_start?, s.current_period_end?)))
+        .find(|(start, end)| *start <= now && now < *end)
+        .unwrap_or_else(|| calendar_month(now))
+}
+
+fn calendar_month(now: i64) -> (i64, i64) {
+    use time::{Date, OffsetDateTime};
+    let today = OffsetDateTime::from_unix_timestamp(now)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .date();
+    let first = today.replace_day(1).unwrap_or(today);
+    let next = first
+        .checked_add(time::Duration::days(32))
+        .and_then(|d| d.replace_day(1).ok())
+        .unwrap_or(Date::MAX);
+    let unix = |d: Date| d.midnight().assume_utc().unix_timestamp();
+    (unix(first), unix(next))
+}
+
+/// What one drain did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+/// Sends Stripe the records due by `now`: at most `per_second` of them,
+/// paced by `limiter`, so a drain a second never outruns it.
+pub async fn drain_due(
+    store: &Store,
+    stripe: &StripeClient,
+    limiter: &DefaultDirectRateLimiter,
+    per_second: u32,
+    now: i64,
+) -> Result<Drained, StoreError> {
+    let due = store
+        .claim_usage(now, i64::from(per_second), LEASE_SECS)
+        .await?;
+    let outcomes: Vec<(DueUsage, Result<(), StripeError>)> = futures_util::stream::iter(due)
+        .map(|usage| async move {
+            limiter.until_ready().await;
+            let sent = stripe
+                .create_meter_event(
+                    &usage.meter,
+                    &usage.identifier,
+                    &usage.customer_id,
+                    usage.value,
+                    usage.occurred_at,
+                )
+                .await
+                .map(|_| ());
+            (usage, sent)
+        })
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await;
+    let mut drained = Drained::default();
+    for (usage, sent) in outcomes {
+        match sent {
+            Ok(()) => {
+                store.usage_sent(&usage.id, unix_now()).await?;
+                drained.sent += 1;
+            }
+            Err(err) if is_permanent(&err) => {
+                log::warn!(
+                    "Stripe refused usage {} of meter {}: {err}",
+                    usage.identifier,
+                    usage.meter
+                );
+                store.usage_failed(&usage.id, &refusal(&err)).await?;
+                drained.failed += 1;
+            }
+            Err(err) => {
+                let at = now + backoff_secs(usage.attempts);
+                store.retry_usage(&usage.id, at, &err.to_string()).await?;
+                drained.retried += 1;
+            }
+        }
+    }
+    Ok(drained)
+}
+
+/// A refusal that sending again cannot change: Stripe's 4xx other than
+/// 409 (a concurrent request under the same key) and 429.
+fn is_permanent(err: &StripeError) -> bool {
+    err.status().is_some_and(|status| {
+        status.is_client_error()
+            && status != StatusCode::CONFLICT
+            && status != StatusCode::TOO_MANY_REQUESTS
+            && status != StatusCode::UNAUTHORIZED
+    })
+}
+
+/// Stripe's own sentence, for the operator.
+fn refusal(err: &StripeError) -> String {
+    match err {
+        StripeError::Api { body, .. } => body.message.clone().unwrap_or_else(|| err.to_string()),
+        other => other.to_string(),
+    }
+}
+
+fn backoff_secs(attempts: i32) -> i64 {
+    let exponent = u32::try_from(attempts.clamp(0, 10)).unwrap_or(10);
+    2i64.saturating_pow(exponent).min(MAX_BACKOFF_SECS)
+}
+
+/// A limiter of `per_second` requests, without bursts beyond it.
+pub fn limiter(per_second: u32) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(rate).allow_burst(NonZeroU32::MIN))
+}
+
+/// Drains the outbox every second until `stop`, on one instance at a time.
+pub async fn run(store: Store, stripe: StripeClient, per_second: u32, stop: CancellationToken) {
+    let limiter = limiter(per_second);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(TICK) => {}
+        }
+        let lock = match store.try_lock_job("usage-outbox").await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => continue,
+            Err(err) => {
+                log::warn!("the usage outbox could not take its lock: {err}");
+                continue;
+            }
+        };
+        let drained = tokio::select! {
+            () = stop.cancelled() => None,
+            drained = drain_due(&store, &stripe, &limiter, per_second, unix_now()) => Some(drained),
+        };
+        lock.release().await;
+        match drained {
+            None => return,
+            Some(Err(err)) => log::warn!("the usage outbox could not be drained: {err}"),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_names_a_configured_meter_a_positive_value_and_a_recent_time() {
+        let meters = vec!["api_calls".to_owned()];
+        let now = 1_800_000_000;
+        let parse = |body: &str| Usage::parse(body.as_bytes(), &meters, now);
+        let ok = parse(r#"{"meter": "api_calls", "value": 3}"#).unwrap();
+        assert_eq!(ok.occurred_at, now);
+        assert!(ok.identifier.starts_with("lb_"));
+        let given = parse(
+            r#"{"meter": "api_calls", "value": 3, "identifier": "u1", "timestamp": 1799999000}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (given.identifier.as_str(), given.occurred_at),
+            ("u1", 1_799_999_000)
+        );
+        for bad in [
+            r#"{"meter": "tokens", "value": 3}"#,
+            r#"{"meter": "api_calls", "value": 0}"#,
+            r#"{"meter": "api_calls", "value": -1}"#,
+            r#"{"meter": "api_calls", "value": 3, "timestamp": 1796000000}"#,
+            r#"{"meter": "api_calls", "value": 3, "timestamp": 1800000400}"#,
+            r#"{"meter": "api_calls", "value": 3, "identifier": ""}"#,
+            r#"{"meter": "api_calls", "value": 3, "extra": true}"#,
+            r#"[]"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn without_a_current_period_usage_is_the_calendar_month() {
+        // 2026-12-06 12:00 UTC.
+        let (from, to) = calendar_month(1_796_558_400);
+        assert_eq!((from, to), (1_796_083_200, 1_798_761_600));
+        let (from, to) = calendar_month(1_798_761_600);
+        assert_eq!(from, 1_798_761_600, "the first second of January");
+        assert!(to > from);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        assert_eq!(backoff_secs(1), 2);
+        assert_eq!(backoff_secs(3), 8);
+        assert_eq!(backoff_secs(40), MAX_BACKOFF_SECS);
+    }
+}

@@ -1,0 +1,244 @@
+//! Usage for Stripe's meters: stored at once, sent once under its
+//! identifier, retried while Stripe is busy, kept with Stripe's reason when
+//! refused for good, and never sent faster than the configured rate.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use lance_billing::domain::OrgId;
+
+use crate::helpers::*;
+
+const TOKEN: &str = "svc_0123456789abcdef0123456789abcdef";
+const METER_EVENTS: &str = "/v1/billing/meter_events";
+
+async fn usage_app(extra: &[(&str, &str)]) -> TestApp {
+    let mut builder = TestApp::builder()
+        .env("INTERNAL_API_TOKENS", TOKEN)
+        .env("STRIPE_METERS", "api_calls,old_meter")
+        .env("STRIPE_MAX_RETRIES", "0");
+    for (key, value) in extra {
+        builder = builder.env(key, value);
+    }
+    let app = builder.spawn().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    app
+}
+
+async fn stripe_accepts_meter_events(app: &TestApp) {
+    Mock::given(method("POST"))
+        .and(path(METER_EVENTS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "billing.meter_event", "identifier": "x", "event_name": "api_calls"
+        })))
+        .mount(&app.stripe)
+        .await;
+}
+
+async fn report(app: &TestApp, org: &str, body: &Value) -> (u16, Value) {
+    let response = app
+        .client
+        .post(format!(
+            "{}/api/v1/internal/organizations/{org}/usage",
+            app.address
+        ))
+        .bearer_auth(TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn usage_is_stored_at_once_and_sent_to_its_meter_once() {
+    let app = usage_app(&[]).await;
+    stripe_accepts_meter_events(&app).await;
+    let usage = json!({"meter": "api_calls", "value": 3, "identifier": "u1"});
+    let (status, body) = report(&app, "org_acme", &usage).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "pending");
+    assert_eq!(body["identifier"], "u1");
+    assert_eq!(
+        report(&app, "org_acme", &usage).await.1["status"],
+        "duplicate"
+    );
+    let other = json!({"meter": "api_calls", "value": 4, "identifier": "u1"});
+    let (status, body) = report(&app, "org_acme", &other).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "CONFLICT");
+
+    app.count_reaches(
+        "SELECT COUNT(*) FROM usage_records WHERE status = 'sent'",
+        1,
+    )
+    .await;
+    let sent = app.stripe_requests(METER_EVENTS).await;
+    assert_eq!(sent.len(), 1);
+    let fields = form_fields(&sent[0]);
+    for expected in [
+        ("event_name", "api_calls"),
+        ("identifier", "u1"),
+        ("payload[stripe_customer_id]", "cus_A"),
+        ("payload[value]", "3"),
+    ] {
+        assert!(
+            fields.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} in {fields:?}"
+        );
+    }
+    assert!(fields.iter().any(|(k, _)| k == "timestamp"));
+    assert_eq!(sent[0].headers["idempotency-key"], "u1");
+
+    let (status, period) = app
+        .get_json("/api/v1/operations/payment/usage", "org_acme")
+        .await;
+    assert_eq!(status, 200, "{period}");
+    assert_eq!(
+        period["meters"],
+        json!([{"meter": "api_calls", "sent": 3, "pending": 0, "failed": 0}])
+    );
+    assert!(period["period_start"].as_i64() < period["period_end"].as_i64());
+    let (_, _, page) = app.page("/organization", &claims_v2("org_acme")).await;
+    assert!(
+        page.contains("Usage this period") && page.contains("api_calls"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn bad_reports_are_refused_with_a_reason() {
+    let app = usage_app(&[]).await;
+    let no_customer = OrgId::parse("org_nocustomer").unwrap();
+    app.store
+        .ensure_organization(&no_customer, None)
+        .await
+        .unwrap();
+    let cases = [
+        ("org_acme", json!({"meter": "tokens", "value": 1}), 400),
+        ("org_acme", json!({"meter": "api_calls", "value": 0}), 400),
+        (
+            "org_acme",
+            json!({"meter": "api_calls", "value": 1, "timestamp": 1_000}),
+            400,
+        ),
+        ("org_acme", json!({"meter": "api_calls"}), 400),
+        ("org_nobody", json!({"meter": "api_calls", "value": 1}), 404),
+        (
+            "org_nocustomer",
+            json!({"meter": "api_calls", "value": 1}),
+            404,
+        ),
+    ];
+    for (org, body, status) in cases {
+        let (got, answer) = report(&app, org, &body).await;
+        assert_eq!(got, status, "{org} {body}: {answer}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM usage_records").await, 0);
+}
+
+#[tokio::test]
+async fn a_busy_stripe_is_asked_again_and_a_refusal_is_kept_with_its_reason() {
+    let app = usage_app(&[("ADMIN_USER_IDS", "user_2abc")]).await;
+    Mock::given(method("POST"))
+        .and(path(METER_EVENTS))
+        .and(body_string_contains("old_meter"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "type": "invalid_request_error",
+            "message": "No active meter was found matching event_name old_meter."
+        }})))
+        .mount(&app.stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(METER_EVENTS))
+        .respond_with(ResponseTemplate::new(429).set_body_json(json!({"error": {
+            "type": "rate_limit_error", "message": "Too many requests"
+        }})))
+        .up_to_n_times(1)
+        .mount(&app.stripe)
+        .await;
+    stripe_accepts_meter_events(&app).await;
+
+    let busy = json!({"meter": "api_calls", "value": 2, "identifier": "busy"});
+    assert_eq!(report(&app, "org_acme", &busy).await.0, 202);
+    let refused = json!({"meter": "old_meter", "value": 5, "identifier": "gone"});
+    assert_eq!(report(&app, "org_acme", &refused).await.0, 202);
+
+    app.count_reaches(
+        "SELECT COUNT(*) FROM usage_records WHERE status = 'failed' \
+         AND identifier = 'gone' AND last_error LIKE 'No active meter%'",
+        1,
+    )
+    .await;
+    app.count_reaches(
+        "SELECT COUNT(*) FROM usage_records WHERE status = 'sent' AND identifier = 'busy' \
+         AND attempts = 2",
+        1,
+    )
+    .await;
+    let (_, _, page) = app
+        .page("/admin/orgs/org_acme", &claims_v2("org_acme"))
+        .await;
+    assert!(page.contains("No active meter was found"), "{page}");
+    let (_, period) = app
+        .get_json("/api/v1/operations/payment/usage", "org_acme")
+        .await;
+    assert_eq!(period["meters"][1]["failed"], 5, "{period}");
+
+    // After a fix, an operator sends the refused records again.
+    let session = app
+        .form_session_at("/admin/orgs/org_acme", &claims_v2("org_acme"))
+        .await;
+    let again = app
+        .submit_form("/admin/orgs/org_acme/usage/retry", &session, &[])
+        .await;
+    assert_eq!(again.status().as_u16(), 303);
+    let asked_about_gone = |requests: Vec<wiremock::Request>| {
+        requests
+            .iter()
+            .filter(|r| form_fields(r).contains(&("identifier".into(), "gone".into())))
+            .count()
+    };
+    let started = Instant::now();
+    while asked_about_gone(app.stripe_requests(METER_EVENTS).await) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not sent again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Twelve records at five a second: the first goes at once, the others one
+/// every 200 ms at the soonest, so they take 2.2 s or more, never less.
+#[tokio::test]
+async fn the_outbox_never_sends_faster_than_its_rate() {
+    let app = usage_app(&[("STRIPE_METER_EVENTS_PER_SECOND", "5")]).await;
+    stripe_accepts_meter_events(&app).await;
+    for i in 0..12 {
+        let usage = json!({"meter": "api_calls", "value": 1, "identifier": format!("r{i}")});
+        assert_eq!(report(&app, "org_acme", &usage).await.0, 202);
+    }
+    let started = Instant::now();
+    let mut first_sent = None;
+    loop {
+        let sent = app
+            .count("SELECT COUNT(*) FROM usage_records WHERE status = 'sent'")
+            .await;
+        if sent >= 1 && first_sent.is_none() {
+            first_sent = Some(Instant::now());
+        }
+        if sent == 12 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{sent} sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = first_sent.unwrap().elapsed();
+    assert!(took >= Duration::from_millis(2_000), "12 sent in {took:?}");
+    assert_eq!(app.stripe_requests(METER_EVENTS).await.len(), 12);
+}
