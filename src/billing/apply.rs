@@ -9,8 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::credits;
 use super::rules::{Change, CreditLine};
-use crate::store::{CreditGrant, EventRecord, StoreError, SyncedRows, Tx};
+use crate::store::{CreditGrant, EventRecord, Reversal, StoreError, SyncedRows, Tx};
 
 /// What applying changes did.
 #[derive(Debug, Default)]
@@ -94,6 +95,7 @@ struct Written {
 struct InvoiceCredits {
     invoice: String,
     customer: String,
+    payment_intent: Option<String>,
     lines: Vec<CreditLine>,
 }
 
@@ -112,6 +114,7 @@ struct ByTable {
     unverified: Vec<FromEvent<(String, String, Option<String>)>>,
     grants: Vec<FromEvent<CreditGrant>>,
     invoice_credits: Vec<FromEvent<InvoiceCredits>>,
+    reversals: Vec<FromEvent<Reversal>>,
 }
 
 impl ByTable {
@@ -138,15 +141,18 @@ impl ByTable {
             Change::InvoiceCredits {
                 invoice,
                 customer,
+                payment_intent,
                 lines,
             } => self.invoice_credits.push((
                 from,
                 InvoiceCredits {
                     invoice,
                     customer,
+                    payment_intent,
                     lines,
                 },
             )),
+            Change::Reversal(reversal) => self.reversals.push((from, reversal)),
             Change::PaymentMethod(row) => synced.payment_methods.push(row),
             Change::Product(row) => synced.products.push(row),
             Change::Price(row) => synced.prices.push(row),
@@ -179,7 +185,11 @@ impl ByTable {
         let invoice_credits = recorded_now(self.invoice_credits, &recorded);
         let (invoice_grants, held) = invoice_grants(tx, invoice_credits).await?;
         grants.extend(invoice_grants);
+        let reversals = of_recorded(self.reversals, &recorded);
+        tx.record_reversals(&reversals).await?;
+        let (payments, invoices) = credits::reversal_keys(&grants, &reversals);
         changed += tx.grant_credits(grants).await?;
+        changed += credits::settle_reversals(tx, &payments, &invoices).await?;
         Ok(Written {
             recorded,
             changed,
@@ -251,6 +261,7 @@ async fn invoice_grants(
             org_id: orgs.get(&invoice.customer).cloned(),
             customer_id: Some(invoice.customer.clone()),
             amount,
+            payment_intent: invoice.payment_intent.clone(),
         })
         .collect();
     Ok((grants, held))

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
+use super::credit_reversals::PaidGrant;
 use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
 use super::{Store, StoreError, Tx, with_pool, with_tx};
 use crate::domain::unix_now;
@@ -19,12 +20,15 @@ pub struct CreditGrant {
     pub org_id: Option<String>,
     pub customer_id: Option<String>,
     pub amount: i64,
+    /// The payment that paid for it, which a refund or a dispute names.
+    pub payment_intent: Option<String>,
 }
 
 /// One row of an organization's ledger.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CreditEntry {
-    /// What caused it: `checkout_session`, `invoice`, `debit`, `adjustment`.
+    /// What caused it: `checkout_session`, `invoice`, `debit`, `adjustment`,
+    /// `clawback`.
     pub kind: String,
     /// The cause's id (a checkout session, an invoice, a debit's id).
     pub source_id: String,
@@ -42,28 +46,6 @@ impl CreditEntry {
     pub fn id(&self) -> String {
         format!("{}:{}", self.kind, self.source_id)
     }
-}
-
-/// What a debit request finds under its idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DebitStart {
-    /// The key is new: the debit is to be decided in this transaction.
-    New,
-    /// The key answered before; the stored answer, to be sent again.
-    Answered(String),
-    /// The key was first sent with another request.
-    KeyReused,
-}
-
-/// A debit written to the ledger.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DebitRecord<'a> {
-    pub org_id: &'a str,
-    pub id: &'a str,
-    pub amount: i64,
-    pub reason: &'a str,
-    pub metadata: &'a str,
-    pub created_at: i64,
 }
 
 /// Adds to an organization's balance, creating it.
@@ -177,6 +159,7 @@ impl Tx {
                     "customer_id",
                     "amount",
                     "created_at",
+                    "payment_intent",
                 ],
                 "ON CONFLICT (source_type, source_id) DO NOTHING \
                  RETURNING source_type || ':' || source_id",
@@ -211,6 +194,7 @@ impl Tx {
             Column::column(grants.iter().map(|g| &g.customer_id)),
             Column::column(grants.iter().map(|g| &g.amount)),
             repeated(now, grants.len()),
+            Column::column(grants.iter().map(|g| &g.payment_intent)),
         ];
         let granted: HashSet<String> = self.insert_rows(&SQL, columns).await?.into_iter().collect();
         let granted: Vec<&CreditGrant> = grants
@@ -282,7 +266,12 @@ impl Tx {
         Ok(())
     }
 
-    async fn add_to_balance(&mut self, org: &str, amount: i64, now: i64) -> Result<(), StoreError> {
+    pub(super) async fn add_to_balance(
+        &mut self,
+        org: &str,
+        amount: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
         with_tx!(self, |conn| {
             sqlx::query(ADD_TO_BALANCE)
                 .bind(org)
@@ -297,7 +286,7 @@ impl Tx {
 
     /// Takes `amount` from the balance if it covers it; the balance after,
     /// or `None` (nothing taken).
-    async fn take_from_balance(
+    pub(super) async fn take_from_balance(
         &mut self,
         org: &str,
         amount: i64,
@@ -329,96 +318,6 @@ impl Tx {
                 .await?
         });
         Ok(balance.unwrap_or(0))
-    }
-
-    /// Claims `key` for a debit request of `hash`, or finds what it
-    /// answered. A request of the same key in flight elsewhere holds the key
-    /// until it commits; this waits for it, then finds its answer.
-    pub async fn start_debit(
-        &mut self,
-        org: &str,
-        key: &str,
-        hash: &str,
-    ) -> Result<DebitStart, StoreError> {
-        let claimed: Option<String> = with_tx!(self, |conn| {
-            sqlx::query_scalar(
-                "INSERT INTO credit_debit_requests \
-                 (org_id, idempotency_key, request_hash, status, response, created_at) \
-                 VALUES ($1, $2, $3, 0, '', $4) \
-                 ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING org_id",
-            )
-            .bind(org)
-            .bind(key)
-            .bind(hash)
-            .bind(unix_now())
-            .fetch_optional(conn)
-            .await?
-        });
-        if claimed.is_some() {
-            return Ok(DebitStart::New);
-        }
-        let (stored_hash, response): (String, String) = with_tx!(self, |conn| {
-            sqlx::query_as(
-                "SELECT request_hash, response FROM credit_debit_requests \
-                 WHERE org_id = $1 AND idempotency_key = $2",
-            )
-            .bind(org)
-            .bind(key)
-            .fetch_one(conn)
-            .await?
-        });
-        Ok(if stored_hash == hash {
-            DebitStart::Answered(response)
-        } else {
-            DebitStart::KeyReused
-        })
-    }
-
-    /// Takes the debit from the balance and records it in the ledger if the
-    /// balance covers it; the balance after, or `None` (nothing written).
-    pub async fn debit_credits(
-        &mut self,
-        debit: &DebitRecord<'_>,
-    ) -> Result<Option<i64>, StoreError> {
-        let Some(balance) = self
-            .take_from_balance(debit.org_id, debit.amount, debit.created_at)
-            .await?
-        else {
-            return Ok(None);
-        };
-        self.insert_entry(
-            "debit",
-            debit.id,
-            debit.org_id,
-            -debit.amount,
-            debit.created_at,
-            (Some(debit.reason), None, Some(debit.metadata)),
-        )
-        .await?;
-        Ok(Some(balance))
-    }
-
-    /// Stores the answer to a debit request, for its key's repeats.
-    pub async fn answer_debit(
-        &mut self,
-        org: &str,
-        key: &str,
-        status: u16,
-        response: &str,
-    ) -> Result<(), StoreError> {
-        with_tx!(self, |conn| {
-            sqlx::query(
-                "UPDATE credit_debit_requests SET status = $3, response = $4 \
-                 WHERE org_id = $1 AND idempotency_key = $2",
-            )
-            .bind(org)
-            .bind(key)
-            .bind(i32::from(status))
-            .bind(response)
-            .execute(conn)
-            .await?;
-        });
-        Ok(())
     }
 
     /// An operator's adjustment of `amount` (either sign) with its reason;
@@ -454,8 +353,47 @@ impl Tx {
         Ok(Some(balance))
     }
 
+    /// Takes `amount` back from the purchase `grant` for `source_id` (a
+    /// refund, a dispute, a credit note), once; the balance may go below
+    /// zero. Whether it was taken now.
+    pub async fn record_clawback(
+        &mut self,
+        grant: &PaidGrant,
+        source_id: &str,
+        amount: i64,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let now = unix_now();
+        let taken: Option<String> = with_tx!(self, |conn| {
+            sqlx::query_scalar(
+                "INSERT INTO credit_ledger (source_type, source_id, org_id, customer_id, amount, \
+                 created_at, reason, grant_ref) VALUES ('clawback', $1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (source_type, source_id) DO NOTHING RETURNING source_id",
+            )
+            .bind(source_id)
+            .bind(&grant.org_id)
+            .bind(&grant.customer_id)
+            .bind(-amount)
+            .bind(now)
+            .bind(reason)
+            .bind(grant.reference())
+            .fetch_optional(conn)
+            .await?
+        });
+        if taken.is_none() {
+            return Ok(false);
+        }
+        if let Some(org) = &grant.org_id {
+            self.add_to_balance(org, -amount, now).await?;
+        }
+        if let Some(customer) = &grant.customer_id {
+            self.changed.customer(customer);
+        }
+        Ok(true)
+    }
+
     /// One ledger row; `(reason, actor, metadata)`.
-    async fn insert_entry(
+    pub(super) async fn insert_entry(
         &mut self,
         kind: &str,
         source_id: &str,

@@ -14,7 +14,9 @@
 //! | `events.rs`            | the log of Stripe events                               |
 //! | `plan_state.rs`        | an organization's plan state and invoices (API, pages) |
 //! | `catalog.rs`           | prices on offer                                        |
-//! | `credits.rs`           | the credits ledger, balances, debits by idempotency key |
+//! | `credits.rs`           | the credits ledger and balances, grants, adjustments   |
+//! | `credit_debits.rs`     | debits by idempotency key                              |
+//! | `credit_reversals.rs`  | refunds, lost disputes, credit notes to claw back      |
 //! | `checkout_sessions.rs` | sessions created here, and foreign ones flagged        |
 //! | `admin.rs`             | the operators' reads                                   |
 //! | `entitlements.rs`      | active features, product features, access facts        |
@@ -31,6 +33,8 @@ mod audit;
 mod cache;
 mod catalog;
 mod checkout_sessions;
+mod credit_debits;
+mod credit_reversals;
 mod credits;
 mod customer_links;
 mod entitlements;
@@ -52,7 +56,9 @@ pub use admin::{AdminFilter, AdminOrgRow};
 pub use audit::{AuditEntry, AuditLog};
 pub use catalog::CatalogPrice;
 pub use checkout_sessions::{CheckoutReturn, ForeignCheckout};
-pub use credits::{CreditEntry, CreditGrant, DebitRecord, DebitStart};
+pub use credit_debits::{DebitRecord, DebitStart};
+pub use credit_reversals::{PaidGrant, Reversal};
+pub use credits::{CreditEntry, CreditGrant};
 pub use customer_links::{LinkError, LinkOutcome};
 pub use entitlements::{ENTITLEMENTS_TTL_SECS, EntitlementFacts, ProductFeature, Standing};
 pub use error::StoreError;

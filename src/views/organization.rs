@@ -210,6 +210,7 @@ fn credit_line(entry: &CreditEntry) -> CreditLine {
             .reason
             .as_deref()
             .map_or_else(|| "Adjustment".to_owned(), |r| format!("Adjustment: {r}")),
+        "clawback" => "Purchase taken back".to_owned(),
         _ => entry.reason.clone().unwrap_or_else(|| "Used".to_owned()),
     };
     let sign = if entry.amount > 0 { "+" } else { "" };

@@ -331,3 +331,139 @@ async fn the_plans_tab_shows_the_balance_its_last_entries_and_a_low_balance() {
     );
     assert!(page.contains("Your credits are running low."), "{page}");
 }
+
+/// A charge of `amount` that paid `payment_intent`, `refunded` so far.
+fn refunded_charge(id: &str, payment_intent: &str, amount: i64, refunded: i64) -> Value {
+    let mut charge = object("charge");
+    charge["id"] = id.into();
+    charge["payment_intent"] = payment_intent.into();
+    charge["amount"] = amount.into();
+    charge["amount_refunded"] = refunded.into();
+    charge["refunded"] = (refunded == amount).into();
+    charge
+}
+
+async fn delivered(app: &TestApp, id: &str, kind: &str, created: i64, object: Value) {
+    let response = app.post_event(&event(id, kind, created, object)).await;
+    assert_eq!(response.status().as_u16(), 200, "{kind}");
+}
+
+/// 400 credits bought through a session paid by `pi_buy`.
+async fn bought_with_payment(app: &TestApp) {
+    let mut paid = checkout("cs_buy", "org_acme", "cus_A", "payment", "paid", Some(400));
+    paid["payment_intent"] = "pi_buy".into();
+    delivered(app, "evt_buy", "checkout.session.completed", 100, paid).await;
+}
+
+async fn balance_of(app: &TestApp, org: &str) -> i64 {
+    balance(app, org, Some(TOKEN)).await.1["balance"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn refunds_take_back_their_share_once_in_any_order() {
+    let app = wallet_app().await;
+    bought_with_payment(&app).await;
+    // A quarter refunded, then half in all; the quarter's event comes again late.
+    let quarter = refunded_charge("ch_buy", "pi_buy", 2000, 500);
+    let half = refunded_charge("ch_buy", "pi_buy", 2000, 1000);
+    delivered(&app, "evt_r1", "charge.refunded", 200, quarter.clone()).await;
+    assert_eq!(balance_of(&app, "org_acme").await, 300);
+    delivered(&app, "evt_r2", "charge.refunded", 300, half).await;
+    assert_eq!(balance_of(&app, "org_acme").await, 200);
+    delivered(&app, "evt_r1_late", "charge.refunded", 200, quarter).await;
+    assert_eq!(
+        balance_of(&app, "org_acme").await,
+        200,
+        "nothing given back"
+    );
+    // A refund of another payment takes nothing.
+    let other = refunded_charge("ch_other", "pi_other", 900, 900);
+    delivered(&app, "evt_r3", "charge.refunded", 301, other).await;
+    assert_eq!(balance_of(&app, "org_acme").await, 200);
+    assert_balances_are_their_ledgers(&app).await;
+}
+
+#[tokio::test]
+async fn a_lost_dispute_after_spending_leaves_a_negative_balance_that_refuses_debits() {
+    let app = wallet_app().await;
+    bought_with_payment(&app).await;
+    let spend = json!({"amount": 300, "reason": "used"});
+    assert_eq!(debit(&app, "org_acme", Some("spent"), &spend).await.0, 200);
+    let mut dispute = object("dispute");
+    dispute["id"] = "dp_buy".into();
+    dispute["payment_intent"] = "pi_buy".into();
+    dispute["status"] = "under_review".into();
+    delivered(
+        &app,
+        "evt_d1",
+        "charge.dispute.closed",
+        200,
+        dispute.clone(),
+    )
+    .await;
+    assert_eq!(
+        balance_of(&app, "org_acme").await,
+        100,
+        "not lost: nothing taken"
+    );
+    dispute["status"] = "lost".into();
+    delivered(&app, "evt_d2", "charge.dispute.closed", 201, dispute).await;
+    assert_eq!(balance_of(&app, "org_acme").await, -300);
+    let one = json!({"amount": 1, "reason": "x"});
+    let (status, body) = debit(&app, "org_acme", Some("after"), &one).await;
+    assert_eq!((status, body["balance"].as_i64()), (402, Some(-300)));
+    assert_balances_are_their_ledgers(&app).await;
+}
+
+#[tokio::test]
+async fn a_refund_that_arrives_before_its_purchase_is_settled_when_it_comes() {
+    let app = wallet_app().await;
+    let all = refunded_charge("ch_buy", "pi_buy", 2000, 2000);
+    delivered(&app, "evt_r_early", "charge.refunded", 300, all).await;
+    bought_with_payment(&app).await;
+    assert_eq!(balance_of(&app, "org_acme").await, 0);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM credit_ledger WHERE source_type = 'clawback'")
+            .await,
+        1
+    );
+    assert_balances_are_their_ledgers(&app).await;
+}
+
+#[tokio::test]
+async fn a_credit_note_takes_back_its_share_of_an_invoice_that_granted_credits() {
+    let app = wallet_app().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    let mut price = object("price");
+    price["id"] = "price_credits_100".into();
+    price["product"] = "prod_credits".into();
+    price["metadata"] = json!({"credits": "100"});
+    delivered(&app, "evt_price", "price.created", 50, price).await;
+    let mut paid = invoice("in_credits", "cus_A", "sub_1", "paid", 100);
+    paid["total"] = 4000.into();
+    paid["lines"]["data"][0]["quantity"] = 4.into();
+    paid["lines"]["data"][0]["pricing"] = json!({"type": "price_details", "price_details": {"price": "price_credits_100", "product": "prod_credits"}});
+    delivered(&app, "evt_paid", "invoice.paid", 100, paid).await;
+    assert_eq!(balance_of(&app, "org_acme").await, 400);
+    let mut note = object("credit_note");
+    note["id"] = "cn_1".into();
+    note["invoice"] = "in_credits".into();
+    note["total"] = 1000.into();
+    delivered(&app, "evt_cn", "credit_note.created", 200, note.clone()).await;
+    delivered(&app, "evt_cn_again", "credit_note.created", 200, note).await;
+    assert_eq!(balance_of(&app, "org_acme").await, 300);
+    let (_, page) = app
+        .get_json("/api/v1/operations/payment/credits", "org_acme")
+        .await;
+    let clawbacks: Vec<&Value> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "clawback")
+        .collect();
+    assert_eq!(clawbacks.len(), 1, "{page}");
+    assert_eq!(clawbacks[0]["amount"], -100);
+    assert_balances_are_their_ledgers(&app).await;
+}

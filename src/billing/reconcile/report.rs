@@ -41,9 +41,10 @@ impl Resource {
             | Change::UnverifiedCheckout { .. }
             | Change::UnlinkCustomer(_) => Self::Customers,
             Change::Subscription(_) => Self::Subscriptions,
-            Change::Invoice(_) | Change::InvoiceCredits { .. } | Change::GrantCredits(_) => {
-                Self::Invoices
-            }
+            Change::Invoice(_)
+            | Change::InvoiceCredits { .. }
+            | Change::GrantCredits(_)
+            | Change::Reversal(_) => Self::Invoices,
             Change::PaymentMethod(_) => Self::PaymentMethods,
             Change::Product(_) => Self::Products,
             Change::Price(_) => Self::Prices,

@@ -5,11 +5,11 @@ use super::{Change, CreditLine, PlanError};
 use crate::domain::OrgId;
 use crate::store::{
     CreditGrant, CustomerRow, EntitlementsRow, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
-    ProductRow, SubscriptionItemRow, SubscriptionRow, Version,
+    ProductRow, Reversal, SubscriptionItemRow, SubscriptionRow, Version,
 };
 use crate::stripe::objects::{
-    ActiveEntitlement, CheckoutSession, Feature, FullCustomer, Invoice, PaymentMethod, Price,
-    Product, Subscription,
+    ActiveEntitlement, Charge, CheckoutSession, CreditNote, Dispute, Feature, FullCustomer,
+    Invoice, PaymentMethod, Price, Product, Subscription,
 };
 
 /// A checkout links its customer to, and grants credits to, the organization
@@ -52,6 +52,7 @@ pub fn checkout_changes(session: &CheckoutSession) -> Result<Vec<Change>, PlanEr
             org_id: Some(org.to_string()),
             customer_id: session.customer.clone(),
             amount: credits,
+            payment_intent: session.payment_intent.clone(),
         }));
     }
     Ok(changes)
@@ -196,11 +197,49 @@ pub fn invoice_changes(
             changes.push(Change::InvoiceCredits {
                 invoice: id,
                 customer,
+                payment_intent: invoice.payment_intent.clone(),
                 lines,
             });
         }
     }
     Ok(changes)
+}
+
+/// A charge refunded (so far `amount_refunded` of it), a dispute lost, or
+/// a credit note: what it undoes of the purchase it paid for, if any.
+pub fn charge_reversal(charge: &Charge) -> Option<Reversal> {
+    (charge.amount_refunded > 0).then(|| Reversal {
+        id: charge.id.clone(),
+        kind: "refund".to_owned(),
+        payment_intent: charge.payment_intent.clone(),
+        invoice: charge.invoice.clone(),
+        part: charge.amount_refunded,
+        whole: charge.amount,
+    })
+}
+
+/// A dispute undoes its whole payment, once it is lost.
+pub fn dispute_reversal(dispute: &Dispute) -> Option<Reversal> {
+    (dispute.status == "lost").then(|| Reversal {
+        id: dispute.id.clone(),
+        kind: "dispute_lost".to_owned(),
+        payment_intent: dispute.payment_intent.clone(),
+        invoice: None,
+        part: 1,
+        whole: 1,
+    })
+}
+
+/// A credit note undoes its total of its invoice's.
+pub fn credit_note_reversal(note: &CreditNote) -> Option<Reversal> {
+    Some(Reversal {
+        id: note.id.clone(),
+        kind: "credit_note".to_owned(),
+        payment_intent: None,
+        invoice: Some(note.invoice.clone()?),
+        part: note.total.filter(|t| *t > 0)?,
+        whole: 0,
+    })
 }
 
 pub fn payment_method_row(method: &PaymentMethod, version: Version) -> PaymentMethodRow {

@@ -4,7 +4,7 @@
 use crate::domain::OrgId;
 use crate::store::{
     CreditGrant, CustomerRow, EntitlementsRow, FETCHED, FeatureRow, InvoiceRow, PaymentMethodRow,
-    PriceRow, ProductRow, SubscriptionRow, Version,
+    PriceRow, ProductRow, Reversal, SubscriptionRow, Version,
 };
 use crate::stripe::objects::{
     CardSource, EntitlementSummary, Event, Feature, FullCustomer, Invoice, PaymentMethod, Plan,
@@ -14,14 +14,17 @@ use crate::stripe::objects::{
 mod from_stripe;
 
 pub use from_stripe::{
-    checkout_changes, customer_changes, entitlements_row, feature_row, invoice_changes,
-    payment_method_row, price_row, product_row, subscription_row,
+    charge_reversal, checkout_changes, credit_note_reversal, customer_changes, dispute_reversal,
+    entitlements_row, feature_row, invoice_changes, payment_method_row, price_row, product_row,
+    subscription_row,
 };
 
 /// Every event type the service acts on: what `webhooks setup` subscribes
 /// the endpoint to, and the only types `plan` applies (others are recorded
 /// and acknowledged). docs/api.md lists the same.
 pub const HANDLED_EVENTS: &[&str] = &[
+    "charge.dispute.closed",
+    "charge.refunded",
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "customer.created",
@@ -38,6 +41,7 @@ pub const HANDLED_EVENTS: &[&str] = &[
     "customer.subscription.pending_update_applied",
     "customer.subscription.pending_update_expired",
     "customer.subscription.trial_will_end",
+    "credit_note.created",
     "entitlements.active_entitlement_summary.updated",
     "entitlements.feature.created",
     "entitlements.feature.updated",
@@ -97,8 +101,12 @@ pub enum Change {
     InvoiceCredits {
         invoice: String,
         customer: String,
+        /// The payment that paid it (API versions before basil say).
+        payment_intent: Option<String>,
         lines: Vec<CreditLine>,
     },
+    /// A purchase undone, in part or whole: its credits are taken back.
+    Reversal(Reversal),
     PaymentMethod(PaymentMethodRow),
     Product(ProductRow),
     Price(PriceRow),
@@ -139,7 +147,9 @@ impl Change {
             Change::PaymentMethod(row) => row.customer_id.as_deref(),
             Change::UnverifiedCheckout { customer, .. } => customer.as_deref(),
             Change::GrantCredits(grant) => grant.customer_id.as_deref(),
-            Change::Feature(_) | Change::Product(_) | Change::Price(_) => None,
+            Change::Feature(_) | Change::Product(_) | Change::Price(_) | Change::Reversal(_) => {
+                None
+            }
         }
     }
 }
@@ -161,6 +171,10 @@ pub fn plan_for_key(event: &Event, live: bool) -> Result<Vec<Change>, PlanError>
     plan(event)
 }
 
+fn reversal(undone: Option<Reversal>) -> Vec<Change> {
+    undone.map(Change::Reversal).into_iter().collect()
+}
+
 fn mode(live: bool) -> &'static str {
     if live { "live-mode" } else { "test-mode" }
 }
@@ -175,6 +189,12 @@ pub fn plan(event: &Event) -> Result<Vec<Change>, PlanError> {
     let removed = matches!(action, "deleted");
     match family {
         "checkout.session" => checkout_changes(&parse(event, "checkout session")?),
+        "charge" => Ok(reversal(charge_reversal(&parse(event, "charge")?))),
+        "charge.dispute" => Ok(reversal(dispute_reversal(&parse(event, "dispute")?))),
+        "credit_note" => Ok(reversal(credit_note_reversal(&parse(
+            event,
+            "credit note",
+        )?))),
         "customer" => {
             let customer: FullCustomer = parse(event, "customer")?;
             Ok(customer_changes(

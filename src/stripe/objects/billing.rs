@@ -201,6 +201,9 @@ pub struct Invoice {
     date: Option<i64>,
     #[serde(default, deserialize_with = "expandable_id")]
     subscription: Option<String>,
+    /// Before `2025-03-31.basil`, the payment that paid the invoice.
+    #[serde(default, deserialize_with = "expandable_id")]
+    pub payment_intent: Option<String>,
     parent: Option<InvoiceParent>,
     pub lines: Option<List<InvoiceLine>>,
     /// When it is due: set for invoices sent to be paid by hand.

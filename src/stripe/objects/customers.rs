@@ -101,6 +101,9 @@ pub struct CheckoutSession {
     pub customer: Option<String>,
     #[serde(default, deserialize_with = "expandable_id")]
     pub subscription: Option<String>,
+    /// The payment of a `payment`-mode session: what a refund names.
+    #[serde(default, deserialize_with = "expandable_id")]
+    pub payment_intent: Option<String>,
     #[serde(default, deserialize_with = "metadata")]
     pub metadata: HashMap<String, String>,
 }

@@ -74,6 +74,7 @@ mod billing;
 mod catalog;
 mod customers;
 mod entitlements;
+mod payments;
 
 pub use billing::{
     Invoice, InvoiceLine, InvoiceParent, LinePricing, PriceDetails, Subscription,
@@ -85,6 +86,7 @@ pub use customers::{
     Card, CardSource, CheckoutSession, FullCustomer, InvoiceSettings, PaymentMethod,
 };
 pub use entitlements::{ActiveEntitlement, EntitlementSummary, Feature, ProductFeature};
+pub use payments::{Charge, CreditNote, Dispute};
 
 /// The event envelope. `data.object` stays raw JSON text until the event's
 /// type tells us what it is, and is then parsed once, straight into that

@@ -72,7 +72,8 @@ pub struct HistoryBody {
 pub struct EntryBody {
     /// `<kind>:<source id>`.
     id: String,
-    /// `checkout_session` or `invoice` (a purchase), `debit`, `adjustment`.
+    /// `checkout_session` or `invoice` (a purchase), `debit`, `adjustment`,
+    /// `clawback` (a purchase refunded, disputed or credited back).
     kind: String,
     /// Positive when credits were added.
     amount: i64,
