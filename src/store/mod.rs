@@ -14,7 +14,8 @@
 //! | `events.rs`            | the log of Stripe events                               |
 //! | `plan_state.rs`        | an organization's plan state and invoices (API, pages) |
 //! | `catalog.rs`           | prices on offer                                        |
-//! | `credits.rs`           | the credits ledger and balances, grants, adjustments   |
+//! | `credits.rs`           | the credits ledger and balances, adjustments           |
+//! | `credit_grants.rs`     | credits purchases grant                                |
 //! | `credit_debits.rs`     | debits by idempotency key                              |
 //! | `credit_reversals.rs`  | refunds, lost disputes, credit notes to claw back      |
 //! | `checkout_sessions.rs` | sessions created here, and foreign ones flagged        |
@@ -34,6 +35,7 @@ mod cache;
 mod catalog;
 mod checkout_sessions;
 mod credit_debits;
+mod credit_grants;
 mod credit_reversals;
 mod credits;
 mod customer_links;
@@ -57,8 +59,9 @@ pub use audit::{AuditEntry, AuditLog};
 pub use catalog::CatalogPrice;
 pub use checkout_sessions::{CheckoutReturn, ForeignCheckout};
 pub use credit_debits::{DebitRecord, DebitStart};
+pub use credit_grants::CreditGrant;
 pub use credit_reversals::{PaidGrant, Reversal};
-pub use credits::{CreditEntry, CreditGrant};
+pub use credits::CreditEntry;
 pub use customer_links::{LinkError, LinkOutcome};
 pub use entitlements::{ENTITLEMENTS_TTL_SECS, EntitlementFacts, ProductFeature, Standing};
 pub use error::StoreError;
