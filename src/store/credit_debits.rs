@@ -1,119 +1,201 @@
-//! Debit requests by idempotency key: the same key answers the same result,
-//! and a debit is written to the ledger only if the balance covers it.
+//! Debit requests by idempotency key, a batch at a time: a statement claims
+//! the batch's keys, one reads and locks its balances, and three write its
+//! ledger rows, balances and answers, whatever the batch's size.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
+
+use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
 use super::{StoreError, Tx, with_tx};
 use crate::domain::unix_now;
 
-/// What a debit request finds under its idempotency key.
+/// A debit request's key, and the hash of the request it was sent with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DebitStart {
-    /// The key is new: the debit is to be decided in this transaction.
-    New,
-    /// The key answered before; the stored answer, to be sent again.
-    Answered(String),
-    /// The key was first sent with another request.
-    KeyReused,
+pub struct DebitKey<'a> {
+    pub org_id: &'a str,
+    pub key: &'a str,
+    pub hash: &'a str,
+}
+
+impl DebitKey<'_> {
+    /// `org:key`, as the claim returns it (organization ids hold no `:`).
+    pub fn joined(&self) -> String {
+        format!("{}:{}", self.org_id, self.key)
+    }
 }
 
 /// A debit written to the ledger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DebitRecord<'a> {
     pub org_id: &'a str,
-    pub id: &'a str,
+    pub id: String,
     pub amount: i64,
     pub reason: &'a str,
-    pub metadata: &'a str,
+    pub metadata: String,
     pub created_at: i64,
 }
 
+/// The answer to a debit request, kept under its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DebitAnswerRow<'a> {
+    pub key: DebitKey<'a>,
+    pub status: u16,
+    pub response: String,
+}
+
 impl Tx {
-    /// Claims `key` for a debit request of `hash`, or finds what it
-    /// answered. A request of the same key in flight elsewhere holds the key
-    /// until it commits; this waits for it, then finds its answer.
-    pub async fn start_debit(
+    /// Claims each key for its request; returns those claimed now
+    /// (`DebitKey::joined`). A key another transaction holds (a request of
+    /// it in flight, here or on another instance) is waited for, then found
+    /// taken.
+    pub async fn claim_debit_keys(
+        &mut self,
+        keys: &[DebitKey<'_>],
+    ) -> Result<HashSet<String>, StoreError> {
+        static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::new(
+                "credit_debit_requests",
+                &ANSWER_COLUMNS,
+                "ON CONFLICT (org_id, idempotency_key) DO NOTHING \
+                 RETURNING org_id || ':' || idempotency_key",
+            )
+        });
+        let rows: Vec<(&DebitKey<'_>, u16, String)> =
+            keys.iter().map(|k| (k, 0, String::new())).collect();
+        Ok(self
+            .insert_rows(&SQL, answer_columns(&rows))
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// What a key was first sent with, and answered: `(hash, response)`.
+    pub async fn debit_answer(
         &mut self,
         org: &str,
         key: &str,
-        hash: &str,
-    ) -> Result<DebitStart, StoreError> {
-        let claimed: Option<String> = with_tx!(self, |conn| {
-            sqlx::query_scalar(
-                "INSERT INTO credit_debit_requests \
-                 (org_id, idempotency_key, request_hash, status, response, created_at) \
-                 VALUES ($1, $2, $3, 0, '', $4) \
-                 ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING org_id",
-            )
-            .bind(org)
-            .bind(key)
-            .bind(hash)
-            .bind(unix_now())
-            .fetch_optional(conn)
-            .await?
-        });
-        if claimed.is_some() {
-            return Ok(DebitStart::New);
-        }
-        let (stored_hash, response): (String, String) = with_tx!(self, |conn| {
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(with_tx!(self, |conn| {
             sqlx::query_as(
                 "SELECT request_hash, response FROM credit_debit_requests \
                  WHERE org_id = $1 AND idempotency_key = $2",
             )
             .bind(org)
             .bind(key)
-            .fetch_one(conn)
+            .fetch_optional(conn)
             .await?
-        });
-        Ok(if stored_hash == hash {
-            DebitStart::Answered(response)
-        } else {
-            DebitStart::KeyReused
-        })
+        }))
     }
 
-    /// Takes the debit from the balance and records it in the ledger if the
-    /// balance covers it; the balance after, or `None` (nothing written).
-    pub async fn debit_credits(
+    /// The balances of `orgs` that exist, held until the commit (on
+    /// PostgreSQL; SQLite's writer holds the whole database), in one order,
+    /// so two batches never wait for each other in a circle.
+    pub async fn lock_balances(
         &mut self,
-        debit: &DebitRecord<'_>,
-    ) -> Result<Option<i64>, StoreError> {
-        let Some(balance) = self
-            .take_from_balance(debit.org_id, debit.amount, debit.created_at)
-            .await?
-        else {
-            return Ok(None);
-        };
-        self.insert_entry(
-            "debit",
-            debit.id,
-            debit.org_id,
-            -debit.amount,
-            debit.created_at,
-            (Some(debit.reason), None, Some(debit.metadata)),
-        )
-        .await?;
-        Ok(Some(balance))
-    }
-
-    /// Stores the answer to a debit request, for its key's repeats.
-    pub async fn answer_debit(
-        &mut self,
-        org: &str,
-        key: &str,
-        status: u16,
-        response: &str,
-    ) -> Result<(), StoreError> {
-        with_tx!(self, |conn| {
-            sqlx::query(
-                "UPDATE credit_debit_requests SET status = $3, response = $4 \
-                 WHERE org_id = $1 AND idempotency_key = $2",
+        orgs: &[&str],
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        static SQL: LazyLock<ListQuery> = LazyLock::new(|| {
+            ListQuery::locking(
+                "SELECT org_id, balance FROM credit_balances WHERE org_id {in_ids} \
+                 ORDER BY org_id",
             )
-            .bind(org)
-            .bind(key)
-            .bind(i32::from(status))
-            .bind(response)
-            .execute(conn)
-            .await?;
         });
+        let found: Vec<(String, i64)> = self.fetch_listed(&SQL, orgs).await?;
+        Ok(found.into_iter().collect())
+    }
+
+    /// Writes a batch's debits to the ledger, takes them from the balances,
+    /// and keeps each request's answer under its key.
+    pub async fn write_debits(
+        &mut self,
+        debits: &[DebitRecord<'_>],
+        answers: &[DebitAnswerRow<'_>],
+    ) -> Result<(), StoreError> {
+        static LEDGER: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::new(
+                "credit_ledger",
+                &[
+                    "source_type",
+                    "source_id",
+                    "org_id",
+                    "amount",
+                    "created_at",
+                    "reason",
+                    "metadata",
+                ],
+                "RETURNING source_id",
+            )
+        });
+        static BALANCES: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::new(
+                "credit_balances",
+                &["org_id", "balance", "updated_at"],
+                "ON CONFLICT (org_id) DO UPDATE \
+                 SET balance = credit_balances.balance + excluded.balance, \
+                 updated_at = excluded.updated_at RETURNING org_id",
+            )
+        });
+        static ANSWERS: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::new(
+                "credit_debit_requests",
+                &ANSWER_COLUMNS,
+                "ON CONFLICT (org_id, idempotency_key) DO UPDATE \
+                 SET status = excluded.status, response = excluded.response \
+                 RETURNING org_id",
+            )
+        });
+        if !debits.is_empty() {
+            let ledger = vec![
+                repeated("debit".to_owned(), debits.len()),
+                Column::column(debits.iter().map(|d| &d.id)),
+                Values::Text(debits.iter().map(|d| Some(d.org_id.to_owned())).collect()),
+                Values::Int(debits.iter().map(|d| Some(-d.amount)).collect()),
+                Column::column(debits.iter().map(|d| &d.created_at)),
+                Values::Text(debits.iter().map(|d| Some(d.reason.to_owned())).collect()),
+                Column::column(debits.iter().map(|d| &d.metadata)),
+            ];
+            self.insert_rows(&LEDGER, ledger).await?;
+            // One row an organization: a statement may not write a row twice.
+            let mut taken: BTreeMap<&str, i64> = BTreeMap::new();
+            for debit in debits {
+                *taken.entry(debit.org_id).or_default() -= debit.amount;
+            }
+            let balances = vec![
+                Values::Text(taken.keys().map(|o| Some((*o).to_owned())).collect()),
+                Values::Int(taken.values().map(|v| Some(*v)).collect()),
+                repeated(unix_now(), taken.len()),
+            ];
+            self.insert_rows(&BALANCES, balances).await?;
+            for org in taken.keys() {
+                self.changed.org(org);
+            }
+        }
+        let rows: Vec<(&DebitKey<'_>, u16, String)> = answers
+            .iter()
+            .map(|a| (&a.key, a.status, a.response.clone()))
+            .collect();
+        self.insert_rows(&ANSWERS, answer_columns(&rows)).await?;
         Ok(())
     }
+}
+
+const ANSWER_COLUMNS: [&str; 6] = [
+    "org_id",
+    "idempotency_key",
+    "request_hash",
+    "status",
+    "response",
+    "created_at",
+];
+
+/// The columns of `ANSWER_COLUMNS` for `(key, status, response)` rows.
+fn answer_columns(rows: &[(&DebitKey<'_>, u16, String)]) -> Vec<Values> {
+    vec![
+        Values::Text(rows.iter().map(|r| Some(r.0.org_id.to_owned())).collect()),
+        Values::Text(rows.iter().map(|r| Some(r.0.key.to_owned())).collect()),
+        Values::Text(rows.iter().map(|r| Some(r.0.hash.to_owned())).collect()),
+        Values::Int(rows.iter().map(|r| Some(i64::from(r.1))).collect()),
+        Values::Text(rows.iter().map(|r| Some(r.2.clone())).collect()),
+        repeated(unix_now(), rows.len()),
+    ]
 }

@@ -58,7 +58,7 @@ pub use admin::{AdminFilter, AdminOrgRow};
 pub use audit::{AuditEntry, AuditLog};
 pub use catalog::CatalogPrice;
 pub use checkout_sessions::{CheckoutReturn, ForeignCheckout};
-pub use credit_debits::{DebitRecord, DebitStart};
+pub use credit_debits::{DebitAnswerRow, DebitKey, DebitRecord};
 pub use credit_grants::CreditGrant;
 pub use credit_reversals::{PaidGrant, Reversal};
 pub use credits::CreditEntry;

@@ -467,3 +467,28 @@ async fn a_credit_note_takes_back_its_share_of_an_invoice_that_granted_credits()
     assert_eq!(clawbacks[0]["amount"], -100);
     assert_balances_are_their_ledgers(&app).await;
 }
+
+#[tokio::test]
+async fn one_key_sent_at_once_with_two_bodies_debits_once_and_refuses_the_other() {
+    let app = wallet_app().await;
+    bought(&app, "org_mixed", "cus_M", "cs_mixed", 100).await;
+    let bodies = [
+        json!({"amount": 1, "reason": "a"}),
+        json!({"amount": 2, "reason": "b"}),
+    ];
+    let answers =
+        join_all((0..10).map(|i| debit(&app, "org_mixed", Some("mixed"), &bodies[i % 2]))).await;
+    let taken: Vec<&(u16, Value)> = answers.iter().filter(|a| a.0 == 200).collect();
+    assert!(!taken.is_empty());
+    assert!(taken.iter().all(|a| a.1 == taken[0].1), "{answers:?}");
+    assert_eq!(
+        taken.len() + answers.iter().filter(|a| a.0 == 409).count(),
+        10
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM credit_ledger WHERE source_type = 'debit'")
+            .await,
+        1
+    );
+    assert_balances_are_their_ledgers(&app).await;
+}

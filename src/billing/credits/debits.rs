@@ -10,7 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{MAX_DEBIT, MAX_REASON_CHARS};
 use crate::domain::{OrgId, unix_now};
-use crate::store::{DebitRecord, DebitStart, Store, StoreError, Tx};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use crate::store::{DebitAnswerRow, DebitKey, DebitRecord, Store, StoreError, Tx};
 
 const MAX_KEY_CHARS: usize = 255;
 const MAX_METADATA_BYTES: usize = 4096;
@@ -187,10 +190,6 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // Balances are locked in one order by every batch, so two
-        // instances' batches do not wait for each other in a circle; an
-        // organization's debits keep their order of arrival.
-        jobs.sort_by(|a, b| a.debit.org.as_str().cmp(b.debit.org.as_str()));
         let debits: Vec<&Debit> = jobs.iter().map(|j| &j.debit).collect();
         let answers = match in_one_transaction(&store, &debits).await {
             Ok(answers) => answers.into_iter().map(Ok).collect(),
@@ -219,64 +218,145 @@ async fn in_one_transaction(
     debits: &[&Debit],
 ) -> Result<Vec<DebitAnswer>, StoreError> {
     let mut tx = store.begin().await?;
-    let mut answers = Vec::with_capacity(debits.len());
-    for debit in debits {
-        answers.push(decide(&mut tx, debit).await?);
-    }
+    let answers = decide_batch(&mut tx, debits).await?;
     tx.commit().await?;
     Ok(answers)
 }
 
-/// Answers `debit`: again as before under its key, or now.
-async fn decide(tx: &mut Tx, debit: &Debit) -> Result<DebitAnswer, StoreError> {
-    let org = debit.org.as_str();
-    match tx
-        .start_debit(org, &debit.key, &debit.fingerprint())
-        .await?
-    {
-        DebitStart::KeyReused => Ok(DebitAnswer::KeyReused),
-        DebitStart::Answered(stored) => serde_json::from_str(&stored)
-            .map(DebitAnswer::Result)
-            .map_err(|e| StoreError::Corrupt(format!("debit answer under a key: {e}"))),
-        DebitStart::New => {
-            let result = take(tx, debit).await?;
-            let stored = serde_json::to_string(&result)
-                .map_err(|e| StoreError::Corrupt(format!("debit answer: {e}")))?;
-            tx.answer_debit(org, &debit.key, result.status(), &stored)
-                .await?;
-            Ok(DebitAnswer::Result(result))
+/// What each request of a batch gets, in the batch's order.
+enum Decision {
+    /// Decided now: the `Debited` or `Insufficient` answer.
+    Now(DebitResult),
+    Before(DebitResult),
+    KeyReused,
+    /// The same key as an earlier request of the batch.
+    SameAs(usize),
+}
+
+/// Answers a batch: again as before under a key that answered, or now,
+/// in order of arrival, each debit taken only if its balance covers it.
+async fn decide_batch(tx: &mut Tx, debits: &[&Debit]) -> Result<Vec<DebitAnswer>, StoreError> {
+    let hashes: Vec<String> = debits.iter().map(|d| d.fingerprint()).collect();
+    let keys: Vec<DebitKey<'_>> = debits
+        .iter()
+        .zip(&hashes)
+        .map(|(d, hash)| DebitKey {
+            org_id: d.org.as_str(),
+            key: &d.key,
+            hash,
+        })
+        .collect();
+    let mut first_of: HashMap<String, usize> = HashMap::new();
+    let mut decisions: Vec<Option<Decision>> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| match first_of.entry(key.joined()) {
+            Entry::Occupied(first) => Some(Decision::SameAs(*first.get())),
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+                None
+            }
+        })
+        .collect();
+    let firsts: Vec<DebitKey<'_>> = first_of.values().map(|i| keys[*i].clone()).collect();
+    let claimed = tx.claim_debit_keys(&firsts).await?;
+    for &i in first_of.values() {
+        if !claimed.contains(&keys[i].joined()) {
+            decisions[i] = Some(answered_before(tx, &keys[i]).await?);
         }
+    }
+    let mut orgs: Vec<&str> = (0..debits.len())
+        .filter(|i| decisions[*i].is_none())
+        .map(|i| keys[i].org_id)
+        .collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    let mut balances = tx.lock_balances(&orgs).await?;
+    let now = unix_now();
+    let mut records = Vec::new();
+    let mut answers = Vec::new();
+    for (i, debit) in debits.iter().enumerate() {
+        if decisions[i].is_some() {
+            continue;
+        }
+        let balance = balances.entry(keys[i].org_id.to_owned()).or_default();
+        let result = if *balance >= debit.amount {
+            *balance -= debit.amount;
+            let record = record_of(debit, now);
+            let result = debited(debit, &record, *balance);
+            records.push(record);
+            result
+        } else {
+            DebitResult::Insufficient {
+                balance: *balance,
+                amount: debit.amount,
+            }
+        };
+        let response = serde_json::to_string(&result)
+            .map_err(|e| StoreError::Corrupt(format!("debit answer: {e}")))?;
+        answers.push(DebitAnswerRow {
+            key: keys[i].clone(),
+            status: result.status(),
+            response,
+        });
+        decisions[i] = Some(Decision::Now(result));
+    }
+    tx.write_debits(&records, &answers).await?;
+    let decisions: Vec<Decision> = decisions.into_iter().flatten().collect();
+    Ok((0..decisions.len())
+        .map(|i| answer_of(&decisions, &hashes, i))
+        .collect())
+}
+
+/// What a key claimed before answered, for a request of `key`'s hash.
+async fn answered_before(tx: &mut Tx, key: &DebitKey<'_>) -> Result<Decision, StoreError> {
+    let (hash, response) = tx
+        .debit_answer(key.org_id, key.key)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("debit key {} vanished", key.key)))?;
+    if hash != key.hash {
+        return Ok(Decision::KeyReused);
+    }
+    serde_json::from_str(&response)
+        .map(Decision::Before)
+        .map_err(|e| StoreError::Corrupt(format!("debit answer under a key: {e}")))
+}
+
+/// The answer of request `i`; a repeat of a key in the batch gets its
+/// first request's answer if it is the same request.
+fn answer_of(decisions: &[Decision], hashes: &[String], i: usize) -> DebitAnswer {
+    match &decisions[i] {
+        Decision::Now(result) | Decision::Before(result) => DebitAnswer::Result(result.clone()),
+        Decision::KeyReused => DebitAnswer::KeyReused,
+        Decision::SameAs(first) if hashes[*first] == hashes[i] => {
+            answer_of(decisions, hashes, *first)
+        }
+        Decision::SameAs(_) => DebitAnswer::KeyReused,
     }
 }
 
-async fn take(tx: &mut Tx, debit: &Debit) -> Result<DebitResult, StoreError> {
-    let org = debit.org.as_str();
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let metadata = Value::Object(debit.metadata.clone());
-    let record = DebitRecord {
-        org_id: org,
-        id: &id,
+fn record_of<'a>(debit: &'a Debit, now: i64) -> DebitRecord<'a> {
+    DebitRecord {
+        org_id: debit.org.as_str(),
+        id: uuid::Uuid::now_v7().simple().to_string(),
         amount: debit.amount,
         reason: &debit.reason,
-        metadata: &metadata.to_string(),
-        created_at: unix_now(),
-    };
-    Ok(match tx.debit_credits(&record).await? {
-        Some(balance) => DebitResult::Debited {
-            balance,
-            debit: DebitLine {
-                id: format!("debit:{id}"),
-                amount: debit.amount,
-                reason: debit.reason.clone(),
-                metadata,
-                created_at: record.created_at,
-            },
-        },
-        None => DebitResult::Insufficient {
-            balance: tx.credit_balance(org).await?,
+        metadata: Value::Object(debit.metadata.clone()).to_string(),
+        created_at: now,
+    }
+}
+
+fn debited(debit: &Debit, record: &DebitRecord<'_>, balance: i64) -> DebitResult {
+    DebitResult::Debited {
+        balance,
+        debit: DebitLine {
+            id: format!("debit:{}", record.id),
             amount: debit.amount,
+            reason: debit.reason.clone(),
+            metadata: Value::Object(debit.metadata.clone()),
+            created_at: record.created_at,
         },
-    })
+    }
 }
 
 #[cfg(test)]

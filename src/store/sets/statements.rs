@@ -184,6 +184,14 @@ impl ListQuery {
             sqlite: template.replace("{in_ids}", "IN (SELECT value FROM json_each($1))"),
         }
     }
+
+    /// A query whose rows stay locked until the commit: `FOR UPDATE` on
+    /// PostgreSQL; SQLite's one writer holds the whole database anyway.
+    pub(crate) fn locking(template: &str) -> Self {
+        let mut query = Self::new(template);
+        query.postgres.push_str(" FOR UPDATE");
+        query
+    }
 }
 
 #[cfg(test)]
