@@ -4,6 +4,7 @@
 //!     cargo bench --bench credits                                       # SQLite
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo bench --bench credits
 //!     BENCH_HOT=1 cargo bench --bench credits           # one organization takes every debit
+//!     BENCH_USAGE=1 cargo bench --bench credits         # usage records instead of debits
 //!
 //! Runs the real release binary on a fresh database, gives 1,000
 //! organizations credits through signed Checkout webhooks, then drives the
@@ -13,8 +14,10 @@
 //! none is below zero, every 2xx is one ledger row, and a key sent again
 //! debits nothing more. Prints debits/s, p50/p99 latency and the server's
 //! peak RSS.
+//! With BENCH_USAGE=1 it posts usage records (`POST …/usage`, each under an
+//! identifier of its own) and checks each accepted one is stored once.
 //! Knobs: BENCH_ORGS (1000), BENCH_CONNECTIONS (64), BENCH_SECONDS (10),
-//! BENCH_THREADS (2), BENCH_HOT (0).
+//! BENCH_THREADS (2), BENCH_HOT (0), BENCH_USAGE (0).
 
 mod common;
 #[path = "../tests/support/db.rs"]
@@ -37,6 +40,7 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let hot = knob("BENCH_HOT", 0) == 1;
+    let usage = knob("BENCH_USAGE", 0) == 1;
     let orgs = if hot { 1 } else { knob("BENCH_ORGS", 1000) };
     let load = (
         knob("BENCH_CONNECTIONS", 64),
@@ -46,12 +50,16 @@ async fn run() -> Result<(), String> {
     let mut server = Server::prepare(&[
         ("STRIPE_WEBHOOK_SECRET", SECRET.to_owned()),
         ("INTERNAL_API_TOKENS", TOKEN.to_owned()),
+        ("STRIPE_METERS", "api_calls".to_owned()),
+        // The outbox is not measured: it sends one record a second, nowhere.
+        ("STRIPE_METER_EVENTS_PER_SECOND", "1".to_owned()),
+        ("STRIPE_API_BASE", "http://127.0.0.1:9".to_owned()),
     ])
     .await?;
     server.start()?;
     let base = format!("http://127.0.0.1:{}", server.port);
     seed(&base, orgs).await?;
-    let script = lua_script(orgs)?;
+    let script = lua_script(orgs, usage)?;
     let first = format!("{base}/api/v1/internal/organizations/org_bench0/credits/debits");
     let report = common::wrk_scripted(
         &first,
@@ -59,7 +67,11 @@ async fn run() -> Result<(), String> {
         Some(script.path()),
         load,
     )?;
-    check_the_books(&server, &base, orgs).await?;
+    if usage {
+        check_usage(&server).await?;
+    } else {
+        check_the_books(&server, &base, orgs).await?;
+    }
     let backend = server.backend();
     let (connections, seconds, threads) = load;
     let spread = if hot {
@@ -67,12 +79,13 @@ async fn run() -> Result<(), String> {
     } else {
         format!("{orgs} organizations")
     };
+    let what = if usage { "usage records" } else { "debits" };
     let title = format!(
-        "credits benchmark ({backend}, {spread}, {connections} connections, {threads} wrk threads, {seconds} s)"
+        "credits benchmark: {what} ({backend}, {spread}, {connections} connections, {threads} wrk threads, {seconds} s)"
     );
     report.print(
         &title,
-        "debits/s",
+        &format!("{what}/s"),
         "non-2xx",
         backend,
         server.peak_rss_mib(),
@@ -183,9 +196,33 @@ async fn check_the_books(server: &Server, base: &str, orgs: u64) -> Result<(), S
     Ok(())
 }
 
-/// Each request a debit of 1 under a key of its own (`k<thread>-<n>`), for
-/// the next of the `orgs` organizations.
-fn lua_script(orgs: u64) -> Result<tempfile::NamedTempFile, String> {
+/// Every accepted usage record is stored, once.
+async fn check_usage(server: &Server) -> Result<(), String> {
+    let stored = count(server, "SELECT COUNT(*) FROM usage_records").await?;
+    let distinct = count(
+        server,
+        "SELECT COUNT(DISTINCT identifier) FROM usage_records",
+    )
+    .await?;
+    println!("usage: {stored} records stored, {distinct} identifiers");
+    if stored != distinct || stored == 0 {
+        return Err("usage records are missing or doubled".to_owned());
+    }
+    Ok(())
+}
+
+/// Each request a debit of 1 under a key of its own (`k<thread>-<n>`), or
+/// a usage record of 1 under an identifier of its own, for the next of the
+/// `orgs` organizations.
+fn lua_script(orgs: u64, usage: bool) -> Result<tempfile::NamedTempFile, String> {
+    let (route, body) = if usage {
+        (
+            "usage",
+            "'{\"meter\":\"api_calls\",\"value\":1,\"identifier\":\"u' .. id .. '-' .. i .. '\"}'",
+        )
+    } else {
+        ("credits/debits", "'{\"amount\":1,\"reason\":\"bench\"}'")
+    };
     let script = format!(
         "local threads = 0\n\
          function setup(thread)\n\
@@ -195,12 +232,12 @@ fn lua_script(orgs: u64) -> Result<tempfile::NamedTempFile, String> {
          local i = 0\n\
          request = function()\n\
            i = i + 1\n\
-           local path = \"/api/v1/internal/organizations/org_bench\" .. (i % {orgs}) .. \"/credits/debits\"\n\
+           local path = \"/api/v1/internal/organizations/org_bench\" .. (i % {orgs}) .. \"/{route}\"\n\
            local headers = {{}}\n\
            headers[\"Idempotency-Key\"] = \"k\" .. id .. \"-\" .. i\n\
            headers[\"Content-Type\"] = \"application/json\"\n\
            headers[\"Authorization\"] = \"Bearer {TOKEN}\"\n\
-           return wrk.format(\"POST\", path, headers, '{{\"amount\":1,\"reason\":\"bench\"}}')\n\
+           return wrk.format(\"POST\", path, headers, {body})\n\
          end\n"
     );
     let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;

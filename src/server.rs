@@ -122,6 +122,7 @@ impl Application {
             ingestor,
             debits: Debits::start(store.clone()),
             meters: settings.stripe.meters.clone(),
+            usage: usage::UsageIntake::start(store.clone()),
             body_timeout: settings.server.client_body_timeout,
             versions: VersionWatch::new(&settings.stripe.api_version),
             stripe_budget: StripeBudget::default(),

@@ -5,6 +5,7 @@
 use crate::billing::Ingestor;
 use crate::billing::budget::StripeBudget;
 use crate::billing::credits::Debits;
+use crate::billing::usage::UsageIntake;
 use crate::billing::versions::VersionWatch;
 use crate::config::{AccessSettings, PagesSettings};
 use crate::store::{AuditLog, Store};
@@ -29,6 +30,8 @@ pub struct AppState {
     pub debits: Debits,
     /// The meters usage may be reported to (`STRIPE_METERS`).
     pub meters: Vec<String>,
+    /// Usage records, written in batches.
+    pub usage: UsageIntake,
     /// How long a request body may take to arrive (`CLIENT_BODY_TIMEOUT`).
     pub body_timeout: std::time::Duration,
     /// Webhook events at another API version than ours, told once each.

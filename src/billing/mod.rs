@@ -6,6 +6,7 @@
 
 pub mod access;
 mod apply;
+pub mod batches;
 pub mod budget;
 pub mod catchup;
 pub mod checkout;

@@ -105,7 +105,8 @@ impl Tx {
     }
 
     /// Writes a batch's debits to the ledger, takes them from the balances,
-    /// and keeps each request's answer under its key.
+    /// and keeps each request's answer under its key. Nothing is returned:
+    /// on SQLite each returned row is a hand-off between threads.
     pub async fn write_debits(
         &mut self,
         debits: &[DebitRecord<'_>],
@@ -123,7 +124,7 @@ impl Tx {
                     "reason",
                     "metadata",
                 ],
-                "RETURNING source_id",
+                "",
             )
         });
         static BALANCES: LazyLock<InsertRows> = LazyLock::new(|| {
@@ -132,7 +133,7 @@ impl Tx {
                 &["org_id", "balance", "updated_at"],
                 "ON CONFLICT (org_id) DO UPDATE \
                  SET balance = credit_balances.balance + excluded.balance, \
-                 updated_at = excluded.updated_at RETURNING org_id",
+                 updated_at = excluded.updated_at",
             )
         });
         static ANSWERS: LazyLock<InsertRows> = LazyLock::new(|| {
@@ -140,8 +141,7 @@ impl Tx {
                 "credit_debit_requests",
                 &ANSWER_COLUMNS,
                 "ON CONFLICT (org_id, idempotency_key) DO UPDATE \
-                 SET status = excluded.status, response = excluded.response \
-                 RETURNING org_id",
+                 SET status = excluded.status, response = excluded.response",
             )
         });
         if !debits.is_empty() {

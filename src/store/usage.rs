@@ -1,19 +1,30 @@
 //! The usage outbox: records the product's services report, kept until
 //! Stripe's meter events API has them.
 
-use super::{Store, StoreError, with_pool};
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use super::sets::{Column, InsertRows, repeated};
+use super::{Store, StoreError, Tx, with_pool, with_tx};
 
 /// A usage record as reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewUsage<'a> {
-    pub id: &'a str,
-    pub identifier: &'a str,
-    pub org_id: &'a str,
-    pub customer_id: &'a str,
-    pub meter: &'a str,
+pub struct NewUsage {
+    pub id: String,
+    pub identifier: String,
+    pub org_id: String,
+    pub customer_id: String,
+    pub meter: String,
     pub value: i64,
     pub occurred_at: i64,
     pub received_at: i64,
+}
+
+impl NewUsage {
+    /// What a repeat of its identifier must report to be the same usage.
+    fn content(&self) -> (&str, &str, i64, i64) {
+        (&self.org_id, &self.meter, self.value, self.occurred_at)
+    }
 }
 
 /// What recording a usage record did.
@@ -58,51 +69,95 @@ pub struct FailedUsage {
     pub last_error: Option<String>,
 }
 
-impl Store {
-    /// Records `usage` once per identifier, durably, to be sent.
-    pub async fn record_usage(&self, usage: &NewUsage<'_>) -> Result<Recorded, StoreError> {
-        let inserted: Option<String> = with_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "INSERT INTO usage_records (id, identifier, org_id, customer_id, meter, value, \
-                 occurred_at, received_at, status, attempts, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $8) \
-                 ON CONFLICT (identifier) DO NOTHING RETURNING id",
+impl Tx {
+    /// Records each of `usage` once per identifier, with one statement, to
+    /// be sent; says of each whether it was new.
+    pub async fn record_usage(&mut self, usage: &[NewUsage]) -> Result<Vec<Recorded>, StoreError> {
+        static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
+            InsertRows::new(
+                "usage_records",
+                &[
+                    "id",
+                    "identifier",
+                    "org_id",
+                    "customer_id",
+                    "meter",
+                    "value",
+                    "occurred_at",
+                    "received_at",
+                    "status",
+                    "attempts",
+                    "next_attempt_at",
+                ],
+                "ON CONFLICT (identifier) DO NOTHING RETURNING identifier",
             )
-            .bind(usage.id)
-            .bind(usage.identifier)
-            .bind(usage.org_id)
-            .bind(usage.customer_id)
-            .bind(usage.meter)
-            .bind(usage.value)
-            .bind(usage.occurred_at)
-            .bind(usage.received_at)
-            .fetch_optional(pool)
-            .await?
         });
-        if inserted.is_some() {
-            return Ok(Recorded::New);
+        // One row an identifier: a repeat within the batch is judged against
+        // the first.
+        let mut first_of: HashMap<&str, usize> = HashMap::new();
+        for (i, u) in usage.iter().enumerate() {
+            first_of.entry(u.identifier.as_str()).or_insert(i);
         }
-        let stored: (String, String, i64, i64) = with_pool!(self, |pool| {
+        let firsts: Vec<&NewUsage> = usage
+            .iter()
+            .enumerate()
+            .filter(|(i, u)| first_of[u.identifier.as_str()] == *i)
+            .map(|(_, u)| u)
+            .collect();
+        let n = firsts.len();
+        let columns = vec![
+            Column::column(firsts.iter().map(|u| &u.id)),
+            Column::column(firsts.iter().map(|u| &u.identifier)),
+            Column::column(firsts.iter().map(|u| &u.org_id)),
+            Column::column(firsts.iter().map(|u| &u.customer_id)),
+            Column::column(firsts.iter().map(|u| &u.meter)),
+            Column::column(firsts.iter().map(|u| &u.value)),
+            Column::column(firsts.iter().map(|u| &u.occurred_at)),
+            Column::column(firsts.iter().map(|u| &u.received_at)),
+            repeated("pending".to_owned(), n),
+            repeated(0i64, n),
+            Column::column(firsts.iter().map(|u| &u.received_at)),
+        ];
+        let inserted: HashSet<String> =
+            self.insert_rows(&SQL, columns).await?.into_iter().collect();
+        let mut recorded = Vec::with_capacity(usage.len());
+        for (i, u) in usage.iter().enumerate() {
+            let first = &usage[first_of[u.identifier.as_str()]];
+            recorded.push(if first_of[u.identifier.as_str()] == i {
+                if inserted.contains(&u.identifier) {
+                    Recorded::New
+                } else {
+                    self.recorded_before(u).await?
+                }
+            } else if first.content() == u.content() {
+                Recorded::Duplicate
+            } else {
+                Recorded::Conflict
+            });
+        }
+        Ok(recorded)
+    }
+
+    /// Whether the usage stored under `usage`'s identifier is the same.
+    async fn recorded_before(&mut self, usage: &NewUsage) -> Result<Recorded, StoreError> {
+        let stored: (String, String, i64, i64) = with_tx!(self, |conn| {
             sqlx::query_as(
                 "SELECT org_id, meter, value, occurred_at FROM usage_records WHERE identifier = $1",
             )
-            .bind(usage.identifier)
-            .fetch_one(pool)
+            .bind(&usage.identifier)
+            .fetch_one(conn)
             .await?
         });
-        let same = (
-            usage.org_id.to_owned(),
-            usage.meter.to_owned(),
-            usage.value,
-            usage.occurred_at,
-        );
-        Ok(if stored == same {
+        let stored = (stored.0.as_str(), stored.1.as_str(), stored.2, stored.3);
+        Ok(if stored == usage.content() {
             Recorded::Duplicate
         } else {
             Recorded::Conflict
         })
     }
+}
 
+impl Store {
     /// Up to `limit` records due by `now`, oldest first, each leased for
     /// `lease_secs` (an instance that dies mid-send leaves them to be taken
     /// again; Stripe deduplicates their identifiers).

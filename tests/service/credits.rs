@@ -492,3 +492,84 @@ async fn one_key_sent_at_once_with_two_bodies_debits_once_and_refuses_the_other(
     );
     assert_balances_are_their_ledgers(&app).await;
 }
+
+/// Any mix of purchases, debits (new keys and repeats), refunds and lost
+/// disputes, in any order: every balance stays the sum of its ledger, and
+/// debits never take one below zero.
+#[tokio::test]
+async fn any_mix_of_movements_keeps_each_balance_its_ledger() {
+    let app = wallet_app().await;
+    app.org_with_customer("org_mix", "cus_mix").await;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let mut purchases = 0;
+    for step in 0..60 {
+        match next(5) {
+            0 => {
+                purchases += 1;
+                let session = format!("cs_mix{purchases}");
+                let mut paid =
+                    checkout(&session, "org_mix", "cus_mix", "payment", "paid", Some(100));
+                paid["payment_intent"] = format!("pi_mix{purchases}").into();
+                delivered(
+                    &app,
+                    &format!("evt_buy{step}"),
+                    "checkout.session.completed",
+                    100,
+                    paid,
+                )
+                .await;
+            }
+            1 | 2 => {
+                let key = format!("mix{}", next(20));
+                let body = json!({"amount": 1 + next(60) as i64, "reason": "mix"});
+                let (status, _) = debit(&app, "org_mix", Some(&key), &body).await;
+                assert!([200, 402, 409].contains(&status), "{status}");
+            }
+            3 if purchases > 0 => {
+                let which = 1 + next(purchases);
+                let refunded = 1 + next(2000) as i64;
+                let charge = refunded_charge(
+                    &format!("ch_mix{which}"),
+                    &format!("pi_mix{which}"),
+                    2000,
+                    refunded,
+                );
+                delivered(
+                    &app,
+                    &format!("evt_ref{step}"),
+                    "charge.refunded",
+                    200,
+                    charge,
+                )
+                .await;
+            }
+            4 if purchases > 0 => {
+                let which = 1 + next(purchases);
+                let mut dispute = object("dispute");
+                dispute["id"] = format!("dp_mix{which}").into();
+                dispute["payment_intent"] = format!("pi_mix{which}").into();
+                dispute["status"] = "lost".into();
+                delivered(
+                    &app,
+                    &format!("evt_dp{step}"),
+                    "charge.dispute.closed",
+                    300,
+                    dispute,
+                )
+                .await;
+            }
+            _ => {}
+        }
+        assert_balances_are_their_ledgers(&app).await;
+    }
+    let debited = app
+        .count("SELECT COUNT(*) FROM credit_ledger WHERE source_type = 'debit'")
+        .await;
+    assert!(debited > 0, "the mix debited something");
+}

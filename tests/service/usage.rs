@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use lance_billing::domain::OrgId;
+use lance_billing::domain::{OrgId, unix_now};
 
 use crate::helpers::*;
 
@@ -241,4 +241,27 @@ async fn the_outbox_never_sends_faster_than_its_rate() {
     let took = first_sent.unwrap().elapsed();
     assert!(took >= Duration::from_millis(2_000), "12 sent in {took:?}");
     assert_eq!(app.stripe_requests(METER_EVENTS).await.len(), 12);
+}
+
+#[tokio::test]
+async fn one_identifier_reported_at_once_is_stored_once() {
+    let app = usage_app(&[]).await;
+    stripe_accepts_meter_events(&app).await;
+    let bodies = [
+        json!({"meter": "api_calls", "value": 1, "identifier": "same", "timestamp": unix_now()}),
+        json!({"meter": "api_calls", "value": 2, "identifier": "same", "timestamp": unix_now()}),
+    ];
+    let answers =
+        futures_util::future::join_all((0..10).map(|i| report(&app, "org_acme", &bodies[i % 2])))
+            .await;
+    let stored = answers
+        .iter()
+        .filter(|a| a.1["status"] == "pending")
+        .count();
+    assert_eq!(stored, 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|a| a.0 == 202 || a.0 == 409),
+        "{answers:?}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM usage_records").await, 1);
 }

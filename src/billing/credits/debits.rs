@@ -6,9 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio::sync::{mpsc, oneshot};
 
 use super::{MAX_DEBIT, MAX_REASON_CHARS};
+use crate::billing::batches::Batches;
 use crate::domain::{OrgId, unix_now};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -151,65 +151,50 @@ pub enum DebitError {
     Closed,
 }
 
-struct Job {
-    debit: Debit,
-    reply: oneshot::Sender<Result<DebitAnswer, DebitError>>,
-}
-
 /// The debits' queue, and the task that writes them.
 #[derive(Clone)]
 pub struct Debits {
-    queue: mpsc::Sender<Job>,
+    queue: Batches<Debit, Result<DebitAnswer, DebitError>>,
 }
 
 impl Debits {
     /// Starts the writer; it ends when the last `Debits` is dropped.
     pub fn start(store: Store) -> Self {
-        let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(store, receiver));
+        let queue = Batches::start(MAX_BATCH, QUEUE, move |debits: Vec<Debit>| {
+            let store = store.clone();
+            async move { write_batch(&store, &debits).await }
+        });
         Self { queue }
     }
 
     /// Decides `debit` and answers once it is committed.
     pub async fn submit(&self, debit: Debit) -> Result<DebitAnswer, DebitError> {
-        let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job { debit, reply })
+            .submit(debit)
             .await
-            .map_err(|_| DebitError::Closed)?;
-        answer.await.map_err(|_| DebitError::Closed)?
+            .map_err(|_| DebitError::Closed)?
     }
 }
 
-async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Job>) {
-    while let Some(first) = receiver.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+/// A batch in one transaction; if it fails, each debit in one of its own,
+/// so a failure refuses only the debit it belongs to.
+async fn write_batch(store: &Store, debits: &[Debit]) -> Vec<Result<DebitAnswer, DebitError>> {
+    let all: Vec<&Debit> = debits.iter().collect();
+    match in_one_transaction(store, &all).await {
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
+        Err(err) if debits.len() > 1 => {
+            log::warn!(
+                "a batch of {} debit(s) failed ({err}); redoing them one by one",
+                debits.len()
+            );
+            let mut answers = Vec::with_capacity(debits.len());
+            for debit in &all {
+                let one = in_one_transaction(store, &[debit]).await;
+                answers.push(one.map(|mut a| a.remove(0)).map_err(DebitError::from));
             }
+            answers
         }
-        let debits: Vec<&Debit> = jobs.iter().map(|j| &j.debit).collect();
-        let answers = match in_one_transaction(&store, &debits).await {
-            Ok(answers) => answers.into_iter().map(Ok).collect(),
-            Err(err) if jobs.len() > 1 => {
-                log::warn!(
-                    "a batch of {} debit(s) failed ({err}); redoing them one by one",
-                    jobs.len()
-                );
-                let mut answers = Vec::with_capacity(jobs.len());
-                for debit in &debits {
-                    let one = in_one_transaction(&store, &[debit]).await;
-                    answers.push(one.map(|mut a| a.remove(0)).map_err(DebitError::from));
-                }
-                answers
-            }
-            Err(err) => vec![Err(DebitError::from(err))],
-        };
-        for (job, answer) in jobs.into_iter().zip(answers) {
-            let _ = job.reply.send(answer);
-        }
+        Err(err) => vec![Err(DebitError::from(err))],
     }
 }
 

@@ -94,9 +94,11 @@ pub async fn report(
         })?;
     let body = read_body(body, state.body_timeout, MAX_BODY_BYTES).await?;
     let usage = Usage::parse(&body, &state.meters, unix_now()).map_err(ApiError::Validation)?;
-    let recorded = usage::record(&state.store, org.as_str(), customer.as_str(), &usage)
+    let recorded = state
+        .usage
+        .record(org.as_str(), customer.as_str(), &usage)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|err| ApiError::internal(anyhow::anyhow!("usage not stored: {err}")))?;
     let status = match recorded {
         Recorded::New => "pending",
         Recorded::Duplicate => "duplicate",

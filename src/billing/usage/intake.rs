@@ -1,0 +1,70 @@
+//! Usage records as they arrive, stored in batches: records that arrive
+//! together are written with one statement in one transaction, and each
+//! caller is answered once its record is committed.
+
+use super::Usage;
+use crate::billing::batches::Batches;
+use crate::domain::unix_now;
+use crate::store::{NewUsage, Recorded, Store, StoreError};
+
+/// Records written in one transaction at most.
+const MAX_BATCH: usize = 512;
+/// Records waiting for the writer at most; callers wait for room.
+const QUEUE: usize = 8192;
+
+/// The intake's queue, and the task that writes it.
+#[derive(Clone)]
+pub struct UsageIntake {
+    queue: Batches<NewUsage, Result<Recorded, String>>,
+}
+
+impl UsageIntake {
+    /// Starts the writer; it ends when the last `UsageIntake` is dropped.
+    pub fn start(store: Store) -> Self {
+        let queue = Batches::start(MAX_BATCH, QUEUE, move |usage: Vec<NewUsage>| {
+            let store = store.clone();
+            async move {
+                match in_one_transaction(&store, &usage).await {
+                    Ok(recorded) => recorded.into_iter().map(Ok).collect(),
+                    // Nothing was stored; each caller answers 500 and retries.
+                    Err(err) => vec![Err(err.to_string()); usage.len()],
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Stores `usage` of `org` (whose Stripe customer is `customer`) to be
+    /// sent; answers once it is committed.
+    pub async fn record(
+        &self,
+        org: &str,
+        customer: &str,
+        usage: &Usage,
+    ) -> Result<Recorded, String> {
+        let usage = NewUsage {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            identifier: usage.identifier.clone(),
+            org_id: org.to_owned(),
+            customer_id: customer.to_owned(),
+            meter: usage.meter.clone(),
+            value: usage.value,
+            occurred_at: usage.occurred_at,
+            received_at: unix_now(),
+        };
+        self.queue
+            .submit(usage)
+            .await
+            .map_err(|stopped| stopped.to_string())?
+    }
+}
+
+async fn in_one_transaction(
+    store: &Store,
+    usage: &[NewUsage],
+) -> Result<Vec<Recorded>, StoreError> {
+    let mut tx = store.begin().await?;
+    let recorded = tx.record_usage(usage).await?;
+    tx.commit().await?;
+    Ok(recorded)
+}
