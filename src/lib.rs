@@ -6,13 +6,14 @@
 //! the route table) → `web` (routes, guards, handlers) → `state` (what the
 //! handlers share), `views` (page models) and `billing` (sync rules,
 //! checkout) → `store` (SQL, caches) and `stripe` (the API client) → `auth`,
-//! `config`, `domain`.
+//! `config`, `domain`, `logging`.
 
 pub mod auth;
 pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod logging;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use lance_billing::cli::{Cli, run};
 use lance_billing::config::Env;
+use lance_billing::logging::{self, LogFormat};
 
 /// glibc's allocator took a tenth of the server's time under webhook load
 /// (each delivery allocates its body, its parsed event and its rows on one
@@ -16,7 +17,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     // Read `.env` before the logger so RUST_LOG may come from it.
     let dotenv = dotenvy::dotenv();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let format = match LogFormat::parse(std::env::var("LOG_FORMAT").ok().as_deref()) {
+        Ok(format) => format,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(format);
     if let Err(err) = dotenv
         .as_ref()
         .map(|_| ())

@@ -9,7 +9,7 @@ use actix_session::SessionMiddleware;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::middleware::{self, DefaultHeaders, Logger};
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
@@ -28,6 +28,7 @@ use crate::store::{AuditLog, Store};
 use crate::stripe::StripeClient;
 use crate::stripe::webhook::WebhookVerifier;
 use crate::web;
+use crate::web::request_id;
 
 /// How long a stop waits for background tasks and the database, each.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,8 +143,10 @@ impl Application {
                         .cookie_same_site(SameSite::Lax)
                         .build(),
                 )
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .wrap(Logger::new("%a \"%r\" %s %b %Dms %{x-request-id}i"))
                 .wrap(security_headers(&csp))
+                // Outermost: the logger and every handler run inside its scope.
+                .wrap(middleware::from_fn(request_id::assign))
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
                 .app_data(web::query_config())

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod guards;
 pub mod openapi;
 mod pages;
+pub mod request_id;
 
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::{self, ServiceConfig, to};

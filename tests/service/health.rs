@@ -91,3 +91,45 @@ async fn another_method_gets_405_with_allow_and_the_json_error() {
         assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
     }
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_kept_from_the_caller_when_well_formed() {
+    let app = TestApp::spawn().await;
+    let healthz = format!("{}/healthz", app.address);
+    let id_of = |response: &reqwest::Response| {
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let generated = app.client.get(&healthz).send().await.unwrap();
+    let id = id_of(&generated);
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let kept = app
+        .client
+        .get(&healthz)
+        .header("X-Request-Id", "lb-trace.42:a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&kept), "lb-trace.42:a");
+    let replaced = app
+        .client
+        .get(&healthz)
+        .header("X-Request-Id", "two words")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(id_of(&replaced), "two words");
+    // Errors too: the portal without a token.
+    let refused = app
+        .client
+        .get(app.portal_url())
+        .header("X-Request-Id", "refused-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(id_of(&refused), "refused-1");
+}

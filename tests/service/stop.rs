@@ -291,3 +291,80 @@ async fn sigterm_stops_the_server_cleanly_with_every_acknowledged_webhook_stored
         acknowledged
     );
 }
+
+/// With `LOG_FORMAT=json` every line is one JSON object, and the lines of
+/// a request carry its id.
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_with_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = std::env::var("TEST_DATABASE_URL").ok();
+    let database_url = fresh_database_url(dir.path(), postgres.as_deref(), "logs")
+        .await
+        .unwrap();
+    let mut env = environment(&database_url, dir.path(), "http://127.0.0.1:9");
+    env.push(("LOG_FORMAT", "json".to_owned()));
+    env.push(("RUST_LOG", "info".to_owned()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lance-billing"))
+        .arg("serve")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (address, log) = announced_keeping_log(child.stderr.take().unwrap(), "listening on ");
+    let process = Process {
+        child,
+        address: format!("http://{address}"),
+    };
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let answered = client
+            .get(format!("{}/healthz", process.address))
+            .header("X-Request-Id", "json-log-1")
+            .send()
+            .await;
+        if answered.is_ok() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A line written by a handler: a delivery without Stripe's signature.
+    let refused = client
+        .post(format!("{}/api/v1/webhooks/stripe", process.address))
+        .header("X-Request-Id", "json-log-2")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let started = Instant::now();
+    loop {
+        let lines = log.lock().unwrap().clone();
+        let parsed: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+            .collect();
+        let access = parsed.iter().find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("/healthz"))
+        });
+        if let Some(access) = access {
+            assert!(
+                access["message"].as_str().unwrap().contains("json-log-1"),
+                "{access}"
+            );
+            assert!(
+                parsed
+                    .iter()
+                    .all(|v| v["level"].is_string() && v["time"].is_string())
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{lines:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
