@@ -92,15 +92,20 @@ fn cli(env: &[(&'static str, String)], args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-async fn start(env: &[(&'static str, String)]) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lance-billing"))
+/// The real binary's `serve` with only `env`, its log piped.
+fn serve(env: &[(&'static str, String)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lance-billing"))
         .arg("serve")
         .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+async fn start(env: &[(&'static str, String)]) -> Process {
+    let mut child = serve(env);
     let log = child.stderr.take().unwrap();
     let address = format!("http://{}", announced(log, "listening on "));
     let started = Instant::now();
@@ -304,14 +309,7 @@ async fn json_logs_are_one_object_a_line_with_the_request_id() {
     let mut env = environment(&database_url, dir.path(), "http://127.0.0.1:9");
     env.push(("LOG_FORMAT", "json".to_owned()));
     env.push(("RUST_LOG", "info".to_owned()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lance-billing"))
-        .arg("serve")
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve(&env);
     let (address, log) = announced_keeping_log(child.stderr.take().unwrap(), "listening on ");
     let process = Process {
         child,
