@@ -147,6 +147,9 @@ pub struct AdminOrgPage {
     pub csrf: String,
     pub notice: Option<String>,
     pub credits: String,
+    /// A purchase was taken back after its credits were spent: debits are
+    /// refused until the balance is positive again.
+    pub credits_owed: bool,
     /// `full`, `grace (until …)` or `none`.
     pub access: String,
     pub features: Vec<String>,
@@ -190,6 +193,7 @@ impl AdminOrgPage {
             csrf,
             notice,
             credits: whole(data.billing.credit_balance),
+            credits_owed: data.billing.credit_balance < 0,
             access: match data.access.grace_ends_at {
                 Some(ends) => format!("grace (until {})", date(ends)),
                 None => data.access.level.as_str().to_owned(),

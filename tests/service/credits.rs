@@ -387,7 +387,11 @@ async fn refunds_take_back_their_share_once_in_any_order() {
 
 #[tokio::test]
 async fn a_lost_dispute_after_spending_leaves_a_negative_balance_that_refuses_debits() {
-    let app = wallet_app().await;
+    let app = TestApp::builder()
+        .env("INTERNAL_API_TOKENS", TOKEN)
+        .env("ADMIN_USER_IDS", "user_2abc")
+        .spawn()
+        .await;
     bought_with_payment(&app).await;
     let spend = json!({"amount": 300, "reason": "used"});
     assert_eq!(debit(&app, "org_acme", Some("spent"), &spend).await.0, 200);
@@ -415,6 +419,10 @@ async fn a_lost_dispute_after_spending_leaves_a_negative_balance_that_refuses_de
     let (status, body) = debit(&app, "org_acme", Some("after"), &one).await;
     assert_eq!((status, body["balance"].as_i64()), (402, Some(-300)));
     assert_balances_are_their_ledgers(&app).await;
+    let (_, _, page) = app
+        .page("/admin/orgs/org_acme", &claims_v2("org_acme"))
+        .await;
+    assert!(page.contains("The credit balance is below zero"), "{page}");
 }
 
 #[tokio::test]
