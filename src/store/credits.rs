@@ -30,6 +30,8 @@ impl CreditEntry {
     }
 }
 
+const BALANCE_OF: &str = "SELECT balance FROM credit_balances WHERE org_id = $1";
+
 /// Adds to an organization's balance, creating it.
 const ADD_TO_BALANCE: &str = "INSERT INTO credit_balances (org_id, balance, updated_at) \
      VALUES ($1, $2, $3) ON CONFLICT (org_id) DO UPDATE \
@@ -43,7 +45,7 @@ impl Store {
     /// An organization's balance: 0 before its first grant.
     pub async fn credit_balance(&self, org_id: &str) -> Result<i64, StoreError> {
         let balance: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT balance FROM credit_balances WHERE org_id = $1")
+            sqlx::query_scalar(BALANCE_OF)
                 .bind(org_id)
                 .fetch_optional(pool)
                 .await?
@@ -172,7 +174,7 @@ impl Tx {
     /// The balance as this transaction sees it.
     pub async fn credit_balance(&mut self, org: &str) -> Result<i64, StoreError> {
         let balance: Option<i64> = with_tx!(self, |conn| {
-            sqlx::query_scalar("SELECT balance FROM credit_balances WHERE org_id = $1")
+            sqlx::query_scalar(BALANCE_OF)
                 .bind(org)
                 .fetch_optional(conn)
                 .await?

@@ -283,31 +283,22 @@ impl Store {
         }))
     }
 
-    /// The newest records Stripe refused for good, of one organization or all.
+    /// An organization's newest records Stripe refused for good.
     pub async fn failed_usage(
         &self,
-        org_id: Option<&str>,
+        org_id: &str,
         limit: i64,
     ) -> Result<Vec<FailedUsage>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT identifier, org_id, meter, value, occurred_at, last_error \
-                 FROM usage_records WHERE status = 'failed' AND ($1 IS NULL OR org_id = $1) \
+                 FROM usage_records WHERE status = 'failed' AND org_id = $1 \
                  ORDER BY id DESC LIMIT $2",
             )
             .bind(org_id)
             .bind(limit)
             .fetch_all(pool)
             .await?
-        }))
-    }
-
-    /// How many records wait to be sent (for operators).
-    pub async fn usage_backlog(&self) -> Result<i64, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM usage_records WHERE status = 'pending'")
-                .fetch_one(pool)
-                .await?
         }))
     }
 }

@@ -210,9 +210,8 @@ async fn in_one_transaction(
 
 /// What each request of a batch gets, in the batch's order.
 enum Decision {
-    /// Decided now: the `Debited` or `Insufficient` answer.
-    Now(DebitResult),
-    Before(DebitResult),
+    /// Decided, now or before under the key: `Debited` or `Insufficient`.
+    Decided(DebitResult),
     KeyReused,
     /// The same key as an earlier request of the batch.
     SameAs(usize),
@@ -284,7 +283,7 @@ async fn decide_batch(tx: &mut Tx, debits: &[&Debit]) -> Result<Vec<DebitAnswer>
             status: result.status(),
             response,
         });
-        decisions[i] = Some(Decision::Now(result));
+        decisions[i] = Some(Decision::Decided(result));
     }
     tx.write_debits(&records, &answers).await?;
     let decisions: Vec<Decision> = decisions.into_iter().flatten().collect();
@@ -303,7 +302,7 @@ async fn answered_before(tx: &mut Tx, key: &DebitKey<'_>) -> Result<Decision, St
         return Ok(Decision::KeyReused);
     }
     serde_json::from_str(&response)
-        .map(Decision::Before)
+        .map(Decision::Decided)
         .map_err(|e| StoreError::Corrupt(format!("debit answer under a key: {e}")))
 }
 
@@ -311,7 +310,7 @@ async fn answered_before(tx: &mut Tx, key: &DebitKey<'_>) -> Result<Decision, St
 /// first request's answer if it is the same request.
 fn answer_of(decisions: &[Decision], hashes: &[String], i: usize) -> DebitAnswer {
     match &decisions[i] {
-        Decision::Now(result) | Decision::Before(result) => DebitAnswer::Result(result.clone()),
+        Decision::Decided(result) => DebitAnswer::Result(result.clone()),
         Decision::KeyReused => DebitAnswer::KeyReused,
         Decision::SameAs(first) if hashes[*first] == hashes[i] => {
             answer_of(decisions, hashes, *first)

@@ -7,10 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::body::read_body;
+use super::known_organization;
 use crate::billing::credits::{Debit, DebitAnswer, DebitLine, DebitRequest, DebitResult};
-use crate::domain::OrgId;
 use crate::state::AppState;
-use crate::store::{CreditEntry, Organization};
+use crate::store::CreditEntry;
 use crate::web::errors::{ApiError, ErrorBody, no_store};
 use crate::web::guards::{Member, ServiceCaller};
 
@@ -242,16 +242,4 @@ pub async fn history(
         data: entries.into_iter().map(Into::into).collect(),
         has_more,
     }))
-}
-
-/// The organization `id` names, if this service has seen it; a read never
-/// makes one.
-async fn known_organization(state: &AppState, id: &str) -> Result<Organization, ApiError> {
-    let org = OrgId::parse(id).map_err(|e| ApiError::Validation(format!("{e}.")))?;
-    state
-        .store
-        .find_organization_cached(&org)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::NotFound(format!("No organization {org} is known.")))
 }

@@ -7,8 +7,9 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::body::read_body;
+use super::known_organization;
 use crate::billing::usage::{self, Usage, UsageRequest};
-use crate::domain::{OrgId, unix_now};
+use crate::domain::unix_now;
 use crate::state::AppState;
 use crate::store::{MeterUsage, Recorded};
 use crate::web::errors::{ApiError, ErrorBody, no_store};
@@ -80,23 +81,15 @@ pub async fn report(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let org = OrgId::parse(&org).map_err(|e| ApiError::Validation(format!("{e}.")))?;
-    let customer = state
-        .store
-        .find_organization_cached(&org)
-        .await
-        .map_err(ApiError::internal)?
-        .and_then(|o| o.stripe_customer_id)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "No organization {org} with a Stripe customer is known."
-            ))
-        })?;
+    let org = known_organization(&state, &org).await?;
+    let customer = org.stripe_customer_id.ok_or_else(|| {
+        ApiError::NotFound(format!("Organization {} has no Stripe customer.", org.id))
+    })?;
     let body = read_body(body, state.body_timeout, MAX_BODY_BYTES).await?;
     let usage = Usage::parse(&body, &state.meters, unix_now()).map_err(ApiError::Validation)?;
     let recorded = state
         .usage
-        .record(org.as_str(), customer.as_str(), &usage)
+        .record(org.id.as_str(), customer.as_str(), &usage)
         .await
         .map_err(|err| ApiError::internal(anyhow::anyhow!("usage not stored: {err}")))?;
     let status = match recorded {

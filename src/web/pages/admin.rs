@@ -164,7 +164,7 @@ pub async fn organization(
             Ok(entries.unwrap_or_default())
         },
         of_customer(c, |c| store.events_of_customer(c, 25)),
-        store.failed_usage(Some(org.id.as_str()), 25),
+        store.failed_usage(org.id.as_str(), 25),
     )
     .map_err(PageError::internal)?;
     let access = access::of(store, &org, state.access.grace_period)
