@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::billing::budget::StripeBudget;
-use crate::billing::credits::Debits;
+use crate::billing::credits::{self, Debits};
 use crate::billing::versions::VersionWatch;
 use crate::billing::{Ingestor, catchup, refetch, retention, snapshot, usage};
 use crate::config::{DatabaseSettings, PagesSettings, Settings};
@@ -98,6 +98,10 @@ impl Application {
             store.clone(),
             stripe.clone(),
             settings.stripe.meter_events_per_second,
+            stop.clone(),
+        )));
+        tasks.push(tokio::spawn(credits::expiry::run_every_minute(
+            store.clone(),
             stop.clone(),
         )));
         tasks.push(tokio::spawn(snapshot::run_daily(

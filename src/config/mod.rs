@@ -36,6 +36,8 @@ pub struct DatabaseSettings {
     /// How long a processed event's payload is kept (`EVENT_PAYLOAD_RETENTION`);
     /// its id stays for deduplication. `None` keeps payloads forever.
     pub event_payload_retention: Option<Duration>,
+    /// How long granted credits last (`CREDITS_EXPIRE_AFTER`); `None`: for good.
+    pub credits_expire_after: Option<Duration>,
 }
 
 impl DatabaseSettings {
@@ -65,6 +67,8 @@ impl DatabaseSettings {
                 env.duration_or("EVENT_PAYLOAD_RETENTION", Duration::from_secs(90 * 86_400))?,
             )
             .filter(|kept| !kept.is_zero()),
+            credits_expire_after: Some(env.duration_or("CREDITS_EXPIRE_AFTER", Duration::ZERO)?)
+                .filter(|lifetime| !lifetime.is_zero()),
         })
     }
 

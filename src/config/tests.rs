@@ -36,6 +36,12 @@ fn defaults_apply_when_only_required_variables_are_set() {
     );
     assert!(s.auth.dev_key_file.is_none());
     assert!(s.database.ingest_pinned);
+    assert!(s.database.credits_expire_after.is_none());
+    let expiring = with(&[("CREDITS_EXPIRE_AFTER", "365d")]).unwrap();
+    assert_eq!(
+        expiring.database.credits_expire_after,
+        Some(Duration::from_secs(365 * 86_400))
+    );
     assert!(
         !with(&[("INGEST_PIN", "false")])
             .unwrap()
@@ -73,6 +79,7 @@ fn each_bad_value_names_its_variable() {
         ("CREDITS_PER_UNIT", "0"),
         ("CREDITS_PER_UNIT", "-5"),
         ("EVENT_PAYLOAD_RETENTION", "a while"),
+        ("CREDITS_EXPIRE_AFTER", "a year"),
         ("SESSION_KEY", "short"),
         ("CLERK_SIGN_IN_URL", "not a url"),
     ];

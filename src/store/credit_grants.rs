@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
+use super::credit_lots::LotGrant;
 use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
 use super::{StoreError, Tx};
 use crate::domain::unix_now;
@@ -80,17 +81,22 @@ impl Tx {
             .iter()
             .filter(|g| granted.contains(&format!("{}:{}", g.source_type, g.source_id)))
             .collect();
-        let mut added: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut by_org: BTreeMap<&str, Vec<LotGrant<'_>>> = BTreeMap::new();
         for grant in &granted {
             if let Some(org) = &grant.org_id {
-                *added.entry(org).or_default() += grant.amount;
+                by_org.entry(org).or_default().push((
+                    grant.source_type,
+                    &grant.source_id,
+                    grant.amount,
+                    now,
+                ));
             }
             if let Some(customer) = &grant.customer_id {
                 self.changed.customer(customer);
             }
         }
-        for (org, amount) in added {
-            self.add_to_balance(org, amount, now).await?;
+        for (org, grants) in by_org {
+            self.add_granted(org, &grants, now).await?;
         }
         Ok(granted.len() as u64)
     }
@@ -127,21 +133,37 @@ impl Tx {
                    WHERE o.stripe_customer_id = credit_ledger.customer_id) \
                  WHERE org_id IS NULL AND customer_id {in_ids} AND EXISTS (SELECT 1 \
                    FROM organizations o WHERE o.stripe_customer_id = credit_ledger.customer_id) \
-                 RETURNING org_id, amount",
+                 RETURNING org_id, source_type, source_id, amount, created_at",
             )
         });
         if customers.is_empty() {
             return Ok(());
         }
-        let claimed: Vec<(String, i64)> = self.fetch_listed(&SQL, customers).await?;
-        let mut added: BTreeMap<String, i64> = BTreeMap::new();
-        for (org, amount) in claimed {
-            *added.entry(org).or_default() += amount;
+        let claimed: Vec<(String, String, String, i64, i64)> =
+            self.fetch_listed(&SQL, customers).await?;
+        let mut by_org: BTreeMap<&str, Vec<LotGrant<'_>>> = BTreeMap::new();
+        for (org, source_type, source_id, amount, created_at) in &claimed {
+            by_org
+                .entry(org)
+                .or_default()
+                .push((source_type, source_id, *amount, *created_at));
         }
         let now = unix_now();
-        for (org, amount) in added {
-            self.add_to_balance(&org, amount, now).await?;
+        for (org, grants) in by_org {
+            self.add_granted(org, &grants, now).await?;
         }
         Ok(())
+    }
+
+    /// Adds grants to `org`'s balance, and their lots when credits expire.
+    async fn add_granted(
+        &mut self,
+        org: &str,
+        grants: &[LotGrant<'_>],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let total = grants.iter().map(|g| g.2).sum();
+        let balance = self.add_to_balance(org, total, now).await?;
+        self.add_lots(org, grants, balance).await
     }
 }

@@ -30,27 +30,33 @@ impl CreditEntry {
     }
 }
 
-const BALANCE_OF: &str = "SELECT balance FROM credit_balances WHERE org_id = $1";
+/// `$1`'s balance at `$2`, less what its expired lots still hold.
+pub(super) const AVAILABLE_BALANCE: &str = "SELECT CAST(\
+     COALESCE((SELECT balance FROM credit_balances WHERE org_id = $1), 0) \
+     - COALESCE((SELECT SUM(remaining) FROM credit_lots \
+       WHERE org_id = $1 AND remaining > 0 AND expires_at <= $2), 0) AS BIGINT)";
 
 /// Adds to an organization's balance, creating it.
 const ADD_TO_BALANCE: &str = "INSERT INTO credit_balances (org_id, balance, updated_at) \
      VALUES ($1, $2, $3) ON CONFLICT (org_id) DO UPDATE \
-     SET balance = credit_balances.balance + excluded.balance, updated_at = excluded.updated_at";
+     SET balance = credit_balances.balance + excluded.balance, updated_at = excluded.updated_at \
+     RETURNING balance";
 
 const INSERT_ENTRY: &str = "INSERT INTO credit_ledger \
      (source_type, source_id, org_id, customer_id, amount, created_at, reason, actor, metadata) \
      VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8)";
 
 impl Store {
-    /// An organization's balance: 0 before its first grant.
+    /// An organization's balance: 0 before its first grant; credits that
+    /// have expired are not in it, written off yet or not.
     pub async fn credit_balance(&self, org_id: &str) -> Result<i64, StoreError> {
-        let balance: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar(BALANCE_OF)
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(AVAILABLE_BALANCE)
                 .bind(org_id)
-                .fetch_optional(pool)
+                .bind(unix_now())
+                .fetch_one(pool)
                 .await?
-        });
-        Ok(balance.unwrap_or(0))
+        }))
     }
 
     /// Up to `limit` of an organization's ledger entries, newest first,
@@ -128,63 +134,41 @@ impl Store {
 }
 
 impl Tx {
+    /// Adds `amount` (either sign) to an organization's balance, creating
+    /// it; the balance after, as the ledger has it (expired lots not yet
+    /// written off still in it).
     pub(super) async fn add_to_balance(
         &mut self,
         org: &str,
         amount: i64,
         now: i64,
-    ) -> Result<(), StoreError> {
-        with_tx!(self, |conn| {
-            sqlx::query(ADD_TO_BALANCE)
+    ) -> Result<i64, StoreError> {
+        let balance = with_tx!(self, |conn| {
+            sqlx::query_scalar(ADD_TO_BALANCE)
                 .bind(org)
                 .bind(amount)
                 .bind(now)
-                .execute(conn)
-                .await?;
+                .fetch_one(conn)
+                .await?
         });
         self.changed.org(org);
-        Ok(())
-    }
-
-    /// Takes `amount` from the balance if it covers it; the balance after,
-    /// or `None` (nothing taken).
-    pub(super) async fn take_from_balance(
-        &mut self,
-        org: &str,
-        amount: i64,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let balance: Option<i64> = with_tx!(self, |conn| {
-            sqlx::query_scalar(
-                "UPDATE credit_balances SET balance = balance - $2, updated_at = $3 \
-                 WHERE org_id = $1 AND balance >= $2 RETURNING balance",
-            )
-            .bind(org)
-            .bind(amount)
-            .bind(now)
-            .fetch_optional(conn)
-            .await?
-        });
-        if balance.is_some() {
-            self.changed.org(org);
-        }
         Ok(balance)
     }
 
-    /// The balance as this transaction sees it.
+    /// The balance as this transaction sees it, expired credits left out.
     pub async fn credit_balance(&mut self, org: &str) -> Result<i64, StoreError> {
-        let balance: Option<i64> = with_tx!(self, |conn| {
-            sqlx::query_scalar(BALANCE_OF)
+        Ok(with_tx!(self, |conn| {
+            sqlx::query_scalar(AVAILABLE_BALANCE)
                 .bind(org)
-                .fetch_optional(conn)
+                .bind(unix_now())
+                .fetch_one(conn)
                 .await?
-        });
-        Ok(balance.unwrap_or(0))
+        }))
     }
 
     /// An operator's adjustment of `amount` (either sign) with its reason;
     /// the balance after, or `None` when it would fall below zero (nothing
-    /// written).
+    /// written). A positive one is a grant: a lot, when credits expire.
     pub async fn adjust_credits(
         &mut self,
         org: &str,
@@ -193,16 +177,21 @@ impl Tx {
         actor: &str,
     ) -> Result<Option<i64>, StoreError> {
         let now = unix_now();
-        let balance = if amount < 0 {
-            match self.take_from_balance(org, -amount, now).await? {
-                Some(balance) => balance,
-                None => return Ok(None),
-            }
-        } else {
-            self.add_to_balance(org, amount, now).await?;
-            self.credit_balance(org).await?
-        };
         let id = uuid::Uuid::now_v7().to_string();
+        if amount < 0 {
+            // Written first: on PostgreSQL it locks the balance, so the
+            // check below cannot race another debit.
+            self.add_to_balance(org, 0, now).await?;
+            if self.credit_balance(org).await? < -amount {
+                return Ok(None);
+            }
+            self.add_to_balance(org, amount, now).await?;
+            self.take_from_lots(org, -amount, now, None).await?;
+        } else {
+            let balance = self.add_to_balance(org, amount, now).await?;
+            self.add_lots(org, &[("adjustment", &id, amount, now)], balance)
+                .await?;
+        }
         self.insert_entry(
             "adjustment",
             &id,
@@ -212,7 +201,7 @@ impl Tx {
             (Some(reason), Some(actor), None),
         )
         .await?;
-        Ok(Some(balance))
+        Ok(Some(self.credit_balance(org).await?))
     }
 
     /// Takes `amount` back from the purchase `grant` for `source_id` (a
@@ -247,6 +236,8 @@ impl Tx {
         }
         if let Some(org) = &grant.org_id {
             self.add_to_balance(org, -amount, now).await?;
+            self.take_from_lots(org, amount, now, Some(&grant.reference()))
+                .await?;
         }
         if let Some(customer) = &grant.customer_id {
             self.changed.customer(customer);

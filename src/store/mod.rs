@@ -18,6 +18,7 @@
 //! | `credit_grants.rs`     | credits purchases grant                                |
 //! | `credit_debits.rs`     | debits by idempotency key                              |
 //! | `credit_reversals.rs`  | refunds, lost disputes, credit notes to claw back      |
+//! | `credit_lots.rs`       | credits that expire: lots, spent soonest-expiring first |
 //! | `checkout_sessions.rs` | sessions created here, and foreign ones flagged        |
 //! | `admin.rs`             | the operators' reads                                   |
 //! | `entitlements.rs`      | active features, product features, access facts        |
@@ -36,6 +37,7 @@ mod catalog;
 mod checkout_sessions;
 mod credit_debits;
 mod credit_grants;
+mod credit_lots;
 mod credit_reversals;
 mod credits;
 mod customer_links;
@@ -60,6 +62,7 @@ pub use catalog::CatalogPrice;
 pub use checkout_sessions::{CheckoutReturn, ForeignCheckout};
 pub use credit_debits::{DebitAnswerRow, DebitKey, DebitRecord};
 pub use credit_grants::CreditGrant;
+pub use credit_lots::{CreditLot, expired_by_org, spend_by_org};
 pub use credit_reversals::{PaidGrant, Reversal};
 pub use credits::CreditEntry;
 pub use customer_links::{LinkError, LinkOutcome};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::cache::CacheKey;
 use super::{ProductFeature, Store, StoreError, with_pool};
+use crate::domain::unix_now;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SubscriptionView {
@@ -202,7 +203,8 @@ impl Store {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT CAST(COALESCE((SELECT balance FROM credit_balances WHERE org_id = $1), 0) \
-                   AS BIGINT) AS credit_balance, \
+                   - COALESCE((SELECT SUM(remaining) FROM credit_lots WHERE org_id = $1 \
+                     AND remaining > 0 AND expires_at <= $3), 0) AS BIGINT) AS credit_balance, \
                  (SELECT MAX(t) FROM ( \
                    SELECT MAX(updated_at) AS t FROM subscriptions WHERE customer_id = $2 \
                    UNION ALL SELECT MAX(updated_at) FROM invoices WHERE customer_id = $2 \
@@ -223,6 +225,7 @@ impl Store {
             )
             .bind(org_id)
             .bind(customer)
+            .bind(unix_now())
             .fetch_one(pool)
             .await?
         }))

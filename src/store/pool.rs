@@ -30,6 +30,8 @@ pub struct Store {
     /// Statements run inside write transactions, since start: what explains
     /// a write path's cost (the ingest benchmark reports it per event).
     statements: Arc<AtomicU64>,
+    /// Seconds a grant lasts, when credits expire (`credit_lots`).
+    credit_lifetime: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -168,6 +170,9 @@ impl Store {
             orgs: Arc::default(),
             feed,
             statements: Arc::default(),
+            credit_lifetime: settings
+                .credits_expire_after
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         }
     }
 
@@ -182,6 +187,7 @@ impl Store {
             changed: Default::default(),
             caches: self.caches.clone(),
             statements: self.statements.clone(),
+            credit_lifetime: self.credit_lifetime,
         })
     }
 

@@ -21,6 +21,8 @@ pub struct Tx {
     pub(super) changed: Changed,
     pub(super) caches: Arc<StoreCaches>,
     pub(super) statements: Arc<AtomicU64>,
+    /// Seconds a grant lasts, when credits expire.
+    pub(super) credit_lifetime: Option<i64>,
 }
 
 pub(super) enum TxConn {

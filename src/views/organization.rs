@@ -4,7 +4,8 @@ use askama::Template;
 
 use super::format::{self, date, interval, invoice_status, money, subscription_status};
 use crate::store::{
-    CatalogPrice, CreditEntry, InvoiceView, MeterUsage, Plans, ProductFeature, SubscriptionView,
+    CatalogPrice, CreditEntry, CreditLot, InvoiceView, MeterUsage, Plans, ProductFeature,
+    SubscriptionView,
 };
 
 /// A message shown above the plans (after a checkout, or when Stripe was slow).
@@ -71,6 +72,8 @@ pub struct OrganizationPage {
     pub credit_lines: Vec<CreditLine>,
     /// The balance is at or below `CREDITS_LOW_BALANCE`.
     pub credits_low: bool,
+    /// When the next credits expire, and how many: "70 credits expire on …".
+    pub credits_expiring: Option<String>,
     pub usage: Vec<UsageLine>,
     pub usage_period_end: String,
     pub invoices: Vec<InvoiceRow>,
@@ -113,6 +116,8 @@ pub struct Catalog<'a> {
 #[derive(Default)]
 pub struct Wallet<'a> {
     pub entries: &'a [CreditEntry],
+    /// The credits that expire, soonest first.
+    pub expiring: &'a [CreditLot],
     pub low_balance: Option<i64>,
     pub usage: &'a [MeterUsage],
     /// When the period of `usage` ends.
@@ -176,6 +181,13 @@ impl OrganizationPage {
             }),
             credits: format::whole(billing.credit_balance),
             credit_lines: wallet.entries.iter().map(credit_line).collect(),
+            credits_expiring: wallet.expiring.first().map(|lot| {
+                format!(
+                    "{} credits expire on {}.",
+                    format::whole(lot.remaining),
+                    date(lot.expires_at)
+                )
+            }),
             credits_low: wallet
                 .low_balance
                 .is_some_and(|low| billing.credit_balance <= low),
@@ -211,6 +223,7 @@ fn credit_line(entry: &CreditEntry) -> CreditLine {
             .as_deref()
             .map_or_else(|| "Adjustment".to_owned(), |r| format!("Adjustment: {r}")),
         "clawback" => "Purchase taken back".to_owned(),
+        "expiry" => "Expired".to_owned(),
         _ => entry.reason.clone().unwrap_or_else(|| "Used".to_owned()),
     };
     let sign = if entry.amount > 0 { "+" } else { "" };

@@ -13,6 +13,7 @@ mod batches;
 mod browser;
 mod catch_up;
 mod contract;
+mod credit_expiry;
 mod credits;
 mod entitlements;
 mod event_log;

@@ -13,7 +13,9 @@ use crate::domain::{OrgId, unix_now};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use crate::store::{DebitAnswerRow, DebitKey, DebitRecord, Store, StoreError, Tx};
+use crate::store::{
+    DebitAnswerRow, DebitKey, DebitRecord, Store, StoreError, Tx, expired_by_org, spend_by_org,
+};
 
 const MAX_KEY_CHARS: usize = 255;
 const MAX_METADATA_BYTES: usize = 4096;
@@ -257,6 +259,11 @@ async fn decide_batch(tx: &mut Tx, debits: &[&Debit]) -> Result<Vec<DebitAnswer>
     orgs.dedup();
     let mut balances = tx.lock_balances(&orgs).await?;
     let now = unix_now();
+    // Expired credits are not the balance's, written off yet or not.
+    let mut lots = tx.open_lots(&orgs).await?;
+    for (org, expired) in expired_by_org(&lots, now) {
+        *balances.entry(org.to_owned()).or_default() -= expired;
+    }
     let mut records = Vec::new();
     let mut answers = Vec::new();
     for (i, debit) in debits.iter().enumerate() {
@@ -286,6 +293,14 @@ async fn decide_batch(tx: &mut Tx, debits: &[&Debit]) -> Result<Vec<DebitAnswer>
         decisions[i] = Some(Decision::Decided(result));
     }
     tx.write_debits(&records, &answers).await?;
+    let mut spent: HashMap<&str, i64> = HashMap::new();
+    for record in &records {
+        *spent.entry(record.org_id).or_default() += record.amount;
+    }
+    let spent_lots = spend_by_org(&mut lots, &spent, now);
+    if !spent_lots.is_empty() {
+        tx.save_lots(&spent_lots.iter().collect::<Vec<_>>()).await?;
+    }
     let decisions: Vec<Decision> = decisions.into_iter().flatten().collect();
     Ok((0..decisions.len())
         .map(|i| answer_of(&decisions, &hashes, i))

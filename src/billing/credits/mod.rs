@@ -1,8 +1,10 @@
 //! Credits: spending them (`debits`: never below zero, once per
 //! idempotency key, in batches), taking back what undone purchases granted
-//! (`reversals`), and operators' adjustments (here).
+//! (`reversals`), writing off those that expired (`expiry`), and
+//! operators' adjustments (here).
 
 mod debits;
+pub mod expiry;
 mod reversals;
 
 pub use debits::{Debit, DebitAnswer, DebitError, DebitLine, DebitRequest, DebitResult, Debits};

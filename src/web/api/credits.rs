@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::body::read_body;
 use super::known_organization;
 use crate::billing::credits::{Debit, DebitAnswer, DebitLine, DebitRequest, DebitResult};
+use crate::domain::unix_now;
 use crate::state::AppState;
-use crate::store::CreditEntry;
+use crate::store::{CreditEntry, CreditLot};
 use crate::web::errors::{ApiError, ErrorBody, no_store};
 use crate::web::guards::{Member, ServiceCaller};
 
@@ -21,8 +22,29 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BalanceBody<'a> {
     organization: &'a str,
-    /// Whole credits; never below zero through debits.
+    /// Whole credits; never below zero through debits. Expired credits are
+    /// not in it.
     balance: i64,
+    /// Credits that will expire, soonest first (`CREDITS_EXPIRE_AFTER`);
+    /// the rest of the balance does not.
+    expiring: Vec<ExpiringBody>,
+}
+
+/// What is left of a grant that expires.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExpiringBody {
+    amount: i64,
+    /// Unix seconds.
+    expires_at: i64,
+}
+
+impl From<CreditLot> for ExpiringBody {
+    fn from(lot: CreditLot) -> Self {
+        Self {
+            amount: lot.remaining,
+            expires_at: lot.expires_at,
+        }
+    }
 }
 
 /// A debit taken.
@@ -63,6 +85,8 @@ pub struct HistoryQuery {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct HistoryBody {
     balance: i64,
+    /// Credits that will expire, soonest first.
+    expiring: Vec<ExpiringBody>,
     data: Vec<EntryBody>,
     has_more: bool,
 }
@@ -73,7 +97,8 @@ pub struct EntryBody {
     /// `<kind>:<source id>`.
     id: String,
     /// `checkout_session` or `invoice` (a purchase), `debit`, `adjustment`,
-    /// `clawback` (a purchase refunded, disputed or credited back).
+    /// `clawback` (a purchase refunded, disputed or credited back), `expiry`
+    /// (what was left of a grant when it expired).
     kind: String,
     /// Positive when credits were added.
     amount: i64,
@@ -120,14 +145,15 @@ pub async fn balance(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let org = known_organization(&state, &org).await?;
-    let balance = state
-        .store
-        .credit_balance(org.id.as_str())
-        .await
-        .map_err(ApiError::internal)?;
+    let (balance, expiring) = tokio::try_join!(
+        state.store.credit_balance(org.id.as_str()),
+        state.store.credit_lots(org.id.as_str(), unix_now()),
+    )
+    .map_err(ApiError::internal)?;
     Ok(no_store(StatusCode::OK).json(BalanceBody {
         organization: org.id.as_str(),
         balance,
+        expiring: expiring.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -224,8 +250,9 @@ pub async fn history(
         ));
     }
     let org = member.org.id.as_str();
-    let (balance, entries) = tokio::try_join!(
+    let (balance, expiring, entries) = tokio::try_join!(
         state.store.credit_balance(org),
+        state.store.credit_lots(org, unix_now()),
         state
             .store
             .credit_entries(org, query.starting_after.as_deref(), limit + 1),
@@ -239,6 +266,7 @@ pub async fn history(
     entries.truncate(limit as usize);
     Ok(no_store(StatusCode::OK).json(HistoryBody {
         balance,
+        expiring: expiring.into_iter().map(Into::into).collect(),
         data: entries.into_iter().map(Into::into).collect(),
         has_more,
     }))

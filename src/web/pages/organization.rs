@@ -107,14 +107,16 @@ pub async fn show(
         features: &features,
     };
     let (from, to) = usage::period(&plans.billing, unix_now());
-    let (entries, meters) = tokio::try_join!(
+    let (entries, expiring, meters) = tokio::try_join!(
         store.credit_entries(org.id.as_str(), None, CREDIT_LINES),
+        store.credit_lots(org.id.as_str(), unix_now()),
         store.usage_in_period(org.id.as_str(), from, to),
     )
     .map_err(PageError::internal)?;
     let entries = entries.unwrap_or_default();
     let wallet = Wallet {
         entries: &entries,
+        expiring: &expiring,
         low_balance: state.pages.credits_low_balance,
         usage: &meters,
         period_end: to,
