@@ -237,6 +237,7 @@ fn render_in_process() -> f64 {
     while started.elapsed().as_secs_f64() < 2.0 {
         let context = OrganizationContext {
             org_id: "org_bench".into(),
+            org_name: None,
             org_slug: Some("bench".into()),
             role: Some("org:admin".into()),
             can_manage: true,

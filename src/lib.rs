@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod clerk;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -22,7 +22,8 @@ use crate::billing::budget::StripeBudget;
 use crate::billing::credits::{self, Debits};
 use crate::billing::versions::VersionWatch;
 use crate::billing::{Ingestor, catchup, refetch, retention, snapshot, usage};
-use crate::config::{DatabaseSettings, PagesSettings, Settings};
+use crate::clerk::svix::SvixVerifier;
+use crate::config::{AuthSettings, DatabaseSettings, PagesSettings, Settings};
 use crate::state::AppState;
 use crate::store::{AuditLog, Store};
 use crate::stripe::StripeClient;
@@ -124,6 +125,7 @@ impl Application {
                 .webhooks
                 .as_ref()
                 .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
+            clerk_webhooks: clerk_webhooks(&settings.auth)?,
             ingestor,
             debits: Debits::start(store.clone()),
             meters: settings.stripe.meters.clone(),
@@ -249,4 +251,13 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings) -> anyhow::Result<
         .await
         .context("could not apply database migrations")?;
     Ok(store)
+}
+
+/// The verifier of Clerk's deliveries, when a secret is configured (the
+/// secrets were checked when the configuration was read).
+fn clerk_webhooks(auth: &AuthSettings) -> anyhow::Result<Option<SvixVerifier>> {
+    if auth.clerk_webhook_secrets.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(SvixVerifier::new(&auth.clerk_webhook_secrets)?))
 }

@@ -7,6 +7,7 @@ use crate::billing::budget::StripeBudget;
 use crate::billing::credits::Debits;
 use crate::billing::usage::UsageIntake;
 use crate::billing::versions::VersionWatch;
+use crate::clerk::svix::SvixVerifier;
 use crate::config::{AccessSettings, PagesSettings};
 use crate::store::{AuditLog, Store};
 use crate::stripe::StripeClient;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// `None` when no webhook secret is configured.
     pub webhooks: Option<WebhookVerifier>,
+    /// Clerk's deliveries; `None` when no `CLERK_WEBHOOK_SECRET` is configured.
+    pub clerk_webhooks: Option<SvixVerifier>,
     pub ingestor: Ingestor,
     /// Debits of credits, written in batches.
     pub debits: Debits,

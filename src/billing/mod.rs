@@ -12,6 +12,7 @@ pub mod catchup;
 pub mod checkout;
 pub mod credits;
 pub mod ingest;
+pub mod members;
 pub mod reconcile;
 pub mod refetch;
 pub mod replay;

@@ -88,6 +88,19 @@ pub struct AuthSettings {
     pub clerk_secret_key: Option<SecretString>,
     /// The locally generated development key file, trusted only when `DEV_AUTH` is on.
     pub dev_key_file: Option<PathBuf>,
+    /// Signing secrets of Clerk's webhook endpoint (`whsec_…`, several while rotating).
+    pub clerk_webhook_secrets: Vec<SecretString>,
+}
+
+fn clerk_webhook_secrets(env: &Env) -> Result<Vec<SecretString>, ConfigError> {
+    let secrets: Vec<SecretString> = env
+        .list("CLERK_WEBHOOK_SECRET")
+        .into_iter()
+        .map(SecretString::from)
+        .collect();
+    crate::clerk::svix::SvixVerifier::new(&secrets)
+        .map_err(|e| ConfigError::new("CLERK_WEBHOOK_SECRET", e.to_string()))?;
+    Ok(secrets)
 }
 
 impl AuthSettings {
@@ -122,6 +135,7 @@ impl AuthSettings {
                 .get("CLERK_SECRET_KEY")
                 .map(|k| SecretString::from(k.to_owned())),
             dev_key_file,
+            clerk_webhook_secrets: clerk_webhook_secrets(env)?,
         })
     }
 

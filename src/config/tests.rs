@@ -80,6 +80,10 @@ fn each_bad_value_names_its_variable() {
         ("CREDITS_PER_UNIT", "-5"),
         ("EVENT_PAYLOAD_RETENTION", "a while"),
         ("CREDITS_EXPIRE_AFTER", "a year"),
+        (
+            "CLERK_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,not-a-secret",
+        ),
         ("SESSION_KEY", "short"),
         ("CLERK_SIGN_IN_URL", "not a url"),
     ];

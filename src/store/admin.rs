@@ -6,7 +6,10 @@ use super::{Card, Store, StoreError, StoredEvent, with_pool};
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AdminOrgRow {
     pub id: String,
-    pub slug: Option<String>,
+    /// Clerk's name of the organization, else its slug.
+    pub name: Option<String>,
+    /// When Clerk deleted it: its billing is left to an operator.
+    pub deleted_at: Option<i64>,
     pub stripe_customer_id: Option<String>,
     pub subscription_id: Option<String>,
     pub status: Option<String>,
@@ -34,7 +37,7 @@ pub struct AdminFilter {
 macro_rules! admin_list {
     ($where:literal) => {
         concat!(
-            "SELECT o.id, o.slug, o.stripe_customer_id, s.id AS subscription_id, s.status, \
+            "SELECT o.id, COALESCE(o.name, o.slug) AS name, o.deleted_at, o.stripe_customer_id, s.id AS subscription_id, s.status, \
              COALESCE(p.name, s.plan_name) AS product_name, s.quantity, s.unit_amount, s.currency, \
              s.recurring_interval, s.interval_count, s.current_period_end, s.cancel_at_period_end, \
              s.cancel_at, \
@@ -74,10 +77,14 @@ impl Store {
             (None, None) => admin_list!("TRUE"),
             (Some(_), None) => admin_list!("s.status = $3"),
             (None, Some(_)) => {
-                admin_list!("(LOWER(o.id) LIKE $3 OR LOWER(COALESCE(o.slug, '')) LIKE $3)")
+                admin_list!(
+                    "(LOWER(o.id) LIKE $3 OR LOWER(COALESCE(o.slug, '')) LIKE $3 \
+                     OR LOWER(COALESCE(o.name, '')) LIKE $3)"
+                )
             }
             (Some(_), Some(_)) => admin_list!(
-                "s.status = $3 AND (LOWER(o.id) LIKE $4 OR LOWER(COALESCE(o.slug, '')) LIKE $4)"
+                "s.status = $3 AND (LOWER(o.id) LIKE $4 OR LOWER(COALESCE(o.slug, '')) LIKE $4 \
+                 OR LOWER(COALESCE(o.name, '')) LIKE $4)"
             ),
         };
         Ok(with_pool!(self, |pool| {

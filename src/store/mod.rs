@@ -11,6 +11,7 @@
 //! | `sets/`                | many rows (or ids) in one statement, on either backend |
 //! | `organizations.rs`     | organizations, one row each                            |
 //! | `customer_links.rs`    | an organization's link to its Stripe customer          |
+//! | `directory.rs`         | Clerk's names of organizations, and their members      |
 //! | `events.rs`            | the log of Stripe events                               |
 //! | `plan_state.rs`        | an organization's plan state and invoices (API, pages) |
 //! | `catalog.rs`           | prices on offer                                        |
@@ -41,6 +42,7 @@ mod credit_lots;
 mod credit_reversals;
 mod credits;
 mod customer_links;
+mod directory;
 mod entitlements;
 mod error;
 mod events;
@@ -66,6 +68,7 @@ pub use credit_lots::{CreditLot, expired_by_org, spend_by_org};
 pub use credit_reversals::{PaidGrant, Reversal};
 pub use credits::CreditEntry;
 pub use customer_links::{LinkError, LinkOutcome};
+pub use directory::OrgMember;
 pub use entitlements::{ENTITLEMENTS_TTL_SECS, EntitlementFacts, ProductFeature, Standing};
 pub use error::StoreError;
 pub use events::{EventRecord, StoredEvent};

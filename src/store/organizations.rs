@@ -9,6 +9,10 @@ use crate::domain::{OrgId, StripeCustomerId, unix_now};
 pub struct Organization {
     pub id: OrgId,
     pub slug: Option<String>,
+    /// Clerk's name, once a webhook or `clerk sync` told it.
+    pub name: Option<String>,
+    /// When Clerk deleted it (unix seconds).
+    pub deleted_at: Option<i64>,
     pub stripe_customer_id: Option<StripeCustomerId>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -18,6 +22,8 @@ pub struct Organization {
 struct OrganizationRow {
     id: String,
     slug: Option<String>,
+    name: Option<String>,
+    deleted_at: Option<i64>,
     stripe_customer_id: Option<String>,
     created_at: i64,
     updated_at: i64,
@@ -30,6 +36,8 @@ impl TryFrom<OrganizationRow> for Organization {
         Ok(Self {
             id: OrgId::parse(&row.id).map_err(corrupt)?,
             slug: row.slug,
+            name: row.name,
+            deleted_at: row.deleted_at,
             stripe_customer_id: row
                 .stripe_customer_id
                 .as_deref()
@@ -42,7 +50,8 @@ impl TryFrom<OrganizationRow> for Organization {
     }
 }
 
-const SELECT_ORG: &str = "SELECT id, slug, stripe_customer_id, created_at, updated_at \
+const SELECT_ORG: &str = "SELECT id, slug, name, deleted_at, stripe_customer_id, created_at, \
+                          updated_at \
                           FROM organizations WHERE id = $1";
 
 impl Store {
@@ -135,7 +144,7 @@ impl Store {
         let row: OrganizationRow = with_pool!(self, |pool| {
             sqlx::query_as(
                 "UPDATE organizations SET slug = $2, updated_at = $3 WHERE id = $1 \
-                 RETURNING id, slug, stripe_customer_id, created_at, updated_at",
+                 RETURNING id, slug, name, deleted_at, stripe_customer_id, created_at, updated_at",
             )
             .bind(id.as_str())
             .bind(slug)

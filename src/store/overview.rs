@@ -26,7 +26,8 @@ pub struct StatusCount {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AtRisk {
     pub org_id: Option<String>,
-    pub org_slug: Option<String>,
+    /// Clerk's name of the organization, else its slug.
+    pub org_name: Option<String>,
     pub subscription_id: String,
     pub status: String,
     pub cancel_at_period_end: bool,
@@ -56,7 +57,10 @@ pub struct Snapshot {
 pub struct ExportRow {
     pub id: String,
     pub org_id: Option<String>,
-    pub org_slug: Option<String>,
+    /// Clerk's name of the organization, else its slug.
+    pub org_name: Option<String>,
+    pub customer_name: Option<String>,
+    pub customer_email: Option<String>,
     pub status: String,
     pub plan: Option<String>,
     pub recurring_interval: Option<String>,
@@ -128,7 +132,7 @@ impl Store {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 // The page's few subscriptions first, then their organizations.
-                "SELECT o.id AS org_id, o.slug AS org_slug, s.id AS subscription_id, s.status, \
+                "SELECT o.id AS org_id, COALESCE(o.name, o.slug) AS org_name, s.id AS subscription_id, s.status, \
                  s.cancel_at_period_end, s.cancel_at, s.current_period_end FROM ( \
                    SELECT id, customer_id, status, cancel_at_period_end, cancel_at, current_period_end \
                    FROM subscriptions \
@@ -277,11 +281,13 @@ impl Store {
     pub async fn export_page(&self, after: &str, limit: i64) -> Result<Vec<ExportRow>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT s.id, o.id AS org_id, o.slug AS org_slug, s.status, \
+                "SELECT s.id, o.id AS org_id, COALESCE(o.name, o.slug) AS org_name, \
+                 c.name AS customer_name, c.email AS customer_email, s.status, \
                  COALESCE(p.name, s.plan_name) AS plan, s.recurring_interval, s.interval_count, \
                  s.quantity, s.currency, s.unit_amount, s.current_period_end, s.cancel_at_period_end, \
                  s.created FROM subscriptions s \
                  LEFT JOIN organizations o ON o.stripe_customer_id = s.customer_id \
+                 LEFT JOIN customers c ON c.id = s.customer_id \
                  LEFT JOIN products p ON p.id = s.product_id \
                  WHERE s.id > $1 ORDER BY s.id LIMIT $2",
             )

@@ -7,12 +7,14 @@ use super::format::{
 };
 use crate::billing::access::Access;
 use crate::store::{
-    AdminOrgRow, BillingState, Card, CreditEntry, FailedUsage, InvoiceView, StoredEvent,
+    AdminOrgRow, BillingState, Card, CreditEntry, FailedUsage, InvoiceView, OrgMember, StoredEvent,
 };
 
 pub struct AdminOrgLine {
     pub id: String,
     pub name: String,
+    /// Deleted in Clerk: its billing waits for an operator.
+    pub deleted: bool,
     pub plan: String,
     pub status_label: &'static str,
     pub status_class: &'static str,
@@ -65,7 +67,8 @@ impl AdminOrgLine {
         };
         Self {
             id: row.id.clone(),
-            name: row.slug.clone().unwrap_or_else(|| row.id.clone()),
+            name: row.name.clone().unwrap_or_else(|| row.id.clone()),
+            deleted: row.deleted_at.is_some(),
             plan: row.product_name.clone().unwrap_or_else(|| "—".to_owned()),
             status_label,
             status_class,
@@ -143,6 +146,10 @@ pub struct AdminLedgerLine {
 pub struct AdminOrgPage {
     pub id: String,
     pub name: String,
+    /// When Clerk deleted the organization.
+    pub deleted: Option<String>,
+    /// Its members, as Clerk's webhooks told them.
+    pub members: Vec<OrgMember>,
     pub customer: String,
     pub csrf: String,
     pub notice: Option<String>,
@@ -172,7 +179,10 @@ pub struct FailedUsageLine {
 
 pub struct AdminOrgData {
     pub id: String,
-    pub slug: Option<String>,
+    /// Clerk's name, else the slug.
+    pub name: Option<String>,
+    pub deleted_at: Option<i64>,
+    pub members: Vec<OrgMember>,
     pub customer: Option<String>,
     pub billing: BillingState,
     pub invoices: Vec<InvoiceView>,
@@ -187,7 +197,9 @@ pub struct AdminOrgData {
 impl AdminOrgPage {
     pub fn new(data: AdminOrgData, csrf: String, notice: Option<String>) -> Self {
         Self {
-            name: data.slug.clone().unwrap_or_else(|| data.id.clone()),
+            name: data.name.clone().unwrap_or_else(|| data.id.clone()),
+            deleted: data.deleted_at.map(date),
+            members: data.members.clone(),
             id: data.id,
             customer: data.customer.unwrap_or_else(|| "none".to_owned()),
             csrf,

@@ -89,6 +89,8 @@ pub struct OrganizationPage {
 /// What the organization page needs besides the billing state.
 pub struct OrganizationContext {
     pub org_id: String,
+    /// Clerk's name, when known.
+    pub org_name: Option<String>,
     pub org_slug: Option<String>,
     pub role: Option<String>,
     pub can_manage: bool,
@@ -145,11 +147,13 @@ impl OrganizationPage {
         } = plans;
         let slug = context.org_slug.unwrap_or_default();
         Self {
-            org_name: if slug.is_empty() {
-                context.org_id.clone()
-            } else {
-                slug.clone()
-            },
+            org_name: context.org_name.clone().unwrap_or_else(|| {
+                if slug.is_empty() {
+                    context.org_id.clone()
+                } else {
+                    slug.clone()
+                }
+            }),
             org_slug: if slug.is_empty() {
                 "—".to_owned()
             } else {

@@ -131,7 +131,7 @@ fn risk_line(r: &AtRisk) -> RiskLine {
     };
     RiskLine {
         org_name: r
-            .org_slug
+            .org_name
             .clone()
             .or_else(|| r.org_id.clone())
             .unwrap_or_else(|| "(no organization)".to_owned()),

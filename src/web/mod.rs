@@ -126,6 +126,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
         "/api/v1/webhooks/stripe",
         Method::POST,
         api::webhooks::stripe,
+    ))
+    .service(route(
+        "/api/v1/webhooks/clerk",
+        Method::POST,
+        api::clerk_webhook::clerk,
     ));
     // For the product's other services (a service token; 404 when none is configured).
     cfg.service(route(

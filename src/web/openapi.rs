@@ -13,7 +13,7 @@ use super::api;
 #[openapi(
     info(
         title = "lance-billing",
-        description = "The billing side of lance: Stripe's Customer Portal, synced plan state, invoices, entitlements, the credits wallet, usage for Stripe's meters, and Stripe's webhooks. Errors are `{\"error\": {\"code\", \"message\"}}`.",
+        description = "The billing side of lance: Stripe's Customer Portal, synced plan state, invoices, entitlements, the credits wallet, usage for Stripe's meters, and Stripe's and Clerk's webhooks. Errors are `{\"error\": {\"code\", \"message\"}}`.",
     ),
     paths(
         api::portal::customer_portal,
@@ -27,6 +27,7 @@ use super::api;
         api::usage::this_period,
         api::usage::report,
         api::webhooks::stripe,
+        api::clerk_webhook::clerk,
         api::health::healthz,
         api::health::readyz,
     ),
@@ -36,7 +37,7 @@ use super::api;
         (name = "entitlements", description = "What an organization may use"),
         (name = "credits", description = "The credits wallet: balance, history, debits"),
         (name = "usage", description = "Usage reported to Stripe's meters"),
-        (name = "webhooks", description = "For Stripe"),
+        (name = "webhooks", description = "For Stripe, and for Clerk through Svix"),
         (name = "health", description = "Probes"),
     )
 )]

@@ -155,6 +155,14 @@ async fn the_snapshot_is_taken_once_a_day_however_many_instances_take_it() {
 async fn the_export_is_a_csv_of_every_subscription_for_operators_only() {
     let app = admin_app().await;
     seed(&app).await;
+    // org_b's name came from Clerk, its customer's from Stripe.
+    app.execute("UPDATE organizations SET name = 'Bravo GmbH' WHERE id = 'org_b'")
+        .await;
+    let mut bravo = customer("cus_B", Some("org_b"), None);
+    bravo["name"] = "Bravo Billing".into();
+    bravo["email"] = "billing@bravo.test".into();
+    let updated = event("evt_cus_b", "customer.updated", 5_000, bravo);
+    assert_eq!(app.post_event(&updated).await.status(), 200);
     let url = "/admin/export/subscriptions.csv";
     let (status, headers, csv) = app.page(url, &claims_v2("org_ops")).await;
     assert_eq!(status, 200);
@@ -162,15 +170,25 @@ async fn the_export_is_a_csv_of_every_subscription_for_operators_only() {
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines[0],
-        "organization,organization_name,subscription,status,plan,interval,quantity,currency,unit_amount,mrr,current_period_end,cancel_at_period_end,created"
+        "organization,organization_name,customer_name,customer_email,subscription,status,plan,interval,quantity,currency,unit_amount,mrr,current_period_end,cancel_at_period_end,created"
     );
     assert_eq!(lines.len(), 1 + 8, "a row per subscription");
     let acme = lines.iter().find(|l| l.starts_with("org_a,")).unwrap();
     assert!(
-        acme.starts_with("org_a,\"Acme, \"\"Best\"\" Inc.\",sub_org_a,active,"),
+        acme.starts_with("org_a,\"Acme, \"\"Best\"\" Inc.\",,,sub_org_a,active,"),
         "{acme}"
     );
     assert!(acme.contains(",month,3,usd,4900,14700,"), "{acme}");
+    let bravo = lines.iter().find(|l| l.starts_with("org_b,")).unwrap();
+    assert!(
+        bravo.starts_with("org_b,Bravo GmbH,Bravo Billing,billing@bravo.test,sub_org_b,"),
+        "{bravo}"
+    );
+    let (_, _, overview) = app.page("/admin", &claims_v2("org_ops")).await;
+    assert!(
+        overview.contains("<a href=\"/admin/orgs/org_b\">Bravo GmbH</a>"),
+        "names in the lists"
+    );
     let jpy = lines.iter().find(|l| l.starts_with("org_e,")).unwrap();
     assert!(jpy.contains(",2 week,2,jpy,5000,21667,"), "{jpy}");
 
@@ -260,7 +278,7 @@ async fn the_export_defuses_cells_that_start_like_formulas() {
     let row = csv.lines().find(|l| l.starts_with("org_f,")).unwrap();
     assert!(
         row.starts_with(
-            "org_f,'@SUM(1+1),sub_f,active,\"'=HYPERLINK(\"\"https://evil.test\"\",\"\"Pro\"\")\","
+            "org_f,'@SUM(1+1),,,sub_f,active,\"'=HYPERLINK(\"\"https://evil.test\"\",\"\"Pro\"\")\","
         ),
         "{row}"
     );

@@ -2,6 +2,7 @@
 //! failure has the contract's body.
 
 mod body;
+pub mod clerk_webhook;
 pub mod credits;
 pub mod entitlements;
 pub mod health;

@@ -167,12 +167,18 @@ pub async fn organization(
         store.failed_usage(org.id.as_str(), 25),
     )
     .map_err(PageError::internal)?;
+    let members = store
+        .members_of(org.id.as_str())
+        .await
+        .map_err(PageError::internal)?;
     let access = access::of(store, &org, state.access.grace_period)
         .await
         .map_err(PageError::internal)?;
     let data = AdminOrgData {
         id: org.id.to_string(),
-        slug: org.slug.clone(),
+        name: org.name.clone().or_else(|| org.slug.clone()),
+        deleted_at: org.deleted_at,
+        members,
         customer: c.map(str::to_owned),
         billing,
         invoices,

@@ -12,9 +12,11 @@ use crate::views::format::{date, monthly_amount};
 use crate::web::guards::Operator;
 
 const PAGE: i64 = 500;
-const HEADER: [&str; 13] = [
+const HEADER: [&str; 15] = [
     "organization",
     "organization_name",
+    "customer_name",
+    "customer_email",
     "subscription",
     "status",
     "plan",
@@ -95,7 +97,12 @@ fn record(row: &ExportRow) -> Vec<String> {
     };
     vec![
         row.org_id.clone().unwrap_or_default(),
-        row.org_slug.clone().unwrap_or_default(),
+        row.org_name
+            .clone()
+            .or_else(|| row.org_id.clone())
+            .unwrap_or_default(),
+        row.customer_name.clone().unwrap_or_default(),
+        row.customer_email.clone().unwrap_or_default(),
         row.id.clone(),
         row.status.clone(),
         row.plan.clone().unwrap_or_default(),

@@ -82,6 +82,7 @@ pub async fn show(
     let has_plan = checkout::has_live_subscription(&plans.billing);
     let context = OrganizationContext {
         org_id: org.id.to_string(),
+        org_name: org.name.clone(),
         org_slug: org.slug.clone(),
         role: member.org.role.clone(),
         can_manage: can_manage(&state, &member.org),

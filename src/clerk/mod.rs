@@ -1,0 +1,5 @@
+//! Everything about Clerk's wire format beside session tokens (`auth`):
+//! its webhooks (Svix-signed) and the objects they carry.
+
+pub mod events;
+pub mod svix;
