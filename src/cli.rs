@@ -5,8 +5,11 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::dev::{DevKey, DevTokenRequest};
 use crate::billing::replay::{Selection, replay};
-use crate::billing::{catchup, reconcile, snapshot, webhook_setup};
-use crate::config::{AuthSettings, DatabaseSettings, Env, Settings, StripeSettings};
+use crate::billing::{catchup, members, reconcile, snapshot, webhook_setup};
+use crate::clerk::api::ClerkApi;
+use crate::config::{
+    AuthSettings, ClerkApiSettings, DatabaseSettings, Env, Settings, StripeSettings,
+};
 use crate::domain::{OrgId, StripeCustomerId, UserId};
 use crate::server::{Application, connect_and_migrate};
 use crate::store::{LinkOutcome, Store};
@@ -49,6 +52,11 @@ pub enum Command {
     /// Take today's revenue snapshot for the admin chart (the server takes it
     /// daily), and estimate again the month-ends not taken on the day.
     Snapshot,
+    /// Clerk: backfill what its webhooks tell.
+    Clerk {
+        #[command(subcommand)]
+        command: ClerkCommand,
+    },
     /// The Stripe webhook endpoint.
     Webhooks {
         #[command(subcommand)]
@@ -78,6 +86,13 @@ pub enum OrgCommand {
         #[arg(long)]
         no_verify: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClerkCommand {
+    /// Fetch every organization and its members from Clerk's Backend API
+    /// (with CLERK_SECRET_KEY) and apply them as the webhooks would.
+    Sync,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +205,19 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             let report = catchup::catch_up(&store, &stripe, since).await?;
             println!("{report}");
             Ok(())
+        }
+        Command::Clerk {
+            command: ClerkCommand::Sync,
+        } => {
+            let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
+            let clerk = ClerkApi::new(&ClerkApiSettings::from_env(env)?)?;
+            let report = members::sync_from_clerk(&store, &clerk, members::CLERK_PAGE).await?;
+            println!("{report}");
+            if report.unreadable.is_empty() {
+                Ok(())
+            } else {
+                bail!("some of Clerk could not be read (everything else was applied)")
+            }
         }
         Command::Snapshot => {
             let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;

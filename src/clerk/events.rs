@@ -102,6 +102,20 @@ impl ClerkEvent {
     }
 }
 
+impl OrganizationProfile {
+    /// From Clerk's organization object (a webhook's data, an API answer).
+    pub fn from_clerk(data: &Value) -> Result<Self, String> {
+        organization(data)
+    }
+}
+
+impl Membership {
+    /// From Clerk's membership object, as of `version` (ms).
+    pub fn from_clerk(data: &Value, version: i64) -> Result<Self, String> {
+        membership(data, version)
+    }
+}
+
 fn organization(data: &Value) -> Result<OrganizationProfile, String> {
     Ok(OrganizationProfile {
         id: org_id(data.get("id"))?,

@@ -2,11 +2,14 @@
 //! `main`). Each command parses only the sections it needs, so `migrate` works
 //! without Stripe keys. Every error names the variable and never its secret value.
 
+mod clerk;
 mod env;
 mod stripe;
 #[cfg(test)]
 mod tests;
 
+pub use clerk::ClerkApiSettings;
+use clerk::clerk_webhook_secrets;
 pub use env::{ConfigError, Env, parse_duration};
 pub use stripe::{StripeSettings, WebhookSettings};
 
@@ -90,17 +93,6 @@ pub struct AuthSettings {
     pub dev_key_file: Option<PathBuf>,
     /// Signing secrets of Clerk's webhook endpoint (`whsec_…`, several while rotating).
     pub clerk_webhook_secrets: Vec<SecretString>,
-}
-
-fn clerk_webhook_secrets(env: &Env) -> Result<Vec<SecretString>, ConfigError> {
-    let secrets: Vec<SecretString> = env
-        .list("CLERK_WEBHOOK_SECRET")
-        .into_iter()
-        .map(SecretString::from)
-        .collect();
-    crate::clerk::svix::SvixVerifier::new(&secrets)
-        .map_err(|e| ConfigError::new("CLERK_WEBHOOK_SECRET", e.to_string()))?;
-    Ok(secrets)
 }
 
 impl AuthSettings {

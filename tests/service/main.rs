@@ -12,6 +12,7 @@ mod auth;
 mod batches;
 mod browser;
 mod catch_up;
+mod clerk_sync;
 mod clerk_webhooks;
 mod contract;
 mod credit_expiry;
