@@ -238,6 +238,7 @@ fn render_in_process() -> f64 {
         let context = OrganizationContext {
             org_id: "org_bench".into(),
             org_name: None,
+            seats_used: None,
             org_slug: Some("bench".into()),
             role: Some("org:admin".into()),
             can_manage: true,

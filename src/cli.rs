@@ -8,7 +8,7 @@ use crate::billing::replay::{Selection, replay};
 use crate::billing::{catchup, members, reconcile, snapshot, webhook_setup};
 use crate::clerk::api::ClerkApi;
 use crate::config::{
-    AuthSettings, ClerkApiSettings, DatabaseSettings, Env, Settings, StripeSettings,
+    AuthSettings, ClerkApiSettings, DatabaseSettings, Env, SeatSettings, Settings, StripeSettings,
 };
 use crate::domain::{OrgId, StripeCustomerId, UserId};
 use crate::server::{Application, connect_and_migrate};
@@ -211,7 +211,9 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
         } => {
             let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
             let clerk = ClerkApi::new(&ClerkApiSettings::from_env(env)?)?;
-            let report = members::sync_from_clerk(&store, &clerk, members::CLERK_PAGE).await?;
+            let seats = SeatSettings::from_env(env)?;
+            let report =
+                members::sync_from_clerk(&store, &clerk, members::CLERK_PAGE, &seats).await?;
             println!("{report}");
             if report.unreadable.is_empty() {
                 Ok(())

@@ -21,7 +21,7 @@ use crate::auth::Authenticator;
 use crate::billing::budget::StripeBudget;
 use crate::billing::credits::{self, Debits};
 use crate::billing::versions::VersionWatch;
-use crate::billing::{Ingestor, catchup, refetch, retention, snapshot, usage};
+use crate::billing::{Ingestor, catchup, refetch, retention, seats, snapshot, usage};
 use crate::clerk::svix::SvixVerifier;
 use crate::config::{AuthSettings, DatabaseSettings, PagesSettings, Settings};
 use crate::state::AppState;
@@ -101,6 +101,14 @@ impl Application {
             settings.stripe.meter_events_per_second,
             stop.clone(),
         )));
+        if settings.seats.follow_members {
+            tasks.push(tokio::spawn(seats::run(
+                store.clone(),
+                stripe.clone(),
+                settings.seats.clone(),
+                stop.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(credits::expiry::run_every_minute(
             store.clone(),
             stop.clone(),
@@ -119,6 +127,7 @@ impl Application {
             origin: settings.server.origin(),
             pages: settings.pages.clone(),
             access: settings.access.clone(),
+            seats: settings.seats.clone(),
             audit,
             portal_configuration: settings.stripe.portal_configuration.clone(),
             webhooks: settings

@@ -8,7 +8,7 @@ use crate::billing::credits::Debits;
 use crate::billing::usage::UsageIntake;
 use crate::billing::versions::VersionWatch;
 use crate::clerk::svix::SvixVerifier;
-use crate::config::{AccessSettings, PagesSettings};
+use crate::config::{AccessSettings, PagesSettings, SeatSettings};
 use crate::store::{AuditLog, Store};
 use crate::stripe::StripeClient;
 use crate::stripe::webhook::WebhookVerifier;
@@ -23,6 +23,8 @@ pub struct AppState {
     pub origin: String,
     pub pages: PagesSettings,
     pub access: AccessSettings,
+    /// Seats that follow members, and their limit in entitlements.
+    pub seats: SeatSettings,
     pub audit: AuditLog,
     /// `None` when no webhook secret is configured.
     pub webhooks: Option<WebhookVerifier>,

@@ -5,7 +5,9 @@
 
 use crate::clerk::api::{ClerkApi, ClerkApiError};
 use crate::clerk::events::{ClerkEvent, DirectoryChange, Membership, OrganizationProfile};
-use crate::store::{Store, StoreError};
+use crate::config::SeatSettings;
+use crate::domain::unix_now_us;
+use crate::store::{Store, StoreError, Tx};
 
 /// What became of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -19,12 +21,14 @@ pub enum Received {
     Ignored,
 }
 
-/// Applies `change`, delivered as `svix_id`, in one transaction.
+/// Applies `change`, delivered as `svix_id`, in one transaction; a member
+/// who came or went schedules the seats' update when seats follow members.
 pub async fn receive(
     store: &Store,
     svix_id: &str,
     event: &ClerkEvent,
     change: &DirectoryChange,
+    seats: &SeatSettings,
 ) -> Result<Received, StoreError> {
     if *change == DirectoryChange::Ignored {
         return Ok(Received::Ignored);
@@ -44,15 +48,30 @@ pub async fn receive(
             if let Some(profile) = profile {
                 tx.apply_organization_profile(profile).await?;
             }
-            tx.apply_membership(membership, false).await?;
+            if tx.apply_membership(membership, false).await? {
+                schedule_seats(&mut tx, membership.org.as_str(), seats).await?;
+            }
         }
         DirectoryChange::MembershipDeleted(membership) => {
-            tx.apply_membership(membership, true).await?;
+            if tx.apply_membership(membership, true).await? {
+                schedule_seats(&mut tx, membership.org.as_str(), seats).await?;
+            }
         }
         DirectoryChange::Ignored => {}
     }
     tx.commit().await?;
     Ok(Received::Applied)
+}
+
+/// Schedules `org`'s seat update after the debounce, when seats follow
+/// members: the burst this change starts, or the one it joins.
+async fn schedule_seats(tx: &mut Tx, org: &str, seats: &SeatSettings) -> Result<(), StoreError> {
+    if !seats.follow_members {
+        return Ok(());
+    }
+    let debounce_ms = i64::try_from(seats.debounce.as_millis()).unwrap_or(i64::MAX);
+    let due = (unix_now_us() / 1000).saturating_add(debounce_ms);
+    tx.schedule_seat_sync(org, due).await
 }
 
 /// What `clerk sync` did.
@@ -92,6 +111,7 @@ pub async fn sync_from_clerk(
     store: &Store,
     clerk: &ClerkApi,
     page_size: u32,
+    seats: &SeatSettings,
 ) -> anyhow::Result<ClerkSyncReport> {
     let began = crate::domain::unix_now() * 1000;
     let mut report = ClerkSyncReport::default();
@@ -113,7 +133,7 @@ pub async fn sync_from_clerk(
             let org = profile.id.as_str();
             match members_in_clerk(clerk, org, page_size).await {
                 Ok(listed) => {
-                    let removed = apply_members(store, org, &listed, began).await?;
+                    let removed = apply_members(store, org, &listed, began, seats).await?;
                     report.members += listed.len() as u64;
                     report.removed += removed;
                 }
@@ -167,11 +187,13 @@ async fn apply_members(
     org: &str,
     listed: &[Membership],
     began: i64,
+    seats: &SeatSettings,
 ) -> Result<u64, StoreError> {
     let kept_here = store.members_of(org).await?;
     let mut tx = store.begin().await?;
+    let mut changed = false;
     for membership in listed {
-        tx.apply_membership(membership, false).await?;
+        changed |= tx.apply_membership(membership, false).await?;
     }
     let mut removed = 0;
     for gone in kept_here
@@ -190,6 +212,9 @@ async fn apply_members(
         if tx.apply_membership(&removal, true).await? {
             removed += 1;
         }
+    }
+    if changed || removed > 0 {
+        schedule_seats(&mut tx, org, seats).await?;
     }
     tx.commit().await?;
     Ok(removed)

@@ -19,6 +19,7 @@ pub mod replay;
 pub mod retention;
 pub mod revenue;
 pub mod rules;
+pub mod seats;
 pub mod snapshot;
 pub mod usage;
 pub mod versions;

@@ -4,6 +4,7 @@
 
 mod clerk;
 mod env;
+mod seats;
 mod stripe;
 #[cfg(test)]
 mod tests;
@@ -11,6 +12,7 @@ mod tests;
 pub use clerk::ClerkApiSettings;
 use clerk::clerk_webhook_secrets;
 pub use env::{ConfigError, Env, parse_duration};
+pub use seats::SeatSettings;
 pub use stripe::{StripeSettings, WebhookSettings};
 
 use std::net::SocketAddr;
@@ -295,6 +297,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub pages: PagesSettings,
     pub access: AccessSettings,
+    pub seats: SeatSettings,
 }
 
 /// What organizations may use, and who else may ask.
@@ -338,6 +341,7 @@ impl Settings {
             auth: AuthSettings::from_env(env)?,
             pages: PagesSettings::from_env(env)?,
             access: AccessSettings::from_env(env)?,
+            seats: SeatSettings::from_env(env)?,
         };
         if settings.auth.dev_key_file.is_some() && settings.stripe.is_live() {
             return Err(ConfigError::new(

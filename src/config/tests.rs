@@ -80,6 +80,11 @@ fn each_bad_value_names_its_variable() {
         ("CREDITS_PER_UNIT", "-5"),
         ("EVENT_PAYLOAD_RETENTION", "a while"),
         ("CREDITS_EXPIRE_AFTER", "a year"),
+        ("BILLING_SEATS", "everyone"),
+        ("BILLING_SEAT_PRORATION", "sometimes"),
+        ("BILLING_SEAT_LIMIT", "hard"),
+        ("BILLING_SEAT_PRICE_IDS", "prod_seat"),
+        ("BILLING_SEAT_DEBOUNCE", "soon"),
         (
             "CLERK_WEBHOOK_SECRET",
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,not-a-secret",

@@ -12,6 +12,7 @@
 //! | `organizations.rs`     | organizations, one row each                            |
 //! | `customer_links.rs`    | an organization's link to its Stripe customer          |
 //! | `directory.rs`         | Clerk's names of organizations, and their members      |
+//! | `seat_syncs.rs`        | per-seat quantities waiting to be set in Stripe        |
 //! | `events.rs`            | the log of Stripe events                               |
 //! | `plan_state.rs`        | an organization's plan state and invoices (API, pages) |
 //! | `catalog.rs`           | prices on offer                                        |
@@ -53,6 +54,7 @@ mod overview;
 mod plan_state;
 mod pool;
 mod refetch;
+mod seat_syncs;
 mod sets;
 mod synced;
 mod tx;
@@ -82,6 +84,7 @@ pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
 pub use pool::Store;
 pub(crate) use pool::{is_unique_violation, with_pool};
 pub use refetch::{REFETCH_DELAY_SECS, Refetch};
+pub use seat_syncs::{SeatSubscription, SeatSync, SeatsOutOfStep};
 pub use synced::{
     CustomerRow, EntitlementsRow, FETCHED, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
     ProductRow, SubscriptionItemRow, SubscriptionRow, SyncedRow, SyncedRows, Uncertain, Version,

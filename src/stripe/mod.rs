@@ -8,6 +8,7 @@ mod lists;
 mod meter_events;
 pub mod objects;
 mod portal;
+mod subscription_items;
 pub mod webhook;
 mod webhook_endpoints;
 
@@ -18,6 +19,7 @@ pub use client::{ApiErrorBody, RetryPolicy, StripeClient, StripeError};
 pub use customer_lookup::Customer;
 pub use meter_events::MeterEvent;
 pub use portal::{CreatePortalSession, FlowData, PortalSession};
+pub use subscription_items::UpdateSubscriptionItem;
 pub use webhook_endpoints::{CreateWebhookEndpoint, UpdateWebhookEndpoint, WebhookEndpoint};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, PercentEncode, utf8_percent_encode};

@@ -7,7 +7,8 @@ use super::format::{
 };
 use crate::billing::access::Access;
 use crate::store::{
-    AdminOrgRow, BillingState, Card, CreditEntry, FailedUsage, InvoiceView, OrgMember, StoredEvent,
+    AdminOrgRow, BillingState, Card, CreditEntry, FailedUsage, InvoiceView, OrgMember,
+    SeatsOutOfStep, StoredEvent,
 };
 
 pub struct AdminOrgLine {
@@ -37,6 +38,9 @@ pub struct AdminListPage {
     pub page: i64,
     pub prev_link: Option<String>,
     pub next_link: Option<String>,
+    /// Organizations whose members and paid seats differ (seats follow members).
+    pub seats_out_of_step: Vec<SeatsOutOfStep>,
+    pub csrf: String,
 }
 
 impl AdminOrgLine {

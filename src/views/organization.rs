@@ -104,6 +104,8 @@ pub struct OrganizationContext {
     pub portal_path: &'static str,
     /// While access is in its grace period: when it ends (unix seconds).
     pub grace_ends_at: Option<i64>,
+    /// Members who take a seat, when seats follow members or are limited.
+    pub seats_used: Option<i64>,
 }
 
 /// The offers on the Plans tab, and the features their products include.
@@ -169,7 +171,14 @@ impl OrganizationPage {
             subscriptions: billing
                 .subscriptions
                 .iter()
-                .map(|s| subscription_card(s, plan_features))
+                .map(|s| {
+                    let mut card = subscription_card(s, plan_features);
+                    if let Some(used) = context.seats_used.filter(|_| is_live(&s.status)) {
+                        let paid = s.quantity.unwrap_or(1);
+                        card.seats = Some(format!("{used} of {paid} seats used"));
+                    }
+                    card
+                })
                 .collect(),
             payment_method: billing.payment_method.as_ref().map(|pm| {
                 let brand = pm
@@ -217,6 +226,10 @@ impl OrganizationPage {
             grace_ends: context.grace_ends_at.map(date),
         }
     }
+}
+
+fn is_live(status: &str) -> bool {
+    matches!(status, "active" | "trialing")
 }
 
 fn credit_line(entry: &CreditEntry) -> CreditLine {

@@ -67,6 +67,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
             pages::admin::organization,
         ))
         .service(route(
+            "/admin/orgs/{id}/seats",
+            Method::POST,
+            pages::admin::update_seats,
+        ))
+        .service(route(
             "/admin/orgs/{id}/resync",
             Method::POST,
             pages::admin::resync,

@@ -5,7 +5,7 @@
 use lance_billing::billing::members::sync_from_clerk;
 use lance_billing::clerk::api::ClerkApi;
 use lance_billing::clerk::events::Membership;
-use lance_billing::config::ClerkApiSettings;
+use lance_billing::config::{ClerkApiSettings, Env, SeatSettings};
 use lance_billing::domain::OrgId;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -33,6 +33,10 @@ async fn answers(clerk: &MockServer, at: &str, offset: &str, status: u16, body: 
         .respond_with(ResponseTemplate::new(status).set_body_json(body))
         .mount(clerk)
         .await;
+}
+
+fn no_seats() -> SeatSettings {
+    SeatSettings::from_env(&Env::from_pairs([])).expect("the defaults")
 }
 
 fn list(data: Vec<Value>, total: usize) -> Value {
@@ -107,7 +111,9 @@ async fn organizations_and_members_are_backfilled_a_page_at_a_time() {
         api_base: clerk.uri().parse().unwrap(),
     };
     let api = ClerkApi::new(&settings).unwrap();
-    let report = sync_from_clerk(&app.store, &api, 2).await.unwrap();
+    let report = sync_from_clerk(&app.store, &api, 2, &no_seats())
+        .await
+        .unwrap();
     assert_eq!(
         (report.organizations, report.members, report.removed),
         (3, 3, 1)
@@ -127,7 +133,9 @@ async fn organizations_and_members_are_backfilled_a_page_at_a_time() {
         3
     );
     // Again: nothing more to do.
-    let again = sync_from_clerk(&app.store, &api, 2).await.unwrap();
+    let again = sync_from_clerk(&app.store, &api, 2, &no_seats())
+        .await
+        .unwrap();
     assert_eq!((again.members, again.removed), (3, 0));
 }
 
@@ -141,8 +149,13 @@ async fn a_key_that_cannot_list_organizations_fails_the_sync() {
         secret_key: SecretString::from("sk_test_clerk".to_owned()),
         api_base: clerk.uri().parse().unwrap(),
     };
-    let err = sync_from_clerk(&app.store, &ClerkApi::new(&settings).unwrap(), 100)
-        .await
-        .unwrap_err();
+    let err = sync_from_clerk(
+        &app.store,
+        &ClerkApi::new(&settings).unwrap(),
+        100,
+        &no_seats(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 }

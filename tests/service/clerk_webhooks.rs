@@ -44,7 +44,7 @@ async fn deliver_signed(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn deliver(app: &TestApp, svix_id: &str, event: &Value) -> (u16, Value) {
+pub(crate) async fn deliver(app: &TestApp, svix_id: &str, event: &Value) -> (u16, Value) {
     deliver_signed(app, svix_id, event, SECRET, unix_now()).await
 }
 

@@ -28,6 +28,7 @@ mod overview;
 mod pages;
 mod portal;
 mod reconcile;
+mod seats;
 mod slow_clients;
 mod stop;
 mod stripe_fixtures;

@@ -11,6 +11,9 @@ pub struct Recurring {
     pub interval: String,
     #[serde(default = "one")]
     pub interval_count: i64,
+    /// `licensed` (a quantity, the default) or `metered`.
+    #[serde(default)]
+    pub usage_type: Option<String>,
 }
 
 pub(super) fn one() -> i64 {
@@ -29,6 +32,9 @@ pub struct Price {
     pub nickname: Option<String>,
     pub lookup_key: Option<String>,
     pub recurring: Option<Recurring>,
+    /// `per_unit` (the default) or `tiered`.
+    #[serde(default)]
+    pub billing_scheme: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
     #[serde(default, deserialize_with = "metadata")]
@@ -67,6 +73,10 @@ pub struct Plan {
     pub metadata: HashMap<String, String>,
     #[serde(default)]
     pub deleted: bool,
+    #[serde(default)]
+    pub usage_type: Option<String>,
+    #[serde(default)]
+    pub billing_scheme: Option<String>,
 }
 
 pub(super) fn yes() -> bool {
@@ -88,7 +98,9 @@ impl Plan {
             recurring: Some(Recurring {
                 interval: self.interval.clone(),
                 interval_count: self.interval_count,
+                usage_type: self.usage_type.clone(),
             }),
+            billing_scheme: self.billing_scheme.clone(),
             kind: Some("recurring".to_owned()),
             metadata: self.metadata.clone(),
             deleted: self.deleted,

@@ -65,7 +65,7 @@ pub async fn clerk(
     let event: ClerkEvent =
         serde_json::from_slice(&body).map_err(|e| not_an_event(e.to_string()))?;
     let change = event.change().map_err(not_an_event)?;
-    let status = members::receive(&state.store, svix_id, &event, &change)
+    let status = members::receive(&state.store, svix_id, &event, &change, &state.seats)
         .await
         .map_err(|err| {
             ApiError::internal(anyhow::anyhow!(

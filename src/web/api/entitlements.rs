@@ -22,6 +22,17 @@ pub struct EntitlementsBody<'a> {
     grace_ends_at: Option<i64>,
     features: &'a [String],
     synced_at: Option<i64>,
+    /// With `BILLING_SEAT_LIMIT=plan`: members who take a seat, and the
+    /// seats the live subscription pays for (0 without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seats: Option<SeatsBody>,
+}
+
+/// Seats used and paid, so the product can refuse invitations beyond.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SeatsBody {
+    used: i64,
+    paid: i64,
 }
 
 /// The signed-in user's organization's access and features.
@@ -49,7 +60,8 @@ pub async fn of_member(
     let access = access::of(&state.store, &org, state.access.grace_period)
         .await
         .map_err(ApiError::internal)?;
-    Ok(answer(&org.id, access))
+    let seats = seats_of(&state, &org.id).await?;
+    Ok(answer(&org.id, access, seats))
 }
 
 /// Any organization's access and features, for the product's other services.
@@ -78,10 +90,30 @@ pub async fn of_organization(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::NotFound(format!("No organization {org} is known.")))?;
-    Ok(answer(&org, access))
+    let seats = seats_of(&state, &org).await?;
+    Ok(answer(&org, access, seats))
 }
 
-fn answer(org: &OrgId, access: Access) -> HttpResponse {
+/// Seats used and paid, when `BILLING_SEAT_LIMIT=plan`.
+async fn seats_of(state: &AppState, org: &OrgId) -> Result<Option<SeatsBody>, ApiError> {
+    if !state.seats.report_limit {
+        return Ok(None);
+    }
+    let (members, paying) = tokio::try_join!(
+        state.store.members_of(org.as_str()),
+        state.store.seat_subscription(org.as_str()),
+    )
+    .map_err(ApiError::internal)?;
+    Ok(Some(SeatsBody {
+        used: members
+            .iter()
+            .filter(|m| state.seats.counts(&m.role))
+            .count() as i64,
+        paid: paying.map_or(0, |s| s.quantity.unwrap_or(1)),
+    }))
+}
+
+fn answer(org: &OrgId, access: Access, seats: Option<SeatsBody>) -> HttpResponse {
     let Access {
         level,
         grace_ends_at,
@@ -94,5 +126,6 @@ fn answer(org: &OrgId, access: Access) -> HttpResponse {
         grace_ends_at,
         features: &features,
         synced_at,
+        seats,
     })
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::billing::replay::{Selection, replay};
 use crate::billing::{access, credits, reconcile, revenue};
-use crate::domain::{OrgId, unix_now};
+use crate::domain::{OrgId, unix_now, unix_now_us};
 use crate::state::AppState;
 use crate::store::{AdminFilter, AuditEntry, StoreError};
 use crate::views::admin::{AdminListPage, AdminOrgData, AdminOrgLine, AdminOrgPage, EventLine};
@@ -39,6 +39,7 @@ pub struct ListQuery {
 pub async fn organizations(
     _: Operator,
     query: web::Query<ListQuery>,
+    session: Session,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     let status = query
@@ -74,9 +75,18 @@ pub async fn organizations(
         url.append_pair("page", &p.to_string());
         format!("/admin?{}", url.finish())
     };
-    let overview = match (page, &status, &search) {
-        (1, None, None) => Some(overview(&state).await?),
-        _ => None,
+    let first_page = (page, &status, &search) == (1, &None, &None);
+    let overview = match first_page {
+        true => Some(overview(&state).await?),
+        false => None,
+    };
+    let seats_out_of_step = match first_page && state.seats.follow_members {
+        true => state
+            .store
+            .seats_out_of_step(SEATS_SHOWN)
+            .await
+            .map_err(PageError::internal)?,
+        false => Vec::new(),
     };
     let view = AdminListPage {
         overview,
@@ -87,6 +97,8 @@ pub async fn organizations(
         page,
         prev_link: (page > 1).then(|| link(page - 1)),
         next_link: has_next.then(|| link(page + 1)),
+        seats_out_of_step,
+        csrf: csrf_token(&session)?,
     };
     Ok(html_page(view.render().map_err(PageError::internal)?))
 }
@@ -121,6 +133,7 @@ async fn overview(state: &AppState) -> Result<Overview, PageError> {
 
 const DAY: i64 = 86_400;
 const AT_RISK_SHOWN: i64 = 20;
+const SEATS_SHOWN: i64 = 50;
 
 /// The first second of `now`'s month (UTC).
 fn start_of_month(now: i64) -> i64 {
@@ -220,6 +233,31 @@ pub async fn resync(
     Ok(redirect_with_notice(
         &format!("/admin/orgs/{org_id}"),
         &report.to_string(),
+    ))
+}
+
+/// An operator runs an organization's seat update now.
+pub async fn update_seats(
+    posted: Posted<Operator, NoFields>,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let Operator(identity) = posted.by;
+    let org_id = OrgId::parse(&id).map_err(|_| PageError::NotFound)?;
+    if !state.seats.follow_members {
+        return Err(PageError::BadRequest(
+            "Seats do not follow members here (BILLING_SEATS is off).".to_owned(),
+        ));
+    }
+    state
+        .store
+        .seat_sync_now(org_id.as_str(), unix_now_us() / 1000)
+        .await
+        .map_err(PageError::internal)?;
+    log::info!("{} asked for the seats of {org_id} now", identity.user_id);
+    Ok(redirect_with_notice(
+        &format!("/admin/orgs/{org_id}"),
+        "The seats will be set in Stripe within seconds.",
     ))
 }
 

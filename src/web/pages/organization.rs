@@ -93,6 +93,7 @@ pub async fn show(
         sells_credits: state.pages.credits_price_id.is_some(),
         portal_path: PORTAL_PATH,
         grace_ends_at: grace_ends_at(&state, &org).await?,
+        seats_used: seats_used(&state, &org).await?,
     };
     let (prices, features) = if has_plan {
         (Vec::new(), Vec::new())
@@ -126,6 +127,24 @@ pub async fn show(
         .render()
         .map_err(PageError::internal)?;
     Ok(html_page(html))
+}
+
+/// Members who take a seat, when the seats are tracked.
+async fn seats_used(state: &AppState, org: &Organization) -> Result<Option<i64>, PageError> {
+    if !(state.seats.follow_members || state.seats.report_limit) {
+        return Ok(None);
+    }
+    let members = state
+        .store
+        .members_of(org.id.as_str())
+        .await
+        .map_err(PageError::internal)?;
+    Ok(Some(
+        members
+            .iter()
+            .filter(|m| state.seats.counts(&m.role))
+            .count() as i64,
+    ))
 }
 
 /// The session a return from Checkout names, if it is one: anything else in
