@@ -178,3 +178,69 @@ pub async fn run(
         lock.release().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+    use serde_json::json;
+
+    fn settings(pairs: &[(&str, &str)]) -> SeatSettings {
+        SeatSettings::from_env(&Env::from_pairs(pairs.iter().copied())).unwrap()
+    }
+
+    fn member(user: &str, role: &str) -> OrgMember {
+        OrgMember {
+            user_id: user.to_owned(),
+            role: role.to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_the_roles_configured_take_seats_and_never_fewer_than_one() {
+        let members = [
+            member("user_a", "org:admin"),
+            member("user_b", "org:viewer"),
+        ];
+        assert_eq!(seats_used(&members, &settings(&[])), 2);
+        let admins = settings(&[("BILLING_SEAT_ROLES", "org:admin,org:member")]);
+        assert_eq!(seats_used(&members, &admins), 1);
+        assert_eq!(seats_used(&[], &admins), 1);
+    }
+
+    fn subscription(items: serde_json::Value) -> Subscription {
+        serde_json::from_value(json!({"id": "sub_1", "object": "subscription",
+            "customer": "cus_1", "status": "active", "created": 1,
+            "items": {"object": "list", "data": items}}))
+        .unwrap()
+    }
+
+    fn item(id: &str, price: &str, usage_type: &str, scheme: &str) -> serde_json::Value {
+        json!({"id": id, "quantity": 3, "price": {"id": price, "currency": "usd",
+            "unit_amount": 900, "billing_scheme": scheme,
+            "recurring": {"interval": "month", "usage_type": usage_type}}})
+    }
+
+    #[test]
+    fn the_seat_item_is_the_one_licensed_per_unit_item_or_the_configured_price() {
+        let sub = subscription(json!([
+            item("si_seats", "price_seat", "licensed", "per_unit"),
+            item("si_api", "price_api", "metered", "per_unit"),
+            item("si_tiers", "price_tiers", "licensed", "tiered"),
+        ]));
+        assert_eq!(seat_item(&sub, &[]).unwrap().id, "si_seats");
+        let two = subscription(json!([
+            item("si_seats", "price_seat", "licensed", "per_unit"),
+            item("si_addon", "price_addon", "licensed", "per_unit"),
+        ]));
+        assert!(
+            seat_item(&two, &[])
+                .unwrap_err()
+                .contains("BILLING_SEAT_PRICE_IDS")
+        );
+        let chosen = seat_item(&two, &["price_addon".to_owned()]).unwrap();
+        assert_eq!(chosen.id, "si_addon");
+        let none = subscription(json!([item("si_api", "price_api", "metered", "per_unit")]));
+        assert!(seat_item(&none, &[]).is_err());
+    }
+}
