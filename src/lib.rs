@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod state;
 pub mod store;

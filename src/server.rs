@@ -29,7 +29,7 @@ use crate::store::{AuditLog, Store};
 use crate::stripe::StripeClient;
 use crate::stripe::webhook::WebhookVerifier;
 use crate::web;
-use crate::web::request_id;
+use crate::web::{metrics, request_id};
 
 /// How long a stop waits for background tasks and the database, each.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -128,6 +128,7 @@ impl Application {
             pages: settings.pages.clone(),
             access: settings.access.clone(),
             seats: settings.seats.clone(),
+            metrics_token: settings.server.metrics_token.clone(),
             audit,
             portal_configuration: settings.stripe.portal_configuration.clone(),
             webhooks: settings
@@ -143,6 +144,9 @@ impl Application {
             versions: VersionWatch::new(&settings.stripe.api_version),
             stripe_budget: StripeBudget::default(),
         });
+        if let Some(addr) = settings.server.metrics_addr {
+            tasks.extend(serve_metrics(addr, state.clone(), stop.clone())?);
+        }
         let address = listener.local_addr()?;
         let port = address.port();
         let session_key = session_key(&settings.pages);
@@ -160,6 +164,7 @@ impl Application {
                 )
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms %{x-request-id}i"))
                 .wrap(security_headers(&csp))
+                .wrap(middleware::from_fn(metrics::observe))
                 // Outermost: the logger and every handler run inside its scope.
                 .wrap(middleware::from_fn(request_id::assign))
                 .app_data(state.clone())
@@ -214,6 +219,37 @@ impl Application {
         log::info!("stopped");
         result
     }
+}
+
+/// `GET /metrics` alone on `addr`, without a token (an address only
+/// Prometheus reaches), until `stop`.
+fn serve_metrics(
+    addr: std::net::SocketAddr,
+    state: Data<AppState>,
+    stop: CancellationToken,
+) -> std::io::Result<[tokio::task::JoinHandle<()>; 2]> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", actix_web::web::get().to(metrics::open))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)?
+    .run();
+    let handle = server.handle();
+    log::info!("metrics on http://{addr}/metrics");
+    Ok([
+        tokio::spawn(async move {
+            if let Err(err) = server.await {
+                log::warn!("the metrics listener stopped: {err}");
+            }
+        }),
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            handle.stop(true).await;
+        }),
+    ])
 }
 
 /// Headers every response carries. Pages load nothing from elsewhere and run

@@ -23,6 +23,8 @@ pub struct AppState {
     pub origin: String,
     pub pages: PagesSettings,
     pub access: AccessSettings,
+    /// The bearer token `GET /metrics` asks for (`METRICS_TOKEN`).
+    pub metrics_token: Option<secrecy::SecretString>,
     /// Seats that follow members, and their limit in entitlements.
     pub seats: SeatSettings,
     pub audit: AuditLog,

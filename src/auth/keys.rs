@@ -177,11 +177,15 @@ impl Jwks {
         state.last_attempt = Some(Instant::now());
         match fetched {
             Ok(keys) => {
+                crate::metrics::jwks_refresh("ok");
                 log::info!("fetched {} signing key(s) from Clerk's JWKS", keys.len());
                 state.keys = keys;
                 state.fetched_at = Some(Instant::now());
             }
-            Err(err) => log::warn!("could not refresh Clerk's JWKS from {}: {err:#}", self.url),
+            Err(err) => {
+                crate::metrics::jwks_refresh("error");
+                log::warn!("could not refresh Clerk's JWKS from {}: {err:#}", self.url);
+            }
         }
     }
 

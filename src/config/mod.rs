@@ -157,6 +157,10 @@ pub struct ServerSettings {
     pub keep_alive: Duration,
     /// How long a stop waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// The bearer token `GET /metrics` asks for on the main address (`METRICS_TOKEN`).
+    pub metrics_token: Option<SecretString>,
+    /// An address serving `GET /metrics` alone, without a token (`METRICS_ADDR`).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl ServerSettings {
@@ -192,6 +196,23 @@ impl ServerSettings {
             client_body_timeout: env.duration_or("CLIENT_BODY_TIMEOUT", Duration::from_secs(10))?,
             keep_alive: env.duration_or("KEEP_ALIVE", Duration::from_secs(15))?,
             shutdown_timeout: env.duration_or("SHUTDOWN_TIMEOUT", Duration::from_secs(10))?,
+            metrics_token: match env.get("METRICS_TOKEN") {
+                Some(token) if token.len() < 16 => {
+                    return Err(ConfigError::new(
+                        "METRICS_TOKEN",
+                        "must be at least 16 characters long",
+                    ));
+                }
+                token => token.map(|t| SecretString::from(t.to_owned())),
+            },
+            metrics_addr: env
+                .get("METRICS_ADDR")
+                .map(|raw| {
+                    raw.parse().map_err(|_| {
+                        ConfigError::new("METRICS_ADDR", "must be an address like 127.0.0.1:9090")
+                    })
+                })
+                .transpose()?,
         })
     }
 

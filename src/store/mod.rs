@@ -27,6 +27,7 @@
 //! | `audit.rs`             | the audit log, written off the request path            |
 //! | `health.rs`            | catch-up state, API versions seen, newest event        |
 //! | `jobs.rs`              | one-instance-at-a-time locks for background jobs       |
+//! | `metric_state.rs`      | queues and ages read when metrics are scraped          |
 //! | `refetch.rs`           | objects to fetch again when versions cannot be ordered |
 //! | `overview.rs`          | revenue, statuses, risk, snapshots, the export         |
 //! | `usage.rs`             | the usage outbox: records until Stripe's meters have them |
@@ -49,6 +50,7 @@ mod error;
 mod events;
 mod health;
 mod jobs;
+mod metric_state;
 mod organizations;
 mod overview;
 mod plan_state;

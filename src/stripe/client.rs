@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use url::Url;
 
 use crate::config::StripeSettings;
+use crate::metrics;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -183,6 +184,7 @@ impl StripeClient {
                 .await;
             match result {
                 Err(err) if retryable && retry < self.retry.max_retries => {
+                    metrics::stripe_retry();
                     let delay = self.retry.delay(retry);
                     log::warn!(
                         "Stripe {method} {} failed ({err}); retry {} of {} in {delay:?}",
@@ -206,6 +208,11 @@ impl StripeClient {
         form: Option<String>,
         idempotency_key: Option<&str>,
     ) -> (Result<R, StripeError>, bool) {
+        let (verb, path) = (method.as_str().to_owned(), url.path().to_owned());
+        let started = std::time::Instant::now();
+        let observed = |status: &str| {
+            metrics::stripe_request(&verb, &path, status, started.elapsed().as_secs_f64());
+        };
         let mut request = self
             .http
             .request(method, url)
@@ -226,9 +233,13 @@ impl StripeClient {
             Ok(response) => response,
             // Connection failures and timeouts: safe to retry because every
             // POST carries an idempotency key and GETs change nothing.
-            Err(err) => return (Err(StripeError::Network(err)), true),
+            Err(err) => {
+                observed("error");
+                return (Err(StripeError::Network(err)), true);
+            }
         };
         let status = response.status();
+        observed(status.as_str());
         let retryable = should_retry(status, response.headers());
         let body = match response.bytes().await {
             Ok(body) => body,

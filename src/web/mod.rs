@@ -7,6 +7,7 @@
 mod api;
 pub mod errors;
 pub mod guards;
+pub mod metrics;
 pub mod openapi;
 mod pages;
 pub mod request_id;
@@ -25,6 +26,7 @@ pub const PORTAL_PATH: &str = "/api/v1/operations/payment/customer-portal";
 pub fn routes(cfg: &mut ServiceConfig) {
     // Probes, assets and the API description.
     cfg.service(route("/healthz", Method::GET, api::health::healthz))
+        .service(route("/metrics", Method::GET, metrics::guarded))
         .service(route("/readyz", Method::GET, api::health::readyz))
         .service(route("/api/openapi.json", Method::GET, openapi::serve))
         .service(route("/", Method::GET, pages::home::home))

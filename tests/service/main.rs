@@ -21,6 +21,7 @@ mod entitlements;
 mod event_log;
 mod health;
 mod helpers;
+mod metrics;
 mod openapi;
 mod ordering;
 mod org_link;

@@ -10,6 +10,7 @@ use tokio::time::{Duration, Instant};
 use super::thread::on_a_thread_of_their_own;
 use super::transaction::{apply_in, ingest_in};
 use super::{IngestError, Ingested, ReceivedEvent};
+use crate::metrics;
 use crate::store::{Store, StoreError, Tx};
 
 /// How the writers make batches.
@@ -134,6 +135,7 @@ async fn write_batches(
             batch.take_queued(&mut receiver);
             batch
         };
+        let started = Instant::now();
         // Opening the transaction takes a round trip (on SQLite, the wait for
         // another writer's commit): what arrives meanwhile joins this batch.
         let tx = store.begin().await;
@@ -159,6 +161,7 @@ async fn write_batches(
             }
         };
         last_size = batch.events.len();
+        metrics::ingest_batch(last_size, started.elapsed().as_secs_f64());
         batch.answer(outcomes);
         batches.fetch_add(1, Ordering::Relaxed);
     }

@@ -96,8 +96,8 @@ pub struct Caches<P, E> {
 impl<P, E> Caches<P, E> {
     pub fn new(plans_ttl: Duration, entitlements_ttl: Duration) -> Self {
         Self {
-            plans: ReadCache::new(plans_ttl),
-            entitlements: ReadCache::new(entitlements_ttl),
+            plans: ReadCache::new("plans", plans_ttl),
+            entitlements: ReadCache::new("entitlements", entitlements_ttl),
             announce: OnceLock::new(),
         }
     }
@@ -138,6 +138,8 @@ impl<P, E> Caches<P, E> {
 
 #[derive(Debug)]
 pub struct ReadCache<V> {
+    /// Its name in the metrics (`plans`, `entitlements`).
+    name: &'static str,
     ttl: Duration,
     inner: Mutex<Inner<V>>,
     /// One lock per organization being read, held by its reader.
@@ -186,8 +188,9 @@ struct Entry<V> {
 struct Ticket(u64);
 
 impl<V> ReadCache<V> {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(name: &'static str, ttl: Duration) -> Self {
         Self {
+            name,
             ttl,
             inner: Mutex::default(),
             reads: Mutex::default(),
@@ -204,8 +207,10 @@ impl<V> ReadCache<V> {
         F: Future<Output = Result<V, StoreError>>,
     {
         if let Ok(value) = self.get(key) {
+            self.count("hit");
             return Ok(value);
         }
+        self.count("miss");
         if self.ttl.is_zero() {
             return read().await.map(Arc::new);
         }
@@ -227,6 +232,10 @@ impl<V> ReadCache<V> {
         drop(first);
         self.release_read_lock(key.org, lock);
         result
+    }
+
+    fn count(&self, result: &str) {
+        crate::metrics::cache_read(self.name, result);
     }
 
     fn read_lock(&self, org: &str) -> Arc<tokio::sync::Mutex<()>> {

@@ -45,7 +45,7 @@ fn fill(cache: &ReadCache<Plans>, org: &str, customer: Option<&str>, balance: i6
 
 #[test]
 fn serves_a_fresh_read_for_the_same_customer_and_history_only() {
-    let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
+    let cache = ReadCache::<Plans>::new("plans", Duration::from_secs(60));
     fill(&cache, "org_1", Some("cus_1"), 5);
     assert_eq!(cached(&cache, "org_1", Some("cus_1")), Some(5));
     assert_eq!(cached(&cache, "org_1", Some("cus_2")), None);
@@ -60,7 +60,7 @@ fn serves_a_fresh_read_for_the_same_customer_and_history_only() {
 
 #[test]
 fn a_write_drops_the_organization_by_customer_by_org_or_all() {
-    let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
+    let cache = ReadCache::<Plans>::new("plans", Duration::from_secs(60));
     for (org, customer) in [("org_1", "cus_1"), ("org_2", "cus_2"), ("org_3", "cus_3")] {
         fill(&cache, org, Some(customer), 1);
     }
@@ -80,7 +80,7 @@ fn a_write_drops_the_organization_by_customer_by_org_or_all() {
 
 #[test]
 fn a_read_that_raced_a_write_is_not_kept() {
-    let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
+    let cache = ReadCache::<Plans>::new("plans", Duration::from_secs(60));
     let ticket = cache.get(key("org_1", Some("cus_1"))).unwrap_err();
     cache.apply(&org("org_9"));
     cache.put(ticket, key("org_1", Some("cus_1")), plans(1));
@@ -89,19 +89,19 @@ fn a_read_that_raced_a_write_is_not_kept() {
 
 #[test]
 fn nothing_is_kept_past_its_time_or_with_a_zero_ttl() {
-    let cache = ReadCache::<Plans>::new(Duration::from_millis(20));
+    let cache = ReadCache::<Plans>::new("plans", Duration::from_millis(20));
     fill(&cache, "org_1", None, 1);
     assert_eq!(cached(&cache, "org_1", None), Some(1));
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(cached(&cache, "org_1", None), None);
-    let off = ReadCache::<Plans>::new(Duration::ZERO);
+    let off = ReadCache::<Plans>::new("plans", Duration::ZERO);
     fill(&off, "org_1", None, 1);
     assert_eq!(cached(&off, "org_1", None), None);
 }
 
 #[tokio::test]
 async fn concurrent_misses_share_one_read() {
-    let cache = Arc::new(ReadCache::<Plans>::new(Duration::from_secs(60)));
+    let cache = Arc::new(ReadCache::<Plans>::new("plans", Duration::from_secs(60)));
     let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let loads = (0..16).map(|_| {
         let (cache, reads) = (cache.clone(), reads.clone());
@@ -127,7 +127,7 @@ async fn concurrent_misses_share_one_read() {
 
 #[tokio::test]
 async fn a_failed_read_is_reported_and_not_kept() {
-    let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
+    let cache = ReadCache::<Plans>::new("plans", Duration::from_secs(60));
     let failed = cache
         .get_or_read(key("org_1", None), || async {
             Err(StoreError::Corrupt("boom".into()))
@@ -139,7 +139,7 @@ async fn a_failed_read_is_reported_and_not_kept() {
 
 #[test]
 fn expired_entries_are_let_go() {
-    let cache = ReadCache::<Plans>::new(Duration::from_millis(10));
+    let cache = ReadCache::<Plans>::new("plans", Duration::from_millis(10));
     fill(&cache, "org_1", Some("cus_1"), 1);
     std::thread::sleep(Duration::from_millis(20));
     cache.lock().swept = Some(Instant::now() - Duration::from_secs(2));
@@ -151,7 +151,7 @@ fn expired_entries_are_let_go() {
 
 #[test]
 fn an_empty_change_does_not_disturb_reads_in_flight() {
-    let cache = ReadCache::<Plans>::new(Duration::from_secs(60));
+    let cache = ReadCache::<Plans>::new("plans", Duration::from_secs(60));
     let ticket = cache.get(key("org_1", None)).unwrap_err();
     cache.apply(&Changed::default());
     cache.put(ticket, key("org_1", None), plans(3));

@@ -6,9 +6,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_body;
 use crate::billing::members::{self, Received};
-use crate::clerk::events::ClerkEvent;
+use crate::clerk::events::{ClerkEvent, HANDLED_CLERK_EVENTS};
 use crate::clerk::svix::SvixHeaders;
 use crate::domain::unix_now;
+use crate::metrics;
 use crate::state::AppState;
 use crate::web::errors::{ApiError, ErrorBody};
 
@@ -58,6 +59,7 @@ pub async fn clerk(
         .map_err(|err| {
             // Never the body or a secret: only why it failed.
             log::warn!("rejected a Clerk webhook delivery: {err}");
+            metrics::webhook("clerk", None, &[], "refused");
             ApiError::Validation(format!("Invalid Svix signature: {err}."))
         })?;
     let not_an_event =
@@ -68,12 +70,19 @@ pub async fn clerk(
     let status = members::receive(&state.store, svix_id, &event, &change, &state.seats)
         .await
         .map_err(|err| {
+            metrics::webhook("clerk", Some(&event.kind), &HANDLED_CLERK_EVENTS, "error");
             ApiError::internal(anyhow::anyhow!(
                 "Clerk delivery {svix_id} ({}) not applied: {err}",
                 event.kind
             ))
         })?;
     log::debug!("Clerk delivery {svix_id} ({}): {status:?}", event.kind);
+    let outcome = match status {
+        Received::Applied => "applied",
+        Received::Duplicate => "duplicate",
+        Received::Ignored => "ignored",
+    };
+    metrics::webhook("clerk", Some(&event.kind), &HANDLED_CLERK_EVENTS, outcome);
     Ok(HttpResponse::Ok().json(ClerkAcknowledgement {
         id: svix_id,
         status,

@@ -5,9 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_body;
 use crate::billing::ingest::ReceivedEvent;
-use crate::billing::rules::plan_for_key;
+use crate::billing::rules::{HANDLED_EVENTS, plan_for_key};
 use crate::billing::{IngestError, Ingested};
 use crate::domain::unix_now;
+use crate::metrics;
 use crate::state::AppState;
 use crate::stripe::objects::Event;
 use crate::web::errors::{ApiError, ErrorBody};
@@ -48,6 +49,7 @@ pub async fn stripe(
         .map_err(|err| {
             // Never log the body or the secret: only why it failed.
             log::warn!("rejected a webhook delivery: {err}");
+            metrics::webhook("stripe", None, &[], "refused");
             ApiError::Validation(format!("Invalid Stripe signature: {err}."))
         })?;
     let (event, payload) = parse_event(&body)?;
@@ -59,9 +61,12 @@ pub async fn stripe(
     match state.ingestor.submit(received).await {
         Ok(outcome) => Ok(acknowledge(&id, &kind, outcome)),
         // Not acknowledged, so Stripe retries: nothing was recorded.
-        Err(err @ (IngestError::Store(_) | IngestError::Closed)) => Err(ApiError::internal(
-            anyhow::anyhow!("webhook event {id} ({kind}) not stored: {err}"),
-        )),
+        Err(err @ (IngestError::Store(_) | IngestError::Closed)) => {
+            metrics::webhook("stripe", Some(&kind), HANDLED_EVENTS, "error");
+            Err(ApiError::internal(anyhow::anyhow!(
+                "webhook event {id} ({kind}) not stored: {err}"
+            )))
+        }
     }
 }
 
@@ -94,6 +99,7 @@ fn acknowledge(id: &str, kind: &str, outcome: Ingested) -> HttpResponse {
         Ingested::Failed(_) => "failed",
     };
     log::debug!("webhook {id} ({kind}): {status}");
+    metrics::webhook("stripe", Some(kind), HANDLED_EVENTS, status);
     HttpResponse::Ok().json(Acknowledgement {
         received: true,
         id,
