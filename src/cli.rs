@@ -10,6 +10,7 @@ use crate::clerk::api::ClerkApi;
 use crate::config::{
     AuthSettings, ClerkApiSettings, DatabaseSettings, Env, SeatSettings, Settings, StripeSettings,
 };
+use crate::doctor;
 use crate::domain::{OrgId, StripeCustomerId, UserId};
 use crate::server::{Application, connect_and_migrate};
 use crate::store::{LinkOutcome, Store};
@@ -52,6 +53,10 @@ pub enum Command {
     /// Take today's revenue snapshot for the admin chart (the server takes it
     /// daily), and estimate again the month-ends not taken on the day.
     Snapshot,
+    /// Check this deployment: configuration, database, Stripe key and
+    /// resources, webhook endpoint, Customer Portal, Clerk's keys. Changes
+    /// nothing; exits non-zero when a check fails.
+    Doctor,
     /// Clerk: backfill what its webhooks tell.
     Clerk {
         #[command(subcommand)]
@@ -204,6 +209,20 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             let stripe = StripeClient::new(&StripeSettings::from_env(env)?)?;
             let report = catchup::catch_up(&store, &stripe, since).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Doctor => {
+            let checks = doctor::run(env).await;
+            for check in &checks {
+                println!("{check}");
+            }
+            let failed = checks
+                .iter()
+                .filter(|c| c.verdict == doctor::Verdict::Failed)
+                .count();
+            if failed > 0 {
+                bail!("{failed} check(s) failed");
+            }
             Ok(())
         }
         Command::Clerk {

@@ -243,6 +243,20 @@ impl Store {
         Ok(())
     }
 
+    /// How many of the embedded migrations the database has not applied.
+    pub async fn pending_migrations(&self) -> Result<usize, StoreError> {
+        let applied: Vec<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(pool)
+                .await
+                .unwrap_or_default()
+        });
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count())
+    }
+
     /// Used by `/readyz`: a round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         with_pool!(self, |pool| {

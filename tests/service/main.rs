@@ -17,6 +17,7 @@ mod clerk_webhooks;
 mod contract;
 mod credit_expiry;
 mod credits;
+mod doctor;
 mod entitlements;
 mod event_log;
 mod health;
