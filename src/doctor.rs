@@ -59,7 +59,7 @@ impl fmt::Display for Check {
 }
 
 /// The resources `sync` reads, by the path a key must be able to list.
-const SYNC_RESOURCES: [(&str, &str); 7] = [
+pub const SYNC_RESOURCES: [(&str, &str); 7] = [
     ("customers", "/v1/customers"),
     ("subscriptions", "/v1/subscriptions"),
     ("invoices", "/v1/invoices"),

@@ -3,7 +3,7 @@
 //! stand-ins on loopback.
 
 use lance_billing::config::{Env, StripeSettings};
-use lance_billing::doctor::{Check, Verdict, run};
+use lance_billing::doctor::{Check, SYNC_RESOURCES, Verdict, run};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -49,15 +49,7 @@ impl Stand {
         for (at, body) in answers {
             stand.answer(at, 200, body, 5).await;
         }
-        for (_, at) in [
-            ("customers", "/v1/customers"),
-            ("subscriptions", "/v1/subscriptions"),
-            ("invoices", "/v1/invoices"),
-            ("products", "/v1/products"),
-            ("prices", "/v1/prices"),
-            ("events", "/v1/events"),
-            ("features", "/v1/entitlements/features"),
-        ] {
+        for (_, at) in SYNC_RESOURCES {
             stand.answer(at, 200, empty_list(), 5).await;
         }
         Mock::given(method("GET"))
