@@ -123,7 +123,9 @@ impl Store {
         tx.commit().await
     }
 
-    /// The newest active or trialing subscription of `org`'s customer.
+    /// The newest active or trialing subscription of `org`'s customer;
+    /// none once Clerk deleted the organization (its billing is an
+    /// operator's to end).
     pub async fn seat_subscription(
         &self,
         org: &str,
@@ -132,7 +134,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT s.id, s.quantity FROM subscriptions s \
                  JOIN organizations o ON o.stripe_customer_id = s.customer_id \
-                 WHERE o.id = $1 AND s.status IN ('active', 'trialing') \
+                 WHERE o.id = $1 AND o.deleted_at IS NULL AND s.status IN ('active', 'trialing') \
                  ORDER BY s.created DESC, s.id DESC LIMIT 1",
             )
             .bind(org)

@@ -249,3 +249,14 @@ async fn a_refused_update_waits_and_is_tried_again_later() {
     // Not before its backoff.
     assert_eq!(updates(&app).await.len(), 1);
 }
+
+#[tokio::test]
+async fn seats_of_an_organization_clerk_deleted_are_left_to_an_operator() {
+    let (app, _stripe) = seats_app().await;
+    app.execute("UPDATE organizations SET deleted_at = 1 WHERE id = 'org_acme'")
+        .await;
+    membership(&app, "organizationMembership.created", "user_a", 1_000).await;
+    membership(&app, "organizationMembership.created", "user_b", 1_001).await;
+    settled(&app).await;
+    assert!(updates(&app).await.is_empty());
+}
