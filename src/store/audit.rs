@@ -68,6 +68,11 @@ impl AuditLog {
         (Self { queue }, writer)
     }
 
+    /// Entries waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     pub async fn record(&self, entry: AuditEntry) {
         if self.queue.send((entry, unix_now())).await.is_err() {
             log::error!("the audit log is closed");

@@ -59,13 +59,14 @@ pub async fn guarded(
 
 /// The metrics, for `METRICS_ADDR`'s listener.
 pub async fn open(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let state = state.store.metric_state().await.unwrap_or_else(|err| {
+    let mut values = state.store.metric_state().await.unwrap_or_else(|err| {
         // The counters still answer; the gauges keep their last values.
         log::warn!("could not read the metrics' state: {err}");
         Vec::new()
     });
+    values.push(("audit_queue", state.audit.queued() as i64));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header(("cache-control", "no-store"))
-        .body(metrics::render(&state)))
+        .body(metrics::render(&values)))
 }

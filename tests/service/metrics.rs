@@ -39,6 +39,7 @@ async fn metrics_need_the_token_and_carry_templates_not_ids() {
         "lance_billing_ingest_batch_events_bucket",
         "lance_billing_state{what=\"newest_event_age_seconds\"}",
         "lance_billing_state{what=\"refetch_queue\"} 0",
+        "lance_billing_state{what=\"audit_queue\"}",
         "lance_billing_state{what=\"db_connections_open\"}",
     ] {
         assert!(body.contains(expected), "{expected} in\n{body}");
