@@ -11,7 +11,13 @@
 //!    (`PLANS_CACHE_TTL=0`), where every load reads the database.
 //! 2. The Askama render alone, in-process on one core: pages/s.
 //!
-//! Knobs: BENCH_CONNECTIONS (64), BENCH_SECONDS (10), BENCH_THREADS (2).
+//! With BENCH_ORGS=1000: that many organizations, each with its plan, card
+//! and 24 invoices, and the Plans cache off (`PLANS_CACHE_TTL=0`); `wrk`
+//! loads each organization's page in turn, with its member's session
+//! cookie: every load reads the database.
+//!
+//! Knobs: BENCH_CONNECTIONS (64), BENCH_SECONDS (10), BENCH_THREADS (2),
+//! BENCH_ORGS (1).
 
 mod common;
 #[path = "../tests/support/db.rs"]
@@ -21,7 +27,9 @@ use std::time::Instant;
 
 use askama::Template;
 use common::{Server, knob};
+use lance_billing::auth::dev::{DevKey, DevTokenRequest};
 use lance_billing::domain::unix_now;
+use lance_billing::domain::{OrgId, UserId};
 use lance_billing::store::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
 use lance_billing::stripe::webhook::signature_header;
 use lance_billing::views::{Catalog, OrganizationContext, OrganizationPage, Wallet};
@@ -40,6 +48,12 @@ async fn run() -> Result<(), String> {
     let connections = knob("BENCH_CONNECTIONS", 64);
     let seconds = knob("BENCH_SECONDS", 10);
     let threads = knob("BENCH_THREADS", 2);
+    let orgs = knob("BENCH_ORGS", 1);
+    match orgs {
+        1 => {}
+        1000 => return many_organizations(orgs, (connections, seconds, threads)).await,
+        other => return Err(format!("BENCH_ORGS is 1 or 1000, not {other}")),
+    }
     let mut server = Server::prepare(&[
         ("STRIPE_WEBHOOK_SECRET", SECRET.to_owned()),
         ("STRIPE_API_BASE", "http://127.0.0.1:9".to_owned()),
@@ -67,7 +81,7 @@ async fn run() -> Result<(), String> {
         "3600",
     ])?;
     server.start()?;
-    seed(server.port).await?;
+    seed(&reqwest::Client::new(), server.port, CUSTOMER, "").await?;
     let url = format!("http://127.0.0.1:{}/organization", server.port);
     let response = reqwest::Client::new()
         .get(&url)
@@ -120,8 +134,14 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// A plan, a card and 24 paid invoices, delivered as Stripe would.
-async fn seed(port: u16) -> Result<(), String> {
+/// A plan, a card and 24 paid invoices of `customer`, delivered as Stripe
+/// would; `tag` keeps each customer's ids apart.
+async fn seed(
+    client: &reqwest::Client,
+    port: u16,
+    customer: &str,
+    tag: &str,
+) -> Result<(), String> {
     let fixtures: Value =
         serde_json::from_str(include_str!("../tests/fixtures/stripe_objects.json"))
             .map_err(|e| e.to_string())?;
@@ -132,17 +152,23 @@ async fn seed(port: u16) -> Result<(), String> {
     product["name"] = "Pro".into();
     events.push(("product.created", product));
     let mut sub = object("subscription");
-    sub["customer"] = CUSTOMER.into();
+    if !tag.is_empty() {
+        sub["id"] = format!("sub_{tag}").into();
+    }
+    sub["customer"] = customer.into();
     sub["status"] = "active".into();
     sub["cancel_at"] = Value::Null;
     events.push(("customer.subscription.created", sub));
     let mut card = object("payment_method");
-    card["customer"] = CUSTOMER.into();
+    if !tag.is_empty() {
+        card["id"] = format!("pm_{tag}").into();
+    }
+    card["customer"] = customer.into();
     events.push(("payment_method.attached", card));
     for i in 0..24 {
         let mut invoice = object("invoice");
-        invoice["id"] = format!("in_bench{i:02}").into();
-        invoice["customer"] = CUSTOMER.into();
+        invoice["id"] = format!("in_bench{tag}{i:02}").into();
+        invoice["customer"] = customer.into();
         invoice["status"] = "paid".into();
         invoice["number"] = format!("BENCH-{i:04}").into();
         invoice["created"] = (1_700_000_000 + i * 2_592_000).into();
@@ -152,10 +178,9 @@ async fn seed(port: u16) -> Result<(), String> {
             format!("https://pay.stripe.com/invoice/in_bench{i:02}/pdf").into();
         events.push(("invoice.paid", invoice));
     }
-    let client = reqwest::Client::new();
     for (i, (kind, data)) in events.into_iter().enumerate() {
         let body = serde_json::to_vec(&json!({
-            "id": format!("evt_seed{i:03}"), "object": "event", "created": 1_700_000_000 + i as i64,
+            "id": format!("evt_seed{tag}{i:03}"), "object": "event", "created": 1_700_000_000 + i as i64,
             "type": kind, "data": {"object": data}, "livemode": false,
         }))
         .map_err(|e| e.to_string())?;
@@ -175,6 +200,134 @@ async fn seed(port: u16) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `orgs` organizations, each with a plan, a card and 24 invoices, loaded
+/// in turn with the cache off.
+async fn many_organizations(
+    orgs: u64,
+    (connections, seconds, threads): (u64, u64, u64),
+) -> Result<(), String> {
+    let mut server = Server::prepare(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET.to_owned()),
+        ("STRIPE_API_BASE", "http://127.0.0.1:9".to_owned()),
+        ("SESSION_KEY", "bench-session-key-".repeat(4)),
+        ("PLANS_CACHE_TTL", "0".to_owned()),
+    ])
+    .await?;
+    server.start()?;
+    let db = db::TestDb::connect(&server.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    db.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999) \
+         INSERT INTO organizations (id, slug, stripe_customer_id, created_at, updated_at) \
+         SELECT 'org_bench' || CAST(i AS TEXT), 'bench' || CAST(i AS TEXT), \
+           'cus_bench' || CAST(i AS TEXT), 0, 0 FROM n",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = reqwest::Client::new();
+    let key_file = server
+        .env
+        .iter()
+        .find(|(k, _)| *k == "DEV_KEY_FILE")
+        .map(|(_, v)| std::path::PathBuf::from(v))
+        .ok_or("no DEV_KEY_FILE")?;
+    let key = DevKey::load_or_create(&key_file).map_err(|e| e.to_string())?;
+    let mut cookies = Vec::new();
+    let url = format!("http://127.0.0.1:{}/organization", server.port);
+    for chunk in (0..orgs).collect::<Vec<_>>().chunks(16) {
+        let loads = chunk.iter().map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            let org = format!("org_bench{i}");
+            let customer = format!("cus_bench{i}");
+            let token = mint(&key, &org, *i);
+            let port = server.port;
+            async move {
+                let token = token?;
+                seed(&client, port, &customer, &format!("o{i}x")).await?;
+                let response = client
+                    .get(&url)
+                    .header("Cookie", format!("__session={token}"))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let session = response
+                    .headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find(|c| c.starts_with("lb_session="))
+                    .and_then(|c| c.split(';').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                let rows = response
+                    .text()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .matches("<tr>")
+                    .count();
+                if rows < 24 {
+                    return Err(format!("{org}'s page shows {rows} invoice rows"));
+                }
+                Ok::<String, String>(format!("__session={token}; {session}"))
+            }
+        });
+        for cookie in futures_util::future::join_all(loads).await {
+            cookies.push(cookie?);
+        }
+    }
+    let list = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    std::fs::write(list.path(), cookies.join("\n")).map_err(|e| e.to_string())?;
+    let script = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    std::fs::write(
+        script.path(),
+        format!(
+            "function init(args)\n\
+               cookies = {{}}\n\
+               for line in io.lines(\"{}\") do table.insert(cookies, line) end\n\
+               i = math.random(#cookies)\n\
+             end\n\
+             request = function()\n\
+               i = i % #cookies + 1\n\
+               return wrk.format(\"GET\", nil, {{[\"Cookie\"] = cookies[i]}})\n\
+             end\n",
+            list.path().display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let report = common::wrk_scripted(
+        &url,
+        &[],
+        Some(script.path()),
+        (connections, seconds, threads),
+    )?;
+    let backend = server.backend();
+    report.print(
+        &format!(
+            "Plans page benchmark ({backend}, {orgs} organizations, 24 invoices each, cache off, {connections} connections, {seconds} s)"
+        ),
+        "pages/s",
+        "errors",
+        backend,
+        server.peak_rss_mib(),
+    );
+    Ok(())
+}
+
+/// A development token of a member of `org` (user `i`).
+fn mint(key: &DevKey, org: &str, i: u64) -> Result<String, String> {
+    let user = UserId::parse(&format!("user_bench{i}")).map_err(|e| e.to_string())?;
+    let org = OrgId::parse(org).map_err(|e| e.to_string())?;
+    key.mint(&DevTokenRequest {
+        user: &user,
+        org: Some(&org),
+        role: "org:admin",
+        slug: None,
+        ttl_secs: 3600,
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Builds and renders the page's view model repeatedly for two seconds.
