@@ -319,6 +319,14 @@ async fn portal(settings: &Settings, stripe: &StripeClient) -> Check {
     }
 }
 
+/// Whether the keys at `jwks` are `issuer`'s: the same host, or Clerk's
+/// Backend API, which serves every instance's keys.
+fn issuer_serves(issuer: &str, jwks: &url::Url) -> bool {
+    let issuer_host = url::Url::parse(issuer).ok();
+    jwks.host_str() == Some("api.clerk.com")
+        || jwks.host_str() == issuer_host.as_ref().and_then(|i| i.host_str())
+}
+
 async fn clerk_keys(settings: &Settings) -> Check {
     let auth = &settings.auth;
     let Some(url) = &auth.jwks_url else {
@@ -360,21 +368,12 @@ async fn clerk_keys(settings: &Settings) -> Check {
         return Check::failed("clerk keys", format!("{url} lists no keys"));
     }
     match &auth.issuer {
-        Some(issuer)
-            if url.host_str()
-                != url::Url::parse(issuer)
-                    .ok()
-                    .as_ref()
-                    .and_then(|i| i.host_str())
-                && url.host_str() != Some("api.clerk.com") =>
-        {
-            Check::failed(
-                "clerk keys",
-                format!(
-                    "CLERK_ISSUER {issuer} is not the host of CLERK_JWKS_URL {url}: tokens would all be refused"
-                ),
-            )
-        }
+        Some(issuer) if !issuer_serves(issuer, url) => Check::failed(
+            "clerk keys",
+            format!(
+                "CLERK_ISSUER {issuer} is not the host of CLERK_JWKS_URL {url}: tokens would all be refused"
+            ),
+        ),
         _ => Check::ok("clerk keys", format!("{url} lists {keys} key(s)")),
     }
 }

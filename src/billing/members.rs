@@ -6,7 +6,7 @@
 use crate::clerk::api::{ClerkApi, ClerkApiError};
 use crate::clerk::events::{ClerkEvent, DirectoryChange, Membership, OrganizationProfile};
 use crate::config::SeatSettings;
-use crate::domain::unix_now_us;
+use crate::domain::{OrgId, unix_now_us};
 use crate::store::{Store, StoreError, Tx};
 
 /// What became of a delivery.
@@ -133,7 +133,7 @@ pub async fn sync_from_clerk(
             let org = profile.id.as_str();
             match members_in_clerk(clerk, org, page_size).await {
                 Ok(listed) => {
-                    let removed = apply_members(store, org, &listed, began, seats).await?;
+                    let removed = apply_members(store, &profile.id, &listed, began, seats).await?;
                     report.members += listed.len() as u64;
                     report.removed += removed;
                 }
@@ -184,12 +184,12 @@ async fn members_in_clerk(
 /// are removed as of `began` (ms). How many were removed.
 async fn apply_members(
     store: &Store,
-    org: &str,
+    org: &OrgId,
     listed: &[Membership],
     began: i64,
     seats: &SeatSettings,
 ) -> Result<u64, StoreError> {
-    let kept_here = store.members_of(org).await?;
+    let kept_here = store.members_of(org.as_str()).await?;
     let mut tx = store.begin().await?;
     let mut changed = false;
     for membership in listed {
@@ -200,11 +200,8 @@ async fn apply_members(
         .iter()
         .filter(|m| !listed.iter().any(|l| l.user_id == m.user_id))
     {
-        let Ok(org_id) = crate::domain::OrgId::parse(org) else {
-            continue;
-        };
         let removal = Membership {
-            org: org_id,
+            org: org.clone(),
             user_id: gone.user_id.clone(),
             role: gone.role.clone(),
             version: began,
@@ -214,7 +211,7 @@ async fn apply_members(
         }
     }
     if changed || removed > 0 {
-        schedule_seats(&mut tx, org, seats).await?;
+        schedule_seats(&mut tx, org.as_str(), seats).await?;
     }
     tx.commit().await?;
     Ok(removed)

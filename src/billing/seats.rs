@@ -35,10 +35,14 @@ pub enum SeatOutcome {
     NoLiveSubscription,
 }
 
+/// The members who take a seat under `settings` (those of its roles).
+pub fn members_taking_seats(members: &[OrgMember], settings: &SeatSettings) -> i64 {
+    members.iter().filter(|m| settings.counts(&m.role)).count() as i64
+}
+
 /// The seats `members` take under `settings`: never below 1.
 pub fn seats_used(members: &[OrgMember], settings: &SeatSettings) -> i64 {
-    let counted = members.iter().filter(|m| settings.counts(&m.role)).count();
-    (counted as i64).max(1)
+    members_taking_seats(members, settings).max(1)
 }
 
 /// The subscription's per-seat item: the one whose price is listed in

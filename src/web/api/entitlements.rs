@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::billing::access::{self, Access, Level};
+use crate::billing::seats;
 use crate::domain::OrgId;
 use crate::state::AppState;
 use crate::web::errors::{ApiError, ErrorBody, no_store};
@@ -105,10 +106,7 @@ async fn seats_of(state: &AppState, org: &OrgId) -> Result<Option<SeatsBody>, Ap
     )
     .map_err(ApiError::internal)?;
     Ok(Some(SeatsBody {
-        used: members
-            .iter()
-            .filter(|m| state.seats.counts(&m.role))
-            .count() as i64,
+        used: seats::members_taking_seats(&members, &state.seats),
         paid: paying.map_or(0, |s| s.quantity.unwrap_or(1)),
     }))
 }

@@ -9,7 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::billing::checkout::{self, Refreshed};
-use crate::billing::{access, usage};
+use crate::billing::{access, seats, usage};
 use crate::domain::{CheckoutSessionId, unix_now};
 use crate::state::AppState;
 use crate::store::{Organization, Plans};
@@ -139,12 +139,7 @@ async fn seats_used(state: &AppState, org: &Organization) -> Result<Option<i64>,
         .members_of(org.id.as_str())
         .await
         .map_err(PageError::internal)?;
-    Ok(Some(
-        members
-            .iter()
-            .filter(|m| state.seats.counts(&m.role))
-            .count() as i64,
-    ))
+    Ok(Some(seats::members_taking_seats(&members, &state.seats)))
 }
 
 /// The session a return from Checkout names, if it is one: anything else in
