@@ -26,13 +26,11 @@ mod db;
 use std::time::Instant;
 
 use askama::Template;
-use common::{Server, knob};
-use lance_billing::auth::dev::{DevKey, DevTokenRequest};
+use common::{Server, fleet, knob};
 use lance_billing::domain::unix_now;
-use lance_billing::domain::{OrgId, UserId};
-use lance_billing::store::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
+use lance_billing::store::{BillingState, Card, InvoiceView, PeriodUsage, Plans, SubscriptionView};
 use lance_billing::stripe::webhook::signature_header;
-use lance_billing::views::{Catalog, OrganizationContext, OrganizationPage, Wallet};
+use lance_billing::views::{Catalog, OrganizationContext, OrganizationPage};
 use lance_billing::web::PORTAL_PATH;
 use serde_json::{Value, json};
 
@@ -216,25 +214,9 @@ async fn many_organizations(
     ])
     .await?;
     server.start()?;
-    let db = db::TestDb::connect(&server.database_url)
-        .await
-        .map_err(|e| e.to_string())?;
-    db.execute(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999) \
-         INSERT INTO organizations (id, slug, stripe_customer_id, created_at, updated_at) \
-         SELECT 'org_bench' || CAST(i AS TEXT), 'bench' || CAST(i AS TEXT), \
-           'cus_bench' || CAST(i AS TEXT), 0, 0 FROM n",
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    fleet::link_organizations(&server).await?;
     let client = reqwest::Client::new();
-    let key_file = server
-        .env
-        .iter()
-        .find(|(k, _)| *k == "DEV_KEY_FILE")
-        .map(|(_, v)| std::path::PathBuf::from(v))
-        .ok_or("no DEV_KEY_FILE")?;
-    let key = DevKey::load_or_create(&key_file).map_err(|e| e.to_string())?;
+    let tokens = fleet::mint_tokens(&server, orgs as usize)?;
     let mut cookies = Vec::new();
     let url = format!("http://127.0.0.1:{}/organization", server.port);
     for chunk in (0..orgs).collect::<Vec<_>>().chunks(16) {
@@ -242,10 +224,9 @@ async fn many_organizations(
             let (client, url) = (client.clone(), url.clone());
             let org = format!("org_bench{i}");
             let customer = format!("cus_bench{i}");
-            let token = mint(&key, &org, *i);
+            let token = tokens[*i as usize].clone();
             let port = server.port;
             async move {
-                let token = token?;
                 seed(&client, port, &customer, &format!("o{i}x")).await?;
                 let response = client
                     .get(&url)
@@ -278,25 +259,8 @@ async fn many_organizations(
             cookies.push(cookie?);
         }
     }
-    let list = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    std::fs::write(list.path(), cookies.join("\n")).map_err(|e| e.to_string())?;
-    let script = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    std::fs::write(
-        script.path(),
-        format!(
-            "function init(args)\n\
-               cookies = {{}}\n\
-               for line in io.lines(\"{}\") do table.insert(cookies, line) end\n\
-               i = math.random(#cookies)\n\
-             end\n\
-             request = function()\n\
-               i = i % #cookies + 1\n\
-               return wrk.format(\"GET\", nil, {{[\"Cookie\"] = cookies[i]}})\n\
-             end\n",
-            list.path().display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    let lines: Vec<String> = cookies.iter().map(|c| format!("\tCookie\t{c}")).collect();
+    let (script, _list) = common::request_list_script(&lines, threads)?;
     let report = common::wrk_scripted(
         &url,
         &[],
@@ -314,20 +278,6 @@ async fn many_organizations(
         server.peak_rss_mib(),
     );
     Ok(())
-}
-
-/// A development token of a member of `org` (user `i`).
-fn mint(key: &DevKey, org: &str, i: u64) -> Result<String, String> {
-    let user = UserId::parse(&format!("user_bench{i}")).map_err(|e| e.to_string())?;
-    let org = OrgId::parse(org).map_err(|e| e.to_string())?;
-    key.mint(&DevTokenRequest {
-        user: &user,
-        org: Some(&org),
-        role: "org:admin",
-        slug: None,
-        ttl_secs: 3600,
-    })
-    .map_err(|e| e.to_string())
 }
 
 /// Builds and renders the page's view model repeatedly for two seconds.
@@ -384,6 +334,13 @@ fn render_in_process() -> f64 {
         },
         invoices,
         plan_features: Vec::new(),
+        credit_entries: Vec::new(),
+        expiring: Vec::new(),
+        usage: PeriodUsage {
+            starts: 1_700_000_000,
+            ends: 1_702_592_000,
+            meters: Vec::new(),
+        },
     };
     let started = Instant::now();
     let mut pages = 0u64;
@@ -402,8 +359,9 @@ fn render_in_process() -> f64 {
             sells_credits: false,
             portal_path: PORTAL_PATH,
             grace_ends_at: None,
+            credits_low_balance: None,
         };
-        let html = OrganizationPage::new(context, &plans, Catalog::default(), Wallet::default())
+        let html = OrganizationPage::new(context, &plans, Catalog::default())
             .render()
             .unwrap_or_default();
         std::hint::black_box(html);

@@ -24,15 +24,9 @@ mod common;
 #[path = "../tests/support/db.rs"]
 mod db;
 
-use std::net::TcpListener;
 use std::process::Command;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
-use common::{Server, knob};
-use lance_billing::auth::dev::{DevKey, DevTokenRequest};
-use lance_billing::domain::{OrgId, UserId};
-
-const PORTAL_SESSION: &str = r#"{"id":"bps_bench","object":"billing_portal.session","configuration":"bpc_1","created":1700000000,"customer":"cus_Bench","flow":null,"livemode":false,"locale":null,"on_behalf_of":null,"return_url":"https://app.lance.test/organization#/plans","url":"https://billing.stripe.com/p/session/test_bench"}"#;
+use common::{Server, fleet, knob};
 
 #[tokio::main]
 async fn main() {
@@ -43,7 +37,7 @@ async fn run() -> Result<(), String> {
     let connections = knob("BENCH_CONNECTIONS", 64);
     let seconds = knob("BENCH_SECONDS", 10);
     let threads = knob("BENCH_THREADS", 2);
-    let stripe_port = start_stripe_stand_in()?;
+    let stripe_port = fleet::start_stripe_stand_in()?;
     let mut server =
         Server::prepare(&[("STRIPE_API_BASE", format!("http://127.0.0.1:{stripe_port}"))]).await?;
     server.cli(&[
@@ -72,14 +66,14 @@ async fn run() -> Result<(), String> {
             threads,
         )?,
         "cold" | "warm" => {
-            link_organizations(&server).await?;
+            fleet::link_organizations(&server).await?;
             let count = if mode == "cold" {
                 knob("BENCH_COLD_TOKENS", 150_000)
             } else {
                 10_000
             };
             let started = std::time::Instant::now();
-            let tokens = mint_tokens(&server, count as usize)?;
+            let tokens = fleet::mint_tokens(&server, count as usize)?;
             println!(
                 "minted {count} tokens in {:.1} s",
                 started.elapsed().as_secs_f64()
@@ -118,96 +112,16 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// 1,000 organizations, each linked to a customer of its own.
-async fn link_organizations(server: &Server) -> Result<(), String> {
-    let db = db::TestDb::connect(&server.database_url)
-        .await
-        .map_err(|e| e.to_string())?;
-    db.execute(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999) \
-         INSERT INTO organizations (id, slug, stripe_customer_id, created_at, updated_at) \
-         SELECT 'org_bench' || CAST(i AS TEXT), 'bench' || CAST(i AS TEXT), \
-           'cus_bench' || CAST(i AS TEXT), 0, 0 FROM n",
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-/// `count` tokens, each for a user of its own in one of the organizations,
-/// minted on every core.
-fn mint_tokens(server: &Server, count: usize) -> Result<Vec<String>, String> {
-    let path = server
-        .env
-        .iter()
-        .find(|(k, _)| *k == "DEV_KEY_FILE")
-        .map(|(_, v)| std::path::PathBuf::from(v))
-        .ok_or("no DEV_KEY_FILE")?;
-    let key = std::sync::Arc::new(DevKey::load_or_create(&path).map_err(|e| e.to_string())?);
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let handles: Vec<_> = (0..cores)
-        .map(|core| {
-            let key = key.clone();
-            std::thread::spawn(move || {
-                (core..count)
-                    .step_by(cores)
-                    .map(|i| {
-                        let user =
-                            UserId::parse(&format!("user_bench{i}")).map_err(|e| e.to_string())?;
-                        let org = OrgId::parse(&format!("org_bench{}", i % 1000))
-                            .map_err(|e| e.to_string())?;
-                        key.mint(&DevTokenRequest {
-                            user: &user,
-                            org: Some(&org),
-                            role: "org:admin",
-                            slug: None,
-                            ttl_secs: 3600,
-                        })
-                        .map_err(|e| e.to_string())
-                    })
-                    .collect::<Result<Vec<String>, String>>()
-            })
-        })
-        .collect();
-    let mut tokens = Vec::with_capacity(count);
-    for handle in handles {
-        tokens.extend(handle.join().map_err(|_| "a minting thread panicked")??);
-    }
-    Ok(tokens)
-}
-
 /// A `wrk` script, and the list of tokens it reads: each thread sends its
 /// own share of the tokens in turn.
 fn token_script(
     tokens: &[String],
 ) -> Result<(tempfile::NamedTempFile, tempfile::NamedTempFile), String> {
-    let list = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    std::fs::write(list.path(), tokens.join("\n")).map_err(|e| e.to_string())?;
-    let script = format!(
-        "local threads = 0\n\
-         function setup(thread)\n\
-           thread:set(\"id\", threads)\n\
-           threads = threads + 1\n\
-         end\n\
-         function init(args)\n\
-           tokens = {{}}\n\
-           local n = 0\n\
-           for line in io.lines(\"{}\") do\n\
-             if n % {THREADS} == id then table.insert(tokens, line) end\n\
-             n = n + 1\n\
-           end\n\
-           i = 0\n\
-         end\n\
-         request = function()\n\
-           i = i % #tokens + 1\n\
-           return wrk.format(\"GET\", nil, {{[\"Authorization\"] = \"Bearer \" .. tokens[i]}})\n\
-         end\n",
-        list.path().display(),
-        THREADS = knob("BENCH_THREADS", 2),
-    );
-    let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    std::fs::write(file.path(), script).map_err(|e| e.to_string())?;
-    Ok((file, list))
+    let lines: Vec<String> = tokens
+        .iter()
+        .map(|t| format!("\tAuthorization\tBearer {t}"))
+        .collect();
+    common::request_list_script(&lines, knob("BENCH_THREADS", 2))
 }
 
 fn check_one_redirect(url: &str, token: &str) -> Result<(), String> {
@@ -228,29 +142,4 @@ fn check_one_redirect(url: &str, token: &str) -> Result<(), String> {
         "302" => Ok(()),
         other => Err(format!("expected a 302 before measuring, got {other}")),
     }
-}
-
-/// Answers every request with a portal session, at once, on its own thread.
-/// It reads each request's body: actix closes a connection whose body was
-/// left unread, and the reconnects would be measured as the service's cost.
-fn start_stripe_stand_in() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(|| {
-                App::new().default_service(web::to(|_form: web::Bytes| async {
-                    HttpResponse::Ok()
-                        .content_type("application/json")
-                        .body(PORTAL_SESSION)
-                }))
-            })
-            .workers(1)
-            .listen(listener);
-            if let Ok(server) = server {
-                let _ = server.run().await;
-            }
-        });
-    });
-    Ok(port)
 }

@@ -157,6 +157,22 @@ pub fn unix_now() -> i64 {
     i64::try_from(now.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// The calendar month (UTC) that holds `now`: its first second, and the
+/// first second of the next.
+pub fn calendar_month(now: i64) -> (i64, i64) {
+    use time::{Date, OffsetDateTime};
+    let today = OffsetDateTime::from_unix_timestamp(now)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .date();
+    let first = today.replace_day(1).unwrap_or(today);
+    let next = first
+        .checked_add(time::Duration::days(32))
+        .and_then(|d| d.replace_day(1).ok())
+        .unwrap_or(Date::MAX);
+    let unix = |d: Date| d.midnight().assume_utc().unix_timestamp();
+    (unix(first), unix(next))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +213,15 @@ mod tests {
     fn errors_never_echo_more_than_a_short_prefix() {
         let err = OrgId::parse(&"x".repeat(10_000)).unwrap_err();
         assert!(err.to_string().len() < 200);
+    }
+
+    #[test]
+    fn a_calendar_month_runs_from_its_first_second_to_the_next_months() {
+        // 2026-12-06 12:00 UTC.
+        let (from, to) = calendar_month(1_796_558_400);
+        assert_eq!((from, to), (1_796_083_200, 1_798_761_600));
+        let (from, to) = calendar_month(1_798_761_600);
+        assert_eq!(from, 1_798_761_600, "the first second of January");
+        assert!(to > from);
     }
 }

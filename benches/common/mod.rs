@@ -2,6 +2,8 @@
 //! a fresh database, with its peak memory read from /proc.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -385,4 +387,43 @@ pub fn wrk_scripted(
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or(0),
     })
+}
+
+/// A `wrk` script and the list it reads: one request a line, written
+/// `path<TAB>header<TAB>value` (an empty path is the URL's). Each of the
+/// `threads` threads sends its own share of the lines in turn.
+pub fn request_list_script(
+    lines: &[String],
+    threads: u64,
+) -> Result<(tempfile::NamedTempFile, tempfile::NamedTempFile), String> {
+    let list = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    std::fs::write(list.path(), lines.join("\n")).map_err(|e| e.to_string())?;
+    let script = format!(
+        "local threads = 0\n\
+         function setup(thread)\n\
+           thread:set(\"id\", threads)\n\
+           threads = threads + 1\n\
+         end\n\
+         function init(args)\n\
+           paths, names, values = {{}}, {{}}, {{}}\n\
+           local n = 0\n\
+           for line in io.lines(\"{}\") do\n\
+             if n % {threads} == id then\n\
+               local p, h, v = line:match(\"([^\\t]*)\\t([^\\t]*)\\t(.*)\")\n\
+               if p == \"\" then p = false end\n\
+               table.insert(paths, p); table.insert(names, h); table.insert(values, v)\n\
+             end\n\
+             n = n + 1\n\
+           end\n\
+           i = 0\n\
+         end\n\
+         request = function()\n\
+           i = i % #paths + 1\n\
+           return wrk.format(\"GET\", paths[i] or nil, {{[names[i]] = values[i]}})\n\
+         end\n",
+        list.path().display(),
+    );
+    let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    std::fs::write(file.path(), script).map_err(|e| e.to_string())?;
+    Ok((file, list))
 }

@@ -52,7 +52,7 @@ macro_rules! admin_list {
              ORDER BY s2.created DESC, s2.id DESC LIMIT 1)",
             " LEFT JOIN products p ON p.id = s.product_id WHERE ",
             $where,
-            " ORDER BY o.id LIMIT $1 OFFSET $2"
+            " ORDER BY o.id LIMIT CAST($1 AS BIGINT) OFFSET CAST($2 AS BIGINT)"
         )
     };
 }
@@ -121,7 +121,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT id, type, created, livemode, payload, received_at, processed_at, attempts, \
                  last_error FROM stripe_events WHERE customer_id = $1 \
-                 ORDER BY received_at_us DESC LIMIT $2",
+                 ORDER BY received_at_us DESC LIMIT CAST($2 AS BIGINT)",
             )
             .bind(customer)
             .bind(limit)

@@ -85,7 +85,7 @@ impl Store {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, org_id, customer_id, created_at FROM checkout_sessions \
-                 WHERE created_here = FALSE ORDER BY created_at DESC, id LIMIT $1",
+                 WHERE created_here = FALSE ORDER BY created_at DESC, id LIMIT CAST($1 AS BIGINT)",
             )
             .bind(limit)
             .fetch_all(pool)

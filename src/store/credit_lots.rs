@@ -16,7 +16,7 @@ use super::sets::{Column, InsertRows, ListQuery};
 use super::{Store, StoreError, Tx, with_pool, with_tx};
 
 /// A lot: what a grant left, until when.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
 pub struct CreditLot {
     pub source_type: String,
     pub source_id: String,
@@ -222,7 +222,7 @@ impl Tx {
         let orgs: Vec<String> = with_tx!(self, |conn| {
             sqlx::query_scalar(
                 "SELECT DISTINCT org_id FROM (SELECT org_id FROM credit_lots \
-                 WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2) AS due",
+                 WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT CAST($2 AS BIGINT)) AS due",
             )
             .bind(now)
             .bind(limit)

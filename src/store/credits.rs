@@ -7,7 +7,7 @@ use super::{Store, StoreError, Tx, with_pool, with_tx};
 use crate::domain::unix_now;
 
 /// One row of an organization's ledger.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Deserialize)]
 pub struct CreditEntry {
     /// What caused it: `checkout_session`, `invoice`, `debit`, `adjustment`,
     /// `clawback`.
@@ -87,7 +87,7 @@ impl Store {
                 "SELECT source_type AS kind, source_id, amount, reason, metadata, actor, \
                  created_at FROM credit_ledger WHERE org_id = $1 \
                  AND (created_at, source_type, source_id) < ($2, $3, $4) \
-                 ORDER BY created_at DESC, source_type DESC, source_id DESC LIMIT $5",
+                 ORDER BY created_at DESC, source_type DESC, source_id DESC LIMIT CAST($5 AS BIGINT)",
             )
             .bind(org_id)
             .bind(created)

@@ -27,7 +27,7 @@ pub struct Standing {
 }
 
 /// A feature a product includes.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
 pub struct ProductFeature {
     pub product_id: String,
     pub lookup_key: String,
@@ -97,25 +97,6 @@ impl Store {
             sqlx::query_as(
                 "SELECT status, past_due_since, current_period_start FROM subscriptions \
                  WHERE customer_id = $1",
-            )
-            .bind(customer)
-            .fetch_all(pool)
-            .await?
-        }))
-    }
-
-    /// The features of the products `customer` subscribes to.
-    pub(super) async fn features_of_subscribed_products(
-        &self,
-        customer: &str,
-    ) -> Result<Vec<ProductFeature>, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT DISTINCT pf.product_id, f.lookup_key, f.name FROM product_features pf \
-                 JOIN features f ON f.id = pf.feature_id \
-                 WHERE f.active = TRUE AND pf.product_id IN \
-                   (SELECT product_id FROM subscriptions WHERE customer_id = $1) \
-                 ORDER BY pf.product_id, f.name, f.lookup_key",
             )
             .bind(customer)
             .fetch_all(pool)

@@ -170,7 +170,7 @@ impl Store {
     pub async fn failed_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(select_events!(
-                "WHERE processed_at IS NULL ORDER BY created, id LIMIT $1"
+                "WHERE processed_at IS NULL ORDER BY created, id LIMIT CAST($1 AS BIGINT)"
             ))
             .bind(limit)
             .fetch_all(pool)
@@ -181,7 +181,7 @@ impl Store {
     pub async fn recent_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(select_events!(
-                "ORDER BY received_at DESC, id DESC LIMIT $1"
+                "ORDER BY received_at DESC, id DESC LIMIT CAST($1 AS BIGINT)"
             ))
             .bind(limit)
             .fetch_all(pool)

@@ -3,6 +3,10 @@
 //! placeholders, `ON CONFLICT`, `RETURNING`) and compiled for both backends by
 //! `with_pool!`, so both keep their native types and connection options.
 //!
+//! A limit or offset that is a parameter is written `LIMIT CAST($n AS BIGINT)`:
+//! SQLite plans a limit that is a bare parameter with the value bound to it,
+//! and so prepares the statement again at every run (a test keeps it so).
+//!
 //! | file                   | what                                                   |
 //! |------------------------|--------------------------------------------------------|
 //! | `pool.rs`              | `Store` over either backend, connections, migrations   |
@@ -15,6 +19,7 @@
 //! | `seat_syncs.rs`        | per-seat quantities waiting to be set in Stripe        |
 //! | `events.rs`            | the log of Stripe events                               |
 //! | `plan_state.rs`        | an organization's plan state and invoices (API, pages) |
+//! | `plans_document.rs`    | the Plans tab's whole read in one statement            |
 //! | `catalog.rs`           | prices on offer                                        |
 //! | `credits.rs`           | the credits ledger and balances, adjustments           |
 //! | `credit_grants.rs`     | credits purchases grant                                |
@@ -54,6 +59,7 @@ mod metric_state;
 mod organizations;
 mod overview;
 mod plan_state;
+mod plans_document;
 mod pool;
 mod refetch;
 mod seat_syncs;
@@ -83,6 +89,7 @@ pub use overview::{
     AtRisk, EventsOnDay, ExportRow, Lifetime, RecurringGroup, Snapshot, StatusCount,
 };
 pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
+pub use plans_document::PeriodUsage;
 pub use pool::Store;
 pub(crate) use pool::{is_unique_violation, with_pool};
 pub use refetch::{REFETCH_DELAY_SECS, Refetch};
@@ -97,3 +104,42 @@ pub use usage::{DueUsage, FailedUsage, MeterUsage, NewUsage, Recorded};
 
 use pool::Pool;
 use tx::{StoreCaches, TxConn};
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`, with its text.
+    fn sources(dir: &Path, found: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push((
+                    path.display().to_string(),
+                    std::fs::read_to_string(&path).unwrap(),
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn no_statement_limits_its_rows_by_a_bare_parameter() {
+        let mut found = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store"),
+            &mut found,
+        );
+        for (path, text) in found {
+            for clause in ["LIMIT", "OFFSET"] {
+                let bare = format!("{clause} $");
+                assert!(
+                    !text.contains(&bare),
+                    "{path}: `{bare}n` makes SQLite prepare the statement at every run; \
+                     write `{clause} CAST($n AS BIGINT)`"
+                );
+            }
+        }
+    }
+}

@@ -139,7 +139,7 @@ impl Store {
                    WHERE status IN ('past_due', 'unpaid') \
                    OR ((cancel_at_period_end = TRUE OR cancel_at IS NOT NULL) \
                        AND status IN ('active', 'trialing', 'past_due')) \
-                   ORDER BY COALESCE(cancel_at, current_period_end, 0), id LIMIT $1) AS s \
+                   ORDER BY COALESCE(cancel_at, current_period_end, 0), id LIMIT CAST($1 AS BIGINT)) AS s \
                  LEFT JOIN organizations o ON o.stripe_customer_id = s.customer_id \
                  ORDER BY COALESCE(s.cancel_at, s.current_period_end, 0), s.id",
             )
@@ -289,7 +289,7 @@ impl Store {
                  LEFT JOIN organizations o ON o.stripe_customer_id = s.customer_id \
                  LEFT JOIN customers c ON c.id = s.customer_id \
                  LEFT JOIN products p ON p.id = s.product_id \
-                 WHERE s.id > $1 ORDER BY s.id LIMIT $2",
+                 WHERE s.id > $1 ORDER BY s.id LIMIT CAST($2 AS BIGINT)",
             )
             .bind(after)
             .bind(limit)

@@ -2,11 +2,17 @@
 
 use std::sync::Arc;
 
+use serde::Deserialize;
+
 use super::cache::CacheKey;
-use super::{ProductFeature, Store, StoreError, with_pool};
+use super::plans_document::{Lines, PeriodUsage, flag};
+use super::{CreditEntry, CreditLot, ProductFeature, Store, StoreError, with_pool};
 use crate::domain::unix_now;
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// How many of the credits ledger's newest entries the Plans tab shows.
+const RECENT_CREDIT_ENTRIES: i64 = 5;
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Deserialize)]
 pub struct SubscriptionView {
     pub id: String,
     pub status: String,
@@ -20,6 +26,7 @@ pub struct SubscriptionView {
     pub interval_count: Option<i64>,
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
+    #[serde(deserialize_with = "flag")]
     pub cancel_at_period_end: bool,
     pub cancel_at: Option<i64>,
     pub canceled_at: Option<i64>,
@@ -28,7 +35,7 @@ pub struct SubscriptionView {
 }
 
 /// A payment method as the pages and the API show it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Deserialize)]
 pub struct Card {
     pub id: String,
     pub brand: Option<String>,
@@ -37,7 +44,7 @@ pub struct Card {
     pub exp_year: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Deserialize)]
 pub struct InvoiceView {
     pub id: String,
     pub number: Option<String>,
@@ -54,30 +61,6 @@ pub struct InvoiceView {
     pub created: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct Summary {
-    credit_balance: i64,
-    synced_at: Option<i64>,
-    portal_visited: bool,
-    pm_id: Option<String>,
-    brand: Option<String>,
-    last4: Option<String>,
-    exp_month: Option<i64>,
-    exp_year: Option<i64>,
-}
-
-impl Summary {
-    fn payment_method(&self) -> Option<Card> {
-        Some(Card {
-            id: self.pm_id.clone()?,
-            brand: self.brand.clone(),
-            last4: self.last4.clone(),
-            exp_month: self.exp_month,
-            exp_year: self.exp_year,
-        })
-    }
-}
-
 /// An organization's synced plan state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BillingState {
@@ -91,13 +74,18 @@ pub struct BillingState {
     pub portal_visited: bool,
 }
 
-/// What the Plans tab shows: the plan state, the newest invoices, and the
-/// features the subscribed products include.
+/// What the Plans tab shows: the plan state, the newest invoices, the
+/// features the subscribed products include, the credits ledger's newest
+/// entries, the credits that expire, and this period's usage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plans {
     pub billing: BillingState,
     pub invoices: Vec<InvoiceView>,
     pub plan_features: Vec<ProductFeature>,
+    pub credit_entries: Vec<CreditEntry>,
+    /// Soonest first.
+    pub expiring: Vec<CreditLot>,
+    pub usage: PeriodUsage,
 }
 
 impl Store {
@@ -122,113 +110,46 @@ impl Store {
     }
 
     async fn read_plans(&self, key: CacheKey<'_>) -> Result<Plans, StoreError> {
-        let invoices = async {
-            match key.customer {
-                Some(c) => Ok(self
-                    .invoices_page(c, None, key.variant)
-                    .await?
-                    .unwrap_or_default()),
-                None => Ok(Vec::new()),
-            }
+        let lines = Lines {
+            invoices: key.variant,
+            credit_entries: RECENT_CREDIT_ENTRIES,
         };
-        let plan_features = async {
-            match key.customer {
-                Some(c) => self.features_of_subscribed_products(c).await,
-                None => Ok(Vec::new()),
-            }
-        };
-        let (billing, invoices, plan_features) = tokio::try_join!(
-            self.billing_state(key.org, key.customer),
-            invoices,
-            plan_features,
-        )?;
+        let document = self
+            .plans_document(key.org, key.customer, lines, unix_now())
+            .await?;
         Ok(Plans {
-            billing,
-            invoices,
-            plan_features,
+            billing: document.billing(),
+            invoices: document.invoices,
+            plan_features: document.plan_features,
+            credit_entries: document.credit_entries,
+            expiring: document.expiring,
+            usage: document.usage,
         })
     }
 
     /// The state for `org_id`, whose Stripe customer is `customer` (if any),
-    /// in two queries: the page's hot path.
+    /// read now.
     pub async fn billing_state(
         &self,
         org_id: &str,
         customer: Option<&str>,
     ) -> Result<BillingState, StoreError> {
-        let Some(customer) = customer else {
-            return Ok(BillingState {
-                subscriptions: Vec::new(),
-                payment_method: None,
-                credit_balance: self.credit_balance(org_id).await?,
-                synced_at: None,
-                portal_visited: false,
-            });
-        };
-        let (subscriptions, summary) = tokio::try_join!(
-            self.subscriptions_of(customer),
-            self.summary(org_id, customer)
-        )?;
-        Ok(BillingState {
-            subscriptions,
-            payment_method: summary.payment_method(),
-            credit_balance: summary.credit_balance,
-            synced_at: summary.synced_at,
-            portal_visited: summary.portal_visited,
-        })
+        let document = self
+            .plans_document(org_id, customer, Lines::NONE, unix_now())
+            .await?;
+        Ok(document.billing())
     }
 
-    async fn subscriptions_of(&self, customer: &str) -> Result<Vec<SubscriptionView>, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT s.id, s.status, s.price_id, s.product_id, COALESCE(p.name, s.plan_name) AS product_name, s.quantity, \
-                 s.currency, s.unit_amount, s.recurring_interval, s.interval_count, \
-                 s.current_period_start, s.current_period_end, s.cancel_at_period_end, s.cancel_at, \
-                 s.canceled_at, s.trial_end, s.default_payment_method \
-                 FROM subscriptions s LEFT JOIN products p ON p.id = s.product_id \
-                 WHERE s.customer_id = $1 ORDER BY s.created DESC, s.id DESC",
-            )
-            .bind(customer)
-            .fetch_all(pool)
-            .await?
-        }))
-    }
-
-    /// Everything else the plan state needs, in one round trip: the credit
-    /// balance, when we last wrote anything for the customer, whether a
-    /// portal session was opened since the last refresh, and the card to
-    /// show (Stripe's invoice default, else the subscription's, else the
-    /// most recently attached).
-    async fn summary(&self, org_id: &str, customer: &str) -> Result<Summary, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT CAST(COALESCE((SELECT balance FROM credit_balances WHERE org_id = $1), 0) \
-                   - COALESCE((SELECT SUM(remaining) FROM credit_lots WHERE org_id = $1 \
-                     AND remaining > 0 AND expires_at <= $3), 0) AS BIGINT) AS credit_balance, \
-                 (SELECT MAX(t) FROM ( \
-                   SELECT MAX(updated_at) AS t FROM subscriptions WHERE customer_id = $2 \
-                   UNION ALL SELECT MAX(updated_at) FROM invoices WHERE customer_id = $2 \
-                   UNION ALL SELECT MAX(updated_at) FROM payment_methods WHERE customer_id = $2 \
-                   UNION ALL SELECT MAX(updated_at) FROM customers WHERE id = $2) AS synced) AS synced_at, \
-                 EXISTS (SELECT 1 FROM billing_audit a JOIN organizations o ON o.id = a.org_id \
-                   WHERE a.org_id = $1 AND a.action = 'portal' \
-                   AND a.created_at >= COALESCE(o.refreshed_at, 0)) AS portal_visited, \
-                 pm.id AS pm_id, pm.brand, pm.last4, pm.exp_month, pm.exp_year \
-                 FROM (SELECT 1 AS one) AS base LEFT JOIN ( \
-                   SELECT id, brand, last4, exp_month, exp_year FROM payment_methods \
-                   WHERE customer_id = $2 ORDER BY CASE WHEN id = COALESCE( \
-                     (SELECT default_payment_method FROM customers WHERE id = $2), \
-                     (SELECT default_payment_method FROM subscriptions WHERE customer_id = $2 \
-                      AND default_payment_method IS NOT NULL ORDER BY created DESC, id DESC LIMIT 1)) \
-                   THEN 0 ELSE 1 END, \
-                   event_created DESC, id DESC LIMIT 1) AS pm ON TRUE",
-            )
-            .bind(org_id)
-            .bind(customer)
-            .bind(unix_now())
-            .fetch_one(pool)
-            .await?
-        }))
+    /// `org_id`'s usage of the billing period that holds now.
+    pub async fn usage_this_period(
+        &self,
+        org_id: &str,
+        customer: Option<&str>,
+    ) -> Result<PeriodUsage, StoreError> {
+        let document = self
+            .plans_document(org_id, customer, Lines::NONE, unix_now())
+            .await?;
+        Ok(document.usage)
     }
 
     /// One page of a customer's invoices, newest first, after the invoice
@@ -253,7 +174,7 @@ impl Store {
                  invoice_pdf, subscription_id, period_start, period_end, created FROM invoices \
                  WHERE customer_id = $1 AND deleted = FALSE \
                  AND (created < $2 OR (created = $2 AND ($3 = '' OR id < $3))) \
-                 ORDER BY created DESC, id DESC LIMIT $4",
+                 ORDER BY created DESC, id DESC LIMIT CAST($4 AS BIGINT)",
             )
             .bind(customer)
             .bind(cursor.0)

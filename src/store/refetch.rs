@@ -98,7 +98,7 @@ impl Store {
             sqlx::query_as(
                 "UPDATE refetch_queue SET due_at = $2, attempts = attempts + 1 \
                  WHERE (object_table, object_id) IN (SELECT object_table, object_id \
-                   FROM refetch_queue WHERE due_at <= $1 ORDER BY due_at LIMIT $3) \
+                   FROM refetch_queue WHERE due_at <= $1 ORDER BY due_at LIMIT CAST($3 AS BIGINT)) \
                  RETURNING object_table, object_id, tie_created, attempts",
             )
             .bind(now)

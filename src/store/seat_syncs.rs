@@ -70,7 +70,7 @@ impl Store {
             sqlx::query_as(
                 "UPDATE seat_syncs SET due_at_ms = $1 + $2 WHERE org_id IN ( \
                    SELECT org_id FROM seat_syncs WHERE due_at_ms <= $1 \
-                   ORDER BY due_at_ms LIMIT $3) \
+                   ORDER BY due_at_ms LIMIT CAST($3 AS BIGINT)) \
                  RETURNING org_id, burst, generation, attempts",
             )
             .bind(now_ms)
@@ -157,7 +157,7 @@ impl Store {
                    AND EXISTS (SELECT 1 FROM organization_members m WHERE m.org_id = o.id) \
                    AND COALESCE(s.quantity, 1) <> (SELECT CASE WHEN COUNT(*) < 1 THEN 1 ELSE COUNT(*) END \
                      FROM organization_members m WHERE m.org_id = o.id AND m.deleted = FALSE) \
-                 ORDER BY o.id LIMIT $1",
+                 ORDER BY o.id LIMIT CAST($1 AS BIGINT)",
             )
             .bind(limit)
             .fetch_all(pool)

@@ -50,7 +50,7 @@ pub struct DueUsage {
 }
 
 /// Usage of one meter in a period: sent to Stripe, waiting, refused.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
 pub struct MeterUsage {
     pub meter: String,
     pub sent: i64,
@@ -120,6 +120,9 @@ impl Tx {
         ];
         let inserted: HashSet<String> =
             self.insert_rows(&SQL, columns).await?.into_iter().collect();
+        for u in firsts.iter().filter(|u| inserted.contains(&u.identifier)) {
+            self.changed.org(&u.org_id);
+        }
         let mut recorded = Vec::with_capacity(usage.len());
         for (i, u) in usage.iter().enumerate() {
             let first = &usage[first_of[u.identifier.as_str()]];
@@ -185,7 +188,7 @@ impl Store {
             sqlx::query_as(
                 "UPDATE usage_records SET next_attempt_at = $2, attempts = attempts + 1 \
                  WHERE id IN (SELECT id FROM usage_records WHERE status = 'pending' \
-                   AND next_attempt_at <= $1 ORDER BY id LIMIT $3) \
+                   AND next_attempt_at <= $1 ORDER BY id LIMIT CAST($3 AS BIGINT)) \
                  AND status = 'pending' AND next_attempt_at <= $1 \
                  RETURNING id, identifier, customer_id, meter, value, occurred_at, attempts",
             )
@@ -201,17 +204,25 @@ impl Store {
 
     /// Stripe has the record.
     pub async fn usage_sent(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query(
+        let org: Option<String> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
                 "UPDATE usage_records SET status = 'sent', sent_at = $2, last_error = NULL \
-                 WHERE id = $1",
+                 WHERE id = $1 RETURNING org_id",
             )
             .bind(id)
             .bind(now)
-            .execute(pool)
-            .await?;
+            .fetch_optional(pool)
+            .await?
         });
+        self.usage_shown_changed(org);
         Ok(())
+    }
+
+    /// The Plans tab shows each organization's usage by status.
+    fn usage_shown_changed(&self, org: Option<String>) {
+        if let Some(org) = org {
+            self.caches.invalidate_org(&org);
+        }
     }
 
     /// The record is tried again at `at`, after `error`.
@@ -231,22 +242,24 @@ impl Store {
 
     /// Stripe refused the record for good, saying `error`.
     pub async fn usage_failed(&self, id: &str, error: &str) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE usage_records SET status = 'failed', last_error = $2 WHERE id = $1",
+        let org: Option<String> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "UPDATE usage_records SET status = 'failed', last_error = $2 WHERE id = $1 \
+                 RETURNING org_id",
             )
             .bind(id)
             .bind(error)
-            .execute(pool)
-            .await?;
+            .fetch_optional(pool)
+            .await?
         });
+        self.usage_shown_changed(org);
         Ok(())
     }
 
     /// Sends an organization's refused records again (after a fix, such as
     /// creating the meter); returns how many.
     pub async fn retry_failed_usage(&self, org_id: &str, now: i64) -> Result<u64, StoreError> {
-        Ok(with_pool!(self, |pool| {
+        let retried = with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE usage_records SET status = 'pending', next_attempt_at = $2, attempts = 0 \
                  WHERE org_id = $1 AND status = 'failed'",
@@ -256,31 +269,9 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected()
-        }))
-    }
-
-    /// An organization's usage per meter that occurred in `[from, to)`.
-    pub async fn usage_in_period(
-        &self,
-        org_id: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<MeterUsage>, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT meter, \
-                 CAST(SUM(CASE WHEN status = 'sent' THEN value ELSE 0 END) AS BIGINT) AS sent, \
-                 CAST(SUM(CASE WHEN status = 'pending' THEN value ELSE 0 END) AS BIGINT) AS pending, \
-                 CAST(SUM(CASE WHEN status = 'failed' THEN value ELSE 0 END) AS BIGINT) AS failed \
-                 FROM usage_records WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 \
-                 GROUP BY meter ORDER BY meter",
-            )
-            .bind(org_id)
-            .bind(from)
-            .bind(to)
-            .fetch_all(pool)
-            .await?
-        }))
+        });
+        self.usage_shown_changed(Some(org_id.to_owned()));
+        Ok(retried)
     }
 
     /// An organization's newest records Stripe refused for good.
@@ -293,7 +284,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT identifier, org_id, meter, value, occurred_at, last_error \
                  FROM usage_records WHERE status = 'failed' AND org_id = $1 \
-                 ORDER BY id DESC LIMIT $2",
+                 ORDER BY id DESC LIMIT CAST($2 AS BIGINT)",
             )
             .bind(org_id)
             .bind(limit)

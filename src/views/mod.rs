@@ -7,7 +7,7 @@ mod organization;
 pub mod overview;
 pub mod webhooks;
 
-pub use organization::{Catalog, Notice, OrganizationContext, OrganizationPage, Wallet};
+pub use organization::{Catalog, Notice, OrganizationContext, OrganizationPage};
 
 use askama::Template;
 

@@ -4,8 +4,7 @@ use askama::Template;
 
 use super::format::{self, date, interval, invoice_status, money, subscription_status};
 use crate::store::{
-    CatalogPrice, CreditEntry, CreditLot, InvoiceView, MeterUsage, Plans, ProductFeature,
-    SubscriptionView,
+    CatalogPrice, CreditEntry, InvoiceView, Plans, ProductFeature, SubscriptionView,
 };
 
 /// A message shown above the plans (after a checkout, or when Stripe was slow).
@@ -106,6 +105,8 @@ pub struct OrganizationContext {
     pub grace_ends_at: Option<i64>,
     /// Members who take a seat, when seats follow members or are limited.
     pub seats_used: Option<i64>,
+    /// The balance the credits card calls low (`CREDITS_LOW_BALANCE`).
+    pub credits_low_balance: Option<i64>,
 }
 
 /// The offers on the Plans tab, and the features their products include.
@@ -113,19 +114,6 @@ pub struct OrganizationContext {
 pub struct Catalog<'a> {
     pub prices: &'a [CatalogPrice],
     pub features: &'a [ProductFeature],
-}
-
-/// The credits card's history, the balance it calls low, and this
-/// period's usage of each meter.
-#[derive(Default)]
-pub struct Wallet<'a> {
-    pub entries: &'a [CreditEntry],
-    /// The credits that expire, soonest first.
-    pub expiring: &'a [CreditLot],
-    pub low_balance: Option<i64>,
-    pub usage: &'a [MeterUsage],
-    /// When the period of `usage` ends.
-    pub period_end: i64,
 }
 
 /// A meter's usage this period: reported to Stripe, and waiting to be.
@@ -136,16 +124,14 @@ pub struct UsageLine {
 }
 
 impl OrganizationPage {
-    pub fn new(
-        context: OrganizationContext,
-        plans: &Plans,
-        catalog: Catalog<'_>,
-        wallet: Wallet<'_>,
-    ) -> Self {
+    pub fn new(context: OrganizationContext, plans: &Plans, catalog: Catalog<'_>) -> Self {
         let Plans {
             billing,
             invoices,
             plan_features,
+            credit_entries,
+            expiring,
+            usage,
         } = plans;
         let slug = context.org_slug.unwrap_or_default();
         Self {
@@ -193,19 +179,19 @@ impl OrganizationPage {
                 }
             }),
             credits: format::whole(billing.credit_balance),
-            credit_lines: wallet.entries.iter().map(credit_line).collect(),
-            credits_expiring: wallet.expiring.first().map(|lot| {
+            credit_lines: credit_entries.iter().map(credit_line).collect(),
+            credits_expiring: expiring.first().map(|lot| {
                 format!(
                     "{} credits expire on {}.",
                     format::whole(lot.remaining),
                     date(lot.expires_at)
                 )
             }),
-            credits_low: wallet
-                .low_balance
+            credits_low: context
+                .credits_low_balance
                 .is_some_and(|low| billing.credit_balance <= low),
-            usage: wallet
-                .usage
+            usage: usage
+                .meters
                 .iter()
                 .map(|m| UsageLine {
                     meter: m.meter.clone(),
@@ -213,7 +199,7 @@ impl OrganizationPage {
                     pending: format::whole(m.pending),
                 })
                 .collect(),
-            usage_period_end: date(wallet.period_end),
+            usage_period_end: date(usage.ends),
             invoices: invoices.iter().map(invoice_row).collect(),
             synced: billing.synced_at.map(format::date_time),
             offers: catalog

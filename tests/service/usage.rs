@@ -110,6 +110,49 @@ async fn usage_is_stored_at_once_and_sent_to_its_meter_once() {
     );
 }
 
+/// The meter's row on the Plans tab: what was sent, and what waits.
+fn usage_row(page: &str, meter: &str) -> Option<(String, String)> {
+    let row = page
+        .split("<tr>")
+        .find(|r| r.contains(&format!("<code>{meter}</code>")))?;
+    let numbers: Vec<String> = row
+        .split("<td class=\"num\">")
+        .skip(1)
+        .filter_map(|cell| cell.split("</td>").next().map(str::to_owned))
+        .collect();
+    Some((numbers.first()?.clone(), numbers.get(1)?.clone()))
+}
+
+#[tokio::test]
+async fn the_plans_tab_shows_usage_when_recorded_and_when_sent_even_while_cached() {
+    let app = usage_app(&[("PLANS_CACHE_TTL", "3600")]).await;
+    let claims = claims_v2("org_acme");
+    let (_, _, page) = app.page("/organization", &claims).await;
+    assert_eq!(usage_row(&page, "api_calls"), None);
+
+    stripe_accepts_meter_events(&app).await;
+    let usage = json!({"meter": "api_calls", "value": 3, "identifier": "u1"});
+    assert_eq!(report(&app, "org_acme", &usage).await.0, 202);
+    let (_, _, page) = app.page("/organization", &claims).await;
+    let (sent, waiting) = usage_row(&page, "api_calls").expect("a row for the meter");
+    assert_eq!(
+        (sent.parse::<i64>().unwrap() + waiting.parse::<i64>().unwrap()),
+        3,
+        "recorded: {sent} sent, {waiting} waiting"
+    );
+
+    app.count_reaches(
+        "SELECT COUNT(*) FROM usage_records WHERE status = 'sent'",
+        1,
+    )
+    .await;
+    let (_, _, page) = app.page("/organization", &claims).await;
+    assert_eq!(
+        usage_row(&page, "api_calls"),
+        Some(("3".to_owned(), "0".to_owned()))
+    );
+}
+
 #[tokio::test]
 async fn bad_reports_are_refused_with_a_reason() {
     let app = usage_app(&[]).await;

@@ -12,8 +12,6 @@ pub use outbox::{Drained, drain_due, limiter, run};
 
 use serde::Deserialize;
 
-use crate::store::BillingState;
-
 /// Stripe accepts events of the past 35 days, and up to 5 minutes ahead.
 const OLDEST_SECS: i64 = 35 * 24 * 3600;
 const AHEAD_SECS: i64 = 5 * 60;
@@ -87,31 +85,6 @@ impl Usage {
     }
 }
 
-/// The billing period usage is shown for: the live subscription's current
-/// period that holds `now`, else the calendar month (UTC).
-pub fn period(billing: &BillingState, now: i64) -> (i64, i64) {
-    billing
-        .subscriptions
-        .iter()
-        .filter_map(|s| Some((s.current_period_start?, s.current_period_end?)))
-        .find(|(start, end)| *start <= now && now < *end)
-        .unwrap_or_else(|| calendar_month(now))
-}
-
-fn calendar_month(now: i64) -> (i64, i64) {
-    use time::{Date, OffsetDateTime};
-    let today = OffsetDateTime::from_unix_timestamp(now)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .date();
-    let first = today.replace_day(1).unwrap_or(today);
-    let next = first
-        .checked_add(time::Duration::days(32))
-        .and_then(|d| d.replace_day(1).ok())
-        .unwrap_or(Date::MAX);
-    let unix = |d: Date| d.midnight().assume_utc().unix_timestamp();
-    (unix(first), unix(next))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,15 +117,5 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn without_a_current_period_usage_is_the_calendar_month() {
-        // 2026-12-06 12:00 UTC.
-        let (from, to) = calendar_month(1_796_558_400);
-        assert_eq!((from, to), (1_796_083_200, 1_798_761_600));
-        let (from, to) = calendar_month(1_798_761_600);
-        assert_eq!(from, 1_798_761_600, "the first second of January");
-        assert!(to > from);
     }
 }

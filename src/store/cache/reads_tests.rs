@@ -1,7 +1,7 @@
 //! The read cache: what it keeps, what drops it, and reads in flight.
 
 use super::*;
-use crate::store::{BillingState, Plans};
+use crate::store::{BillingState, PeriodUsage, Plans};
 
 fn org(id: &str) -> Changed {
     let mut changed = Changed::default();
@@ -20,6 +20,13 @@ fn plans(credit_balance: i64) -> Arc<Plans> {
         },
         invoices: Vec::new(),
         plan_features: Vec::new(),
+        credit_entries: Vec::new(),
+        expiring: Vec::new(),
+        usage: PeriodUsage {
+            starts: 0,
+            ends: 1,
+            meters: Vec::new(),
+        },
     })
 }
 

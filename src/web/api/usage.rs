@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::body::read_body;
 use super::known_organization;
-use crate::billing::usage::{self, Usage, UsageRequest};
+use crate::billing::usage::{Usage, UsageRequest};
 use crate::domain::unix_now;
 use crate::state::AppState;
 use crate::store::{MeterUsage, Recorded};
@@ -129,20 +129,14 @@ pub async fn this_period(
 ) -> Result<HttpResponse, ApiError> {
     let org = member.organization(&state.store).await?;
     let customer = org.stripe_customer_id.as_ref().map(|c| c.as_str());
-    let billing = state
+    let usage = state
         .store
-        .billing_state(org.id.as_str(), customer)
-        .await
-        .map_err(ApiError::internal)?;
-    let (from, to) = usage::period(&billing, unix_now());
-    let meters = state
-        .store
-        .usage_in_period(org.id.as_str(), from, to)
+        .usage_this_period(org.id.as_str(), customer)
         .await
         .map_err(ApiError::internal)?;
     Ok(no_store(StatusCode::OK).json(UsageBody {
-        period_start: from,
-        period_end: to,
-        meters: meters.into_iter().map(Into::into).collect(),
+        period_start: usage.starts,
+        period_end: usage.ends,
+        meters: usage.meters.into_iter().map(Into::into).collect(),
     }))
 }

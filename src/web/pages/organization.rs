@@ -9,19 +9,17 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::billing::checkout::{self, Refreshed};
-use crate::billing::{access, seats, usage};
-use crate::domain::{CheckoutSessionId, unix_now};
+use crate::billing::{access, seats};
+use crate::domain::CheckoutSessionId;
 use crate::state::AppState;
 use crate::store::{Organization, Plans};
-use crate::views::{Catalog, Notice, OrganizationContext, OrganizationPage, Wallet};
+use crate::views::{Catalog, Notice, OrganizationContext, OrganizationPage};
 use crate::web::PORTAL_PATH;
 use crate::web::errors::{PageError, html_page};
 use crate::web::guards::{PageMember, can_manage, csrf_token};
 
 /// How many invoices the billing history shows.
 const HISTORY_LENGTH: i64 = 24;
-/// How many of the credits ledger's entries the Plans tab shows.
-const CREDIT_LINES: i64 = 5;
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -94,6 +92,7 @@ pub async fn show(
         portal_path: PORTAL_PATH,
         grace_ends_at: grace_ends_at(&state, &org).await?,
         seats_used: seats_used(&state, &org).await?,
+        credits_low_balance: state.pages.credits_low_balance,
     };
     let (prices, features) = if has_plan {
         (Vec::new(), Vec::new())
@@ -108,22 +107,7 @@ pub async fn show(
         prices: &prices,
         features: &features,
     };
-    let (from, to) = usage::period(&plans.billing, unix_now());
-    let (entries, expiring, meters) = tokio::try_join!(
-        store.credit_entries(org.id.as_str(), None, CREDIT_LINES),
-        store.credit_lots(org.id.as_str(), unix_now()),
-        store.usage_in_period(org.id.as_str(), from, to),
-    )
-    .map_err(PageError::internal)?;
-    let entries = entries.unwrap_or_default();
-    let wallet = Wallet {
-        entries: &entries,
-        expiring: &expiring,
-        low_balance: state.pages.credits_low_balance,
-        usage: &meters,
-        period_end: to,
-    };
-    let html = OrganizationPage::new(context, &plans, catalog, wallet)
+    let html = OrganizationPage::new(context, &plans, catalog)
         .render()
         .map_err(PageError::internal)?;
     Ok(html_page(html))
