@@ -106,7 +106,7 @@ impl Server {
             .map_err(|e| format!("could not start {}: {e}", self.binary))?;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(20) {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if answers_healthz(self.port) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -150,6 +150,24 @@ impl Server {
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
             .map_or(0.0, |kib| kib / 1024.0)
     }
+}
+
+/// Whether `GET /healthz` is answered 200: the port is bound before the
+/// migrations run, so an accepted connection does not mean the server is up.
+fn answers_healthz(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
 }
 
 /// The CPU time process `pid` (or `self`) has used, user and system, in
