@@ -260,7 +260,7 @@ async fn sample(base: String, pid: u32, every: Duration, stop: Arc<AtomicBool>) 
         };
         samples.push(Sample {
             at: started.elapsed(),
-            rss_mib: rss_mib(pid),
+            rss_mib: common::status_mib(pid, "VmRSS:"),
             queues: WATCHED.iter().map(|w| state_of(&metrics, w)).collect(),
         });
     }
@@ -274,14 +274,4 @@ fn state_of(metrics: &str, what: &str) -> i64 {
         .lines()
         .find_map(|l| l.strip_prefix(&name)?.trim().parse().ok())
         .unwrap_or(-1)
-}
-
-/// VmRSS: the resident set size now, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
 }

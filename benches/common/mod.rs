@@ -138,18 +138,18 @@ impl Server {
 
     /// VmHWM: the server's peak resident set size, in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(
-            Path::new("/proc")
-                .join(self.child.id().to_string())
-                .join("status"),
-        )
-        .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map_or(0.0, |kib| kib / 1024.0)
+        status_mib(self.child.id(), "VmHWM:")
     }
+}
+
+/// A size field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in MiB.
+pub fn status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 /// Whether `GET /healthz` is answered 200: the port is bound before the

@@ -114,17 +114,10 @@ impl Store {
             invoices: key.variant,
             credit_entries: RECENT_CREDIT_ENTRIES,
         };
-        let document = self
+        Ok(self
             .plans_document(key.org, key.customer, lines, unix_now())
-            .await?;
-        Ok(Plans {
-            billing: document.billing(),
-            invoices: document.invoices,
-            plan_features: document.plan_features,
-            credit_entries: document.credit_entries,
-            expiring: document.expiring,
-            usage: document.usage,
-        })
+            .await?
+            .into_plans())
     }
 
     /// The state for `org_id`, whose Stripe customer is `customer` (if any),
@@ -137,7 +130,7 @@ impl Store {
         let document = self
             .plans_document(org_id, customer, Lines::NONE, unix_now())
             .await?;
-        Ok(document.billing())
+        Ok(document.into_plans().billing)
     }
 
     /// `org_id`'s usage of the billing period that holds now.
@@ -149,7 +142,7 @@ impl Store {
         let document = self
             .plans_document(org_id, customer, Lines::NONE, unix_now())
             .await?;
-        Ok(document.usage)
+        Ok(document.into_plans().usage)
     }
 
     /// One page of a customer's invoices, newest first, after the invoice

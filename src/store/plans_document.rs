@@ -16,8 +16,8 @@ use serde::{Deserialize, Deserializer};
 
 use super::credits::AVAILABLE_BALANCE;
 use super::{
-    BillingState, Card, CreditEntry, CreditLot, InvoiceView, MeterUsage, ProductFeature, Store,
-    StoreError, SubscriptionView, with_pool,
+    BillingState, Card, CreditEntry, CreditLot, InvoiceView, MeterUsage, Plans, ProductFeature,
+    Store, StoreError, SubscriptionView, with_pool,
 };
 use crate::domain::calendar_month;
 
@@ -56,24 +56,31 @@ pub(super) struct Document {
     #[serde(deserialize_with = "flag")]
     portal_visited: bool,
     #[serde(default)]
-    pub invoices: Vec<InvoiceView>,
+    invoices: Vec<InvoiceView>,
     #[serde(default)]
-    pub plan_features: Vec<ProductFeature>,
+    plan_features: Vec<ProductFeature>,
     #[serde(default)]
-    pub credit_entries: Vec<CreditEntry>,
+    credit_entries: Vec<CreditEntry>,
     #[serde(default)]
-    pub expiring: Vec<CreditLot>,
-    pub usage: PeriodUsage,
+    expiring: Vec<CreditLot>,
+    usage: PeriodUsage,
 }
 
 impl Document {
-    pub fn billing(&self) -> BillingState {
-        BillingState {
-            subscriptions: self.subscriptions.clone(),
-            payment_method: self.payment_method.clone(),
-            credit_balance: self.credit_balance,
-            synced_at: self.synced_at,
-            portal_visited: self.portal_visited,
+    pub fn into_plans(self) -> Plans {
+        Plans {
+            billing: BillingState {
+                subscriptions: self.subscriptions,
+                payment_method: self.payment_method,
+                credit_balance: self.credit_balance,
+                synced_at: self.synced_at,
+                portal_visited: self.portal_visited,
+            },
+            invoices: self.invoices,
+            plan_features: self.plan_features,
+            credit_entries: self.credit_entries,
+            expiring: self.expiring,
+            usage: self.usage,
         }
     }
 }
