@@ -17,13 +17,44 @@ pub struct NewUsage {
     pub meter: String,
     pub value: i64,
     pub occurred_at: i64,
+    /// Whether `occurred_at` was reported or is the time of receipt.
+    pub time_stated: bool,
     pub received_at: i64,
 }
 
+/// What a usage record's identifier was first stored with.
+struct Stored<'a> {
+    org_id: &'a str,
+    meter: &'a str,
+    value: i64,
+    occurred_at: i64,
+}
+
 impl NewUsage {
-    /// What a repeat of its identifier must report to be the same usage.
-    fn content(&self) -> (&str, &str, i64, i64) {
-        (&self.org_id, &self.meter, self.value, self.occurred_at)
+    fn stored(&self) -> Stored<'_> {
+        Stored {
+            org_id: &self.org_id,
+            meter: &self.meter,
+            value: self.value,
+            occurred_at: self.occurred_at,
+        }
+    }
+
+    /// What a repeat of an identifier answers, given what it first stored:
+    /// the same usage is the same organization, meter and value, and the
+    /// same time if the repeat states one (a retry's receipt time is its own).
+    fn repeat_of(&self, first: Stored<'_>) -> Recorded {
+        let same = self.org_id == first.org_id
+            && self.meter == first.meter
+            && self.value == first.value
+            && (!self.time_stated || self.occurred_at == first.occurred_at);
+        if same {
+            Recorded::Duplicate {
+                occurred_at: first.occurred_at,
+            }
+        } else {
+            Recorded::Conflict
+        }
     }
 }
 
@@ -31,8 +62,11 @@ impl NewUsage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     New,
-    /// Its identifier was recorded before with the same usage.
-    Duplicate,
+    /// Its identifier was recorded before with the same usage, at
+    /// `occurred_at`.
+    Duplicate {
+        occurred_at: i64,
+    },
     /// Its identifier was recorded before with other usage.
     Conflict,
 }
@@ -125,17 +159,13 @@ impl Tx {
         }
         let mut recorded = Vec::with_capacity(usage.len());
         for (i, u) in usage.iter().enumerate() {
-            let first = &usage[first_of[u.identifier.as_str()]];
-            recorded.push(if first_of[u.identifier.as_str()] == i {
-                if inserted.contains(&u.identifier) {
-                    Recorded::New
-                } else {
-                    self.recorded_before(u).await?
-                }
-            } else if first.content() == u.content() {
-                Recorded::Duplicate
+            let first = first_of[u.identifier.as_str()];
+            recorded.push(if first != i {
+                u.repeat_of(usage[first].stored())
+            } else if inserted.contains(&u.identifier) {
+                Recorded::New
             } else {
-                Recorded::Conflict
+                self.recorded_before(u).await?
             });
         }
         Ok(recorded)
@@ -151,12 +181,12 @@ impl Tx {
             .fetch_one(conn)
             .await?
         });
-        let stored = (stored.0.as_str(), stored.1.as_str(), stored.2, stored.3);
-        Ok(if stored == usage.content() {
-            Recorded::Duplicate
-        } else {
-            Recorded::Conflict
-        })
+        Ok(usage.repeat_of(Stored {
+            org_id: &stored.0,
+            meter: &stored.1,
+            value: stored.2,
+            occurred_at: stored.3,
+        }))
     }
 }
 

@@ -63,9 +63,11 @@ async fn usage_is_stored_at_once_and_sent_to_its_meter_once() {
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "pending");
     assert_eq!(body["identifier"], "u1");
+    let (status, body) = report(&app, "org_acme", &usage).await;
     assert_eq!(
-        report(&app, "org_acme", &usage).await.1["status"],
-        "duplicate"
+        (status, &body["status"]),
+        (202, &json!("duplicate")),
+        "{body}"
     );
     let other = json!({"meter": "api_calls", "value": 4, "identifier": "u1"});
     let (status, body) = report(&app, "org_acme", &other).await;
@@ -306,5 +308,34 @@ async fn one_identifier_reported_at_once_is_stored_once() {
         answers.iter().all(|a| a.0 == 202 || a.0 == 409),
         "{answers:?}"
     );
+    assert_eq!(app.count("SELECT COUNT(*) FROM usage_records").await, 1);
+}
+
+#[tokio::test]
+async fn a_retry_without_a_timestamp_in_a_later_second_is_a_duplicate() {
+    let app = usage_app(&[]).await;
+    let usage = json!({"meter": "api_calls", "value": 3, "identifier": "retry-1"});
+    let (status, first) = report(&app, "org_acme", &usage).await;
+    assert_eq!(
+        (status, &first["status"]),
+        (202, &json!("pending")),
+        "{first}"
+    );
+    let next_second = (first["timestamp"].as_i64().unwrap() + 1) as u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(next_second).saturating_sub(now)).await;
+
+    let (status, retry) = report(&app, "org_acme", &usage).await;
+    assert_eq!(
+        (status, &retry["status"]),
+        (202, &json!("duplicate")),
+        "{retry}"
+    );
+    assert_eq!(retry["timestamp"], first["timestamp"], "the stored time");
+    let stated = json!({"meter": "api_calls", "value": 3, "identifier": "retry-1",
+        "timestamp": first["timestamp"].as_i64().unwrap() - 60});
+    assert_eq!(report(&app, "org_acme", &stated).await.0, 409);
     assert_eq!(app.count("SELECT COUNT(*) FROM usage_records").await, 1);
 }

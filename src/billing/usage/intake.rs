@@ -50,6 +50,7 @@ impl UsageIntake {
             meter: usage.meter.clone(),
             value: usage.value,
             occurred_at: usage.occurred_at,
+            time_stated: usage.time_stated,
             received_at: unix_now(),
         };
         self.queue

@@ -39,6 +39,9 @@ pub struct Usage {
     pub value: i64,
     pub identifier: String,
     pub occurred_at: i64,
+    /// Whether the caller stated `occurred_at`; otherwise it is when the
+    /// report arrived, which differs between a report and its retry.
+    pub time_stated: bool,
 }
 
 impl Usage {
@@ -81,6 +84,7 @@ impl Usage {
             value: body.value,
             identifier,
             occurred_at,
+            time_stated: body.timestamp.is_some(),
         })
     }
 }
@@ -95,15 +99,19 @@ mod tests {
         let now = 1_800_000_000;
         let parse = |body: &str| Usage::parse(body.as_bytes(), &meters, now);
         let ok = parse(r#"{"meter": "api_calls", "value": 3}"#).unwrap();
-        assert_eq!(ok.occurred_at, now);
+        assert_eq!((ok.occurred_at, ok.time_stated), (now, false));
         assert!(ok.identifier.starts_with("lb_"));
         let given = parse(
             r#"{"meter": "api_calls", "value": 3, "identifier": "u1", "timestamp": 1799999000}"#,
         )
         .unwrap();
         assert_eq!(
-            (given.identifier.as_str(), given.occurred_at),
-            ("u1", 1_799_999_000)
+            (
+                given.identifier.as_str(),
+                given.occurred_at,
+                given.time_stated
+            ),
+            ("u1", 1_799_999_000, true)
         );
         for bad in [
             r#"{"meter": "tokens", "value": 3}"#,

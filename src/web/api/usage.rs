@@ -23,6 +23,7 @@ pub struct AcceptedBody<'a> {
     identifier: &'a str,
     meter: &'a str,
     value: i64,
+    /// When it happened, as stored (a duplicate answers the first report's).
     timestamp: i64,
     /// `pending` (stored now) or `duplicate` (its identifier was stored before).
     status: &'a str,
@@ -92,9 +93,9 @@ pub async fn report(
         .record(org.id.as_str(), customer.as_str(), &usage)
         .await
         .map_err(|err| ApiError::internal(anyhow::anyhow!("usage not stored: {err}")))?;
-    let status = match recorded {
-        Recorded::New => "pending",
-        Recorded::Duplicate => "duplicate",
+    let (status, occurred_at) = match recorded {
+        Recorded::New => ("pending", usage.occurred_at),
+        Recorded::Duplicate { occurred_at } => ("duplicate", occurred_at),
         Recorded::Conflict => {
             return Err(ApiError::Conflict(
                 "This identifier was first used for other usage.".to_owned(),
@@ -105,7 +106,7 @@ pub async fn report(
         identifier: &usage.identifier,
         meter: &usage.meter,
         value: usage.value,
-        timestamp: usage.occurred_at,
+        timestamp: occurred_at,
         status,
     }))
 }
