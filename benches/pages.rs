@@ -277,6 +277,10 @@ async fn many_organizations(
         backend,
         server.peak_rss_mib(),
     );
+    println!(
+        "server private memory (RssAnon) {:.1} MiB; on SQLite its RSS also counts the database file each connection maps",
+        server.private_mib()
+    );
     Ok(())
 }
 

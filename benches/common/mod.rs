@@ -140,6 +140,12 @@ impl Server {
     pub fn peak_rss_mib(&self) -> f64 {
         status_mib(self.child.id(), "VmHWM:")
     }
+
+    /// RssAnon: the server's own memory now, without the file pages it
+    /// maps (SQLite's database, shared with the OS page cache), in MiB.
+    pub fn private_mib(&self) -> f64 {
+        status_mib(self.child.id(), "RssAnon:")
+    }
 }
 
 /// A size field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in MiB.

@@ -85,6 +85,15 @@ const RANDOM_PAGE_COST: &str = "1.1";
 /// `pg_stat_activity`.
 const INGEST_APPLICATION_NAME: &str = "lance-billing ingest";
 
+/// How much of a SQLite database each connection reads through a memory
+/// map instead of `read` calls into its own 2 MB page cache. A page read
+/// then costs no system call and no copy, and the pages are the OS page
+/// cache's, shared by every connection. With 1,000 organizations (a 116 MB
+/// database) the uncached Plans page served 1.3× the pages (6,591–6,900
+/// against 4,850–5,403 a second, in pairs). A larger database reads its
+/// tail as before.
+const SQLITE_MMAP_BYTES: &str = "268435456";
+
 /// How long a SQLite write waits for the one before it.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -138,6 +147,7 @@ impl Store {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .pragma("mmap_size", SQLITE_MMAP_BYTES)
                 .foreign_keys(true);
             let reads = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
