@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::db::{TestDb, fresh_database_url};
+use crate::db::{TestDb, drop_schema_of, fresh_database_url};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_lance-billing");
 
@@ -214,6 +214,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop_schema_of(&self.database_url);
     }
 }
 

@@ -1,5 +1,6 @@
 use serde_json::Value;
 
+use crate::db::fresh_database_url;
 use crate::helpers::TestApp;
 
 #[tokio::test]
@@ -132,4 +133,55 @@ async fn every_answer_carries_a_request_id_kept_from_the_caller_when_well_formed
         .unwrap();
     assert_eq!(refused.status().as_u16(), 401);
     assert_eq!(id_of(&refused), "refused-1");
+}
+
+/// PostgreSQL connections that broke while they sat idle in the pool (the
+/// server restarted, a proxy dropped them) are replaced without failing a
+/// request.
+#[tokio::test]
+async fn a_connection_broken_while_idle_costs_no_request() {
+    let Some(base) = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("lt_idle_{}", uuid::Uuid::new_v4().simple());
+    let url = fresh_database_url(dir.path(), Some(&base), "lt")
+        .await
+        .unwrap();
+    let app = TestApp::builder()
+        .env("DATABASE_URL", &format!("{url}&application_name={name}"))
+        .spawn()
+        .await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    for _ in 0..3 {
+        let (status, body) = app
+            .get_json("/api/v1/operations/payment/usage", "org_acme")
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+        .await
+        .unwrap();
+    let terminated: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = $1",
+    )
+    .bind(&name)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(terminated >= 1, "no connection of the server's pool");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let answers = futures_util::future::join_all(
+        (0..8).map(|_| app.get_json("/api/v1/operations/payment/usage", "org_acme")),
+    )
+    .await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
 }
