@@ -376,6 +376,7 @@ async fn without_http(bodies: &[Vec<u8>], concurrency: usize) -> Result<(), Stri
             n / batches,
         );
         store.close().await;
+        db::drop_schema_of(&url);
     }
     Ok(())
 }
