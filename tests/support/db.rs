@@ -52,15 +52,20 @@ pub fn drop_schema_of(url: &str) {
         runtime.block_on(async {
             use sqlx::Connection;
             if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP SCHEMA IF EXISTS {schema} CASCADE"
-                )))
-                .execute(&mut conn)
-                .await;
+                drop_schema(&mut conn, &schema).await;
             }
         });
     });
     let _ = dropping.join();
+}
+
+/// Drops `schema` and its tables; a failure leaves it to the hourly sweep.
+async fn drop_schema(conn: &mut sqlx::PgConnection, schema: &str) {
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(conn)
+    .await;
 }
 
 /// Schemas from runs more than an hour old, so the database does not grow forever.
@@ -82,11 +87,7 @@ async fn drop_stale_schemas(conn: &mut sqlx::PgConnection, prefix: &str) {
             })
             .collect();
     for schema in stale {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE"
-        )))
-        .execute(&mut *conn)
-        .await;
+        drop_schema(conn, &schema).await;
     }
 }
 
