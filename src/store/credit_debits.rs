@@ -1,6 +1,6 @@
 //! Debit requests by idempotency key, a batch at a time: a statement claims
-//! the batch's keys, one reads and locks its balances, and three write its
-//! ledger rows, balances and answers, whatever the batch's size.
+//! the batch's keys, one reads and locks its balances, and one round trip
+//! writes its ledger rows, balances and answers, whatever the batch's size.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -105,8 +105,9 @@ impl Tx {
     }
 
     /// Writes a batch's debits to the ledger, takes them from the balances,
-    /// and keeps each request's answer under its key. Nothing is returned:
-    /// on SQLite each returned row is a hand-off between threads.
+    /// and keeps each request's answer under its key, in one round trip.
+    /// Nothing is returned: on SQLite each returned row is a hand-off
+    /// between threads.
     pub async fn write_debits(
         &mut self,
         debits: &[DebitRecord<'_>],
@@ -144,6 +145,7 @@ impl Tx {
                  SET status = excluded.status, response = excluded.response",
             )
         });
+        let mut inserts = Vec::with_capacity(3);
         if !debits.is_empty() {
             let ledger = vec![
                 repeated("debit".to_owned(), debits.len()),
@@ -154,7 +156,7 @@ impl Tx {
                 Values::Text(debits.iter().map(|d| Some(d.reason.to_owned())).collect()),
                 Column::column(debits.iter().map(|d| &d.metadata)),
             ];
-            self.insert_rows(&LEDGER, ledger).await?;
+            inserts.push((&*LEDGER, ledger));
             // One row an organization: a statement may not write a row twice.
             let mut taken: BTreeMap<&str, i64> = BTreeMap::new();
             for debit in debits {
@@ -165,7 +167,7 @@ impl Tx {
                 Values::Int(taken.values().map(|v| Some(*v)).collect()),
                 repeated(unix_now(), taken.len()),
             ];
-            self.insert_rows(&BALANCES, balances).await?;
+            inserts.push((&*BALANCES, balances));
             for org in taken.keys() {
                 self.changed.org(org);
             }
@@ -174,7 +176,8 @@ impl Tx {
             .iter()
             .map(|a| (&a.key, a.status, a.response.clone()))
             .collect();
-        self.insert_rows(&ANSWERS, answer_columns(&rows)).await?;
+        inserts.push((&*ANSWERS, answer_columns(&rows)));
+        self.insert_all(inserts).await?;
         Ok(())
     }
 }

@@ -160,12 +160,17 @@ pub struct Debits {
 }
 
 impl Debits {
-    /// Starts the writer; it ends when the last `Debits` is dropped.
+    /// Starts the writers; they end when the last `Debits` is dropped.
     pub fn start(store: Store) -> Self {
-        let queue = Batches::start(MAX_BATCH, QUEUE, move |debits: Vec<Debit>| {
-            let store = store.clone();
-            async move { write_batch(&store, &debits).await }
-        });
+        let queue = Batches::start(
+            MAX_BATCH,
+            QUEUE,
+            store.concurrent_writers(),
+            move |debits: Vec<Debit>| {
+                let store = store.clone();
+                async move { write_batch(&store, &debits).await }
+            },
+        );
         Self { queue }
     }
 
@@ -244,7 +249,11 @@ async fn decide_batch(tx: &mut Tx, debits: &[&Debit]) -> Result<Vec<DebitAnswer>
             }
         })
         .collect();
-    let firsts: Vec<DebitKey<'_>> = first_of.values().map(|i| keys[*i].clone()).collect();
+    // Claimed in one order, so two batches claiming the same keys (retries
+    // in flight, here or on another instance) never wait for each other in
+    // a circle.
+    let mut firsts: Vec<DebitKey<'_>> = first_of.values().map(|i| keys[*i].clone()).collect();
+    firsts.sort_unstable_by(|a, b| (a.org_id, a.key).cmp(&(b.org_id, b.key)));
     let claimed = tx.claim_debit_keys(&firsts).await?;
     for &i in first_of.values() {
         if !claimed.contains(&keys[i].joined()) {

@@ -19,18 +19,23 @@ pub struct UsageIntake {
 }
 
 impl UsageIntake {
-    /// Starts the writer; it ends when the last `UsageIntake` is dropped.
+    /// Starts the writers; they end when the last `UsageIntake` is dropped.
     pub fn start(store: Store) -> Self {
-        let queue = Batches::start(MAX_BATCH, QUEUE, move |usage: Vec<NewUsage>| {
-            let store = store.clone();
-            async move {
-                match in_one_transaction(&store, &usage).await {
-                    Ok(recorded) => recorded.into_iter().map(Ok).collect(),
-                    // Nothing was stored; each caller answers 500 and retries.
-                    Err(err) => vec![Err(err.to_string()); usage.len()],
+        let queue = Batches::start(
+            MAX_BATCH,
+            QUEUE,
+            store.concurrent_writers(),
+            move |usage: Vec<NewUsage>| {
+                let store = store.clone();
+                async move {
+                    match in_one_transaction(&store, &usage).await {
+                        Ok(recorded) => recorded.into_iter().map(Ok).collect(),
+                        // Nothing was stored; each caller answers 500 and retries.
+                        Err(err) => vec![Err(err.to_string()); usage.len()],
+                    }
                 }
-            }
-        });
+            },
+        );
         Self { queue }
     }
 

@@ -3,9 +3,9 @@
 use std::collections::HashSet;
 
 use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 
-use super::values::arrays;
+use super::values::{arrays, bind_rows};
 use super::{InsertRows, ListQuery, OwnedRows, Values};
 use crate::store::{StoreError, Tx, TxConn};
 
@@ -38,21 +38,63 @@ impl Tx {
                 unreachable!("PostgreSQL returned above");
             };
             let sql = sqlx::AssertSqlSafe(insert.sqlite_values(end - start));
-            let mut query = sqlx::query_scalar(sql);
-            for row in start..end {
-                for column in &mut columns {
-                    query = match column {
-                        // Bound once: moved, not copied (payloads are KiBs).
-                        Values::Text(v) => query.bind(v[row].take()),
-                        Values::Int(v) => query.bind(v[row]),
-                        Values::Bool(v) => query.bind(v[row]),
-                    };
-                }
-            }
-            written.extend(query.fetch_all(&mut **conn).await?);
+            let mut arguments = SqliteArguments::default();
+            bind_rows(&mut arguments, &mut columns, start..end)?;
+            written.extend(
+                sqlx::query_scalar_with(sql, arguments)
+                    .fetch_all(&mut **conn)
+                    .await?,
+            );
             self.count_statement();
         }
         Ok(written)
+    }
+
+    /// Runs inserts of distinct tables, none of which returns rows, in one
+    /// round trip: one statement on PostgreSQL, and on SQLite one query of
+    /// several statements, which the connection's thread runs in one go
+    /// (each query is a hand-off to that thread and back, costlier than
+    /// most of a batch's statements).
+    pub(crate) async fn insert_all(
+        &mut self,
+        inserts: Vec<(&'static InsertRows, Vec<Values>)>,
+    ) -> Result<(), StoreError> {
+        let inserts: Vec<_> = inserts
+            .into_iter()
+            .filter(|(_, columns)| columns.first().is_some_and(|c| c.len() > 0))
+            .collect();
+        if inserts.is_empty() {
+            return Ok(());
+        }
+        self.count_statement();
+        match &mut self.conn {
+            TxConn::Postgres(conn) => {
+                let statements: Vec<&InsertRows> = inserts.iter().map(|(i, _)| *i).collect();
+                let sql = sqlx::AssertSqlSafe(InsertRows::postgres_all(&statements));
+                let columns = inserts.into_iter().flat_map(|(_, columns)| columns);
+                sqlx::query_with(sql, arrays(columns)?)
+                    .execute(&mut **conn)
+                    .await?;
+            }
+            TxConn::Sqlite(conn) => {
+                let mut text = String::new();
+                let mut arguments = SqliteArguments::default();
+                for (insert, mut columns) in inserts {
+                    let rows = columns[0].len();
+                    let per_statement = insert.sqlite_rows_per_statement();
+                    for start in (0..rows).step_by(per_statement) {
+                        let end = (start + per_statement).min(rows);
+                        text.push_str(&insert.sqlite_values(end - start));
+                        text.push_str(";\n");
+                        bind_rows(&mut arguments, &mut columns, start..end)?;
+                    }
+                }
+                sqlx::query_with(sqlx::AssertSqlSafe(text), arguments)
+                    .execute(&mut **conn)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Runs independent inserts (of distinct tables, none reading what

@@ -109,6 +109,28 @@ impl InsertRows {
         format!("WITH {} {}", parts.join(", "), results.join(" UNION ALL "))
     }
 
+    /// One PostgreSQL statement running `inserts` (of distinct tables, none
+    /// returning rows) one after another in effect: all but the last as
+    /// data-modifying CTEs, each with its own arrays.
+    pub(super) fn postgres_all(inserts: &[&InsertRows]) -> String {
+        let mut first = 1;
+        let mut statements = Vec::with_capacity(inserts.len());
+        for insert in inserts {
+            statements.push(insert.postgres_from(first, insert.filter.as_deref()));
+            first += insert.columns();
+        }
+        let last = statements.pop().unwrap_or_default();
+        if statements.is_empty() {
+            return last;
+        }
+        let ctes: Vec<String> = statements
+            .iter()
+            .enumerate()
+            .map(|(i, statement)| format!("p{i} AS ({statement})"))
+            .collect();
+        format!("WITH {} {last}", ctes.join(", "))
+    }
+
     /// The most rows one SQLite statement may carry.
     pub(super) fn sqlite_rows_per_statement(&self) -> usize {
         (SQLITE_MAX_PARAMETERS / self.columns().max(1)).max(1)
@@ -230,6 +252,18 @@ mod tests {
              p1 AS (INSERT INTO b (id) SELECT * FROM UNNEST($3) RETURNING id) \
              SELECT 0 AS part, p0.* FROM p0 UNION ALL SELECT 1 AS part, p1.* FROM p1"
         );
+    }
+
+    #[test]
+    fn inserts_returning_nothing_run_as_one_statement_the_last_after_ctes() {
+        let a = InsertRows::new("a", &["id", "n"], "");
+        let b = InsertRows::new("b", &["id"], "ON CONFLICT (id) DO NOTHING");
+        assert_eq!(
+            InsertRows::postgres_all(&[&a, &b]),
+            "WITH p0 AS (INSERT INTO a (id, n) SELECT * FROM UNNEST($1, $2) ) \
+             INSERT INTO b (id) SELECT * FROM UNNEST($3) ON CONFLICT (id) DO NOTHING"
+        );
+        assert_eq!(InsertRows::postgres_all(&[&b]), b.postgres);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! One column's values, a row each, bound the way each backend takes them.
 
+use std::ops::Range;
+
 use sqlx::Arguments;
 use sqlx::postgres::PgArguments;
+use sqlx::sqlite::SqliteArguments;
 
 use crate::store::StoreError;
 
@@ -25,6 +28,27 @@ pub(super) fn arrays(columns: impl IntoIterator<Item = Values>) -> Result<PgArgu
         .map_err(sqlx::Error::Encode)?;
     }
     Ok(arguments)
+}
+
+/// Rows `rows` of the columns, bound row by row after what `arguments`
+/// holds, as SQLite's `VALUES (?, …), …` takes them. Each value is moved
+/// out, not copied (payloads are KiBs).
+pub(super) fn bind_rows(
+    arguments: &mut SqliteArguments,
+    columns: &mut [Values],
+    rows: Range<usize>,
+) -> Result<(), StoreError> {
+    for row in rows {
+        for column in columns.iter_mut() {
+            match column {
+                Values::Text(v) => arguments.add(v[row].take()),
+                Values::Int(v) => arguments.add(v[row]),
+                Values::Bool(v) => arguments.add(v[row]),
+            }
+            .map_err(sqlx::Error::Encode)?;
+        }
+    }
+    Ok(())
 }
 
 impl Values {
