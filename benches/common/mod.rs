@@ -338,6 +338,8 @@ pub struct WrkReport {
     pub p99: String,
     /// Responses other than 2xx/3xx.
     pub errors: u64,
+    /// Responses received, of any status (`N requests in …`).
+    pub responses: u64,
 }
 
 impl WrkReport {
@@ -410,6 +412,11 @@ pub fn wrk_scripted(
             .lines()
             .find(|l| l.contains("Non-2xx or 3xx responses"))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0),
+        responses: report
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
             .unwrap_or(0),
     })
 }
