@@ -38,16 +38,29 @@ impl Driver {
         }
         // Port 0: chromedriver picks a free port and says which (a port
         // picked here could be taken by another test before it binds it).
-        let mut process = Command::new(CHROMEDRIVER)
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let stdout = process.stdout.take().expect("piped");
-        let port: u16 = announced(stdout, "started successfully on port ")
-            .parse()
-            .expect("chromedriver's port");
+        // It picks one free on IPv6 and exits when that port is taken on
+        // IPv4 (by one of the other tests' connections): it gets another go.
+        let (process, port) = (1..=5)
+            .find_map(|_| {
+                let mut process = Command::new(CHROMEDRIVER)
+                    .arg("--port=0")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("chromedriver starts");
+                let stdout = process.stdout.take().expect("piped");
+                match maybe_announced(stdout, "started successfully on port ") {
+                    Some(port) => {
+                        Some((process, port.parse::<u16>().expect("chromedriver's port")))
+                    }
+                    None => {
+                        let _ = process.kill();
+                        let _ = process.wait();
+                        None
+                    }
+                }
+            })
+            .expect("chromedriver started on a port within five tries");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

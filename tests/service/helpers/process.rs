@@ -11,11 +11,32 @@ pub fn announced(output: impl Read + Send + 'static, marker: &'static str) -> St
     announced_keeping_log(output, marker).0
 }
 
+/// `announced`, or `None` when the output ends (the child exited) or 20 s
+/// pass without it.
+pub fn maybe_announced(output: impl Read + Send + 'static, marker: &'static str) -> Option<String> {
+    watch(output, marker)
+        .0
+        .recv_timeout(Duration::from_secs(20))
+        .ok()
+}
+
 /// `announced`, and every line of the output, as it keeps coming.
 pub fn announced_keeping_log(
     output: impl Read + Send + 'static,
     marker: &'static str,
 ) -> (String, Arc<Mutex<Vec<String>>>) {
+    let (word, log) = watch(output, marker);
+    let word = word
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no \"{marker}\" in the child's output"));
+    (word, log)
+}
+
+/// The words that follow `marker` in `output`, as they come, and every line.
+fn watch(
+    output: impl Read + Send + 'static,
+    marker: &'static str,
+) -> (std::sync::mpsc::Receiver<String>, Arc<Mutex<Vec<String>>>) {
     let (found, word) = std::sync::mpsc::channel();
     let log = Arc::new(Mutex::new(Vec::new()));
     let kept = log.clone();
@@ -29,8 +50,5 @@ pub fn announced_keeping_log(
             kept.lock().unwrap().push(line);
         }
     });
-    let word = word
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("no \"{marker}\" in the child's output"));
     (word, log)
 }
