@@ -52,9 +52,7 @@ impl Tx {
 
     /// Runs inserts of distinct tables, none of which returns rows, in one
     /// round trip: one statement on PostgreSQL, and on SQLite one query of
-    /// several statements, which the connection's thread runs in one go
-    /// (each query is a hand-off to that thread and back, costlier than
-    /// most of a batch's statements).
+    /// several statements, which the connection's thread runs in one go.
     pub(crate) async fn insert_all(
         &mut self,
         inserts: Vec<(&'static InsertRows, Vec<Values>)>,
