@@ -68,15 +68,11 @@ async fn run() -> Result<(), String> {
         load,
     )?;
     // Requests in flight when wrk stopped are still being written.
-    let written = if usage {
-        "SELECT COUNT(*) FROM usage_records"
-    } else {
-        "SELECT COUNT(*) FROM credit_debit_requests"
-    };
-    settle(&server, written).await?;
     if usage {
+        settle(&server, "SELECT COUNT(*) FROM usage_records").await?;
         check_usage(&server, &report).await?;
     } else {
+        settle(&server, "SELECT COUNT(*) FROM credit_debit_requests").await?;
         check_the_books(&server, &base, orgs).await?;
     }
     let backend = server.backend();

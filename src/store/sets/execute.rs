@@ -31,15 +31,13 @@ impl Tx {
             return Ok(written);
         }
         let mut written = Vec::with_capacity(rows);
-        let per_statement = insert.sqlite_rows_per_statement();
-        for start in (0..rows).step_by(per_statement) {
-            let end = (start + per_statement).min(rows);
+        for chunk in insert.sqlite_chunks(rows) {
             let TxConn::Sqlite(conn) = &mut self.conn else {
                 unreachable!("PostgreSQL returned above");
             };
-            let sql = sqlx::AssertSqlSafe(insert.sqlite_values(end - start));
+            let sql = sqlx::AssertSqlSafe(insert.sqlite_values(chunk.len()));
             let mut arguments = SqliteArguments::default();
-            bind_rows(&mut arguments, &mut columns, start..end)?;
+            bind_rows(&mut arguments, &mut columns, chunk)?;
             written.extend(
                 sqlx::query_scalar_with(sql, arguments)
                     .fetch_all(&mut **conn)
@@ -78,13 +76,10 @@ impl Tx {
                 let mut text = String::new();
                 let mut arguments = SqliteArguments::default();
                 for (insert, mut columns) in inserts {
-                    let rows = columns[0].len();
-                    let per_statement = insert.sqlite_rows_per_statement();
-                    for start in (0..rows).step_by(per_statement) {
-                        let end = (start + per_statement).min(rows);
-                        text.push_str(&insert.sqlite_values(end - start));
+                    for chunk in insert.sqlite_chunks(columns[0].len()) {
+                        text.push_str(&insert.sqlite_values(chunk.len()));
                         text.push_str(";\n");
-                        bind_rows(&mut arguments, &mut columns, start..end)?;
+                        bind_rows(&mut arguments, &mut columns, chunk)?;
                     }
                 }
                 sqlx::query_with(sqlx::AssertSqlSafe(text), arguments)

@@ -1,6 +1,8 @@
 //! The texts of set-based statements, built once per shape: inserts of many
 //! rows, rows owned by other rows, and queries of a list of ids.
 
+use std::ops::Range;
+
 /// An `INSERT` of any number of rows, in both backends' words.
 pub(crate) struct InsertRows {
     pub(super) postgres: String,
@@ -134,6 +136,15 @@ impl InsertRows {
     /// The most rows one SQLite statement may carry.
     pub(super) fn sqlite_rows_per_statement(&self) -> usize {
         (SQLITE_MAX_PARAMETERS / self.columns().max(1)).max(1)
+    }
+
+    /// The rows of each SQLite statement that writes `rows` rows, in order:
+    /// as many as its limit on parameters lets one statement carry.
+    pub(super) fn sqlite_chunks(&self, rows: usize) -> impl Iterator<Item = Range<usize>> {
+        let per_statement = self.sqlite_rows_per_statement();
+        (0..rows)
+            .step_by(per_statement)
+            .map(move |start| start..(start + per_statement).min(rows))
     }
 
     /// The SQLite statement for `rows` rows: `VALUES (?, …), (…), …`.
