@@ -28,7 +28,7 @@ use std::time::Instant;
 use askama::Template;
 use common::{Server, fleet, knob};
 use lance_billing::domain::unix_now;
-use lance_billing::store::{BillingState, Card, InvoiceView, PeriodUsage, Plans, SubscriptionView};
+use lance_billing::store::{BillingState, Card, InvoiceLine, PeriodUsage, Plans, SubscriptionView};
 use lance_billing::stripe::webhook::signature_header;
 use lance_billing::views::{Catalog, OrganizationContext, OrganizationPage};
 use lance_billing::web::PORTAL_PATH;
@@ -305,20 +305,15 @@ fn render_in_process() -> f64 {
         trial_end: None,
         default_payment_method: None,
     };
-    let invoices: Vec<InvoiceView> = (0..24)
-        .map(|i| InvoiceView {
+    let invoices: Vec<InvoiceLine> = (0..24)
+        .map(|i| InvoiceLine {
             id: format!("in_{i}"),
             number: Some(format!("BENCH-{i:04}")),
             status: Some("paid".into()),
             currency: "usd".into(),
-            amount_due: 4900,
-            amount_paid: 4900,
             total: 4900,
             hosted_invoice_url: Some(format!("https://invoice.stripe.com/i/in_{i}")),
             invoice_pdf: Some(format!("https://pay.stripe.com/invoice/in_{i}/pdf")),
-            subscription_id: Some("sub_1".into()),
-            period_start: None,
-            period_end: None,
             created: 1_700_000_000 + i * 2_592_000,
         })
         .collect();

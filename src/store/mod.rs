@@ -88,7 +88,7 @@ pub use organizations::Organization;
 pub use overview::{
     AtRisk, EventsOnDay, ExportRow, Lifetime, RecurringGroup, Snapshot, StatusCount,
 };
-pub use plan_state::{BillingState, Card, InvoiceView, Plans, SubscriptionView};
+pub use plan_state::{BillingState, Card, InvoiceLine, InvoiceView, Plans, SubscriptionView};
 pub use plans_document::PeriodUsage;
 pub use pool::Store;
 pub(crate) use pool::{is_unique_violation, with_pool};

@@ -44,7 +44,22 @@ pub struct Card {
     pub exp_year: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Deserialize)]
+/// An invoice as the Plans tab's billing history lists it: what the page
+/// shows and nothing more, since each value read is paid for on every load.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InvoiceLine {
+    pub id: String,
+    pub number: Option<String>,
+    pub status: Option<String>,
+    pub currency: String,
+    pub total: i64,
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
+    pub created: i64,
+}
+
+/// An invoice as the API and the admin pages show it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct InvoiceView {
     pub id: String,
     pub number: Option<String>,
@@ -80,7 +95,7 @@ pub struct BillingState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plans {
     pub billing: BillingState,
-    pub invoices: Vec<InvoiceView>,
+    pub invoices: Vec<InvoiceLine>,
     pub plan_features: Vec<ProductFeature>,
     pub credit_entries: Vec<CreditEntry>,
     /// Soonest first.

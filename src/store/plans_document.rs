@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::credits::AVAILABLE_BALANCE;
 use super::{
-    BillingState, Card, CreditEntry, CreditLot, InvoiceView, MeterUsage, Plans, ProductFeature,
+    BillingState, Card, CreditEntry, CreditLot, InvoiceLine, MeterUsage, Plans, ProductFeature,
     Store, StoreError, SubscriptionView, with_pool,
 };
 use crate::domain::calendar_month;
@@ -56,7 +56,7 @@ pub(super) struct Document {
     #[serde(deserialize_with = "flag")]
     portal_visited: bool,
     #[serde(default)]
-    invoices: Vec<InvoiceView>,
+    invoices: Vec<InvoiceLine>,
     #[serde(default)]
     plan_features: Vec<ProductFeature>,
     #[serde(default)]
@@ -67,7 +67,29 @@ pub(super) struct Document {
 }
 
 impl Document {
-    pub fn into_plans(self) -> Plans {
+    /// The lists in the orders the page shows them. The statement leaves
+    /// them unordered: on PostgreSQL 15 an aggregate's own `ORDER BY` sorts
+    /// again what its subquery already chose, with a sort set up for every
+    /// list at every read.
+    pub fn into_plans(mut self) -> Plans {
+        self.invoices
+            .sort_unstable_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
+        self.plan_features.sort_unstable_by(|a, b| {
+            (&a.product_id, &a.name, &a.lookup_key).cmp(&(&b.product_id, &b.name, &b.lookup_key))
+        });
+        self.credit_entries.sort_unstable_by(|a, b| {
+            (b.created_at, &b.kind, &b.source_id).cmp(&(a.created_at, &a.kind, &a.source_id))
+        });
+        self.expiring.sort_unstable_by(|a, b| {
+            (a.expires_at, &a.source_type, &a.source_id).cmp(&(
+                b.expires_at,
+                &b.source_type,
+                &b.source_id,
+            ))
+        });
+        self.usage
+            .meters
+            .sort_unstable_by(|a, b| a.meter.cmp(&b.meter));
         Plans {
             billing: BillingState {
                 subscriptions: self.subscriptions,
@@ -102,12 +124,24 @@ pub(super) fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D
 
 /// `$1` the organization, `$2` now, `$3` its Stripe customer (or NULL), `$4`
 /// and `$5` how many invoices and ledger entries, `$6` and `$7` the calendar
-/// month holding now.
-const TEMPLATE: &str = "WITH period AS ( \
+/// month holding now. The customer's subscriptions, customer row and cards
+/// are each read once (`subs`, `customer`, `cards`) and used by every part
+/// that needs them: on PostgreSQL each scan in a statement costs its own
+/// start-up at every run, whatever it finds.
+const TEMPLATE: &str = "WITH subs AS ( \
+   SELECT id, status, price_id, product_id, plan_name, quantity, currency, unit_amount, \
+     recurring_interval, interval_count, current_period_start, current_period_end, \
+     cancel_at_period_end, cancel_at, canceled_at, trial_end, default_payment_method, \
+     created, updated_at \
+   FROM subscriptions WHERE customer_id = $3), \
+ customer AS (SELECT default_payment_method, updated_at FROM customers WHERE id = $3), \
+ cards AS (SELECT id, brand, last4, exp_month, exp_year, event_created, updated_at \
+   FROM payment_methods WHERE customer_id = $3), \
+ period AS ( \
    SELECT COALESCE(s.current_period_start, $6) AS starts, COALESCE(s.current_period_end, $7) AS ends \
    FROM (SELECT 1 AS one) AS base LEFT JOIN ( \
-     SELECT current_period_start, current_period_end FROM subscriptions \
-     WHERE customer_id = $3 AND current_period_start <= $2 AND current_period_end > $2 \
+     SELECT current_period_start, current_period_end FROM subs \
+     WHERE current_period_start <= $2 AND current_period_end > $2 \
      ORDER BY created DESC, id DESC LIMIT 1) AS s ON TRUE) \
  SELECT ({object}( \
  'subscriptions', {embed}((SELECT {list}{object}( \
@@ -120,51 +154,46 @@ const TEMPLATE: &str = "WITH period AS ( \
      'canceled_at', s.canceled_at, 'trial_end', s.trial_end, \
      'default_payment_method', s.default_payment_method) \
      ORDER BY s.created DESC, s.id DESC{end_list} \
-   FROM subscriptions s LEFT JOIN products p ON p.id = s.product_id WHERE s.customer_id = $3)), \
+   FROM subs s LEFT JOIN products p ON p.id = s.product_id)), \
  'payment_method', {embed}((SELECT {object}('id', id, 'brand', brand, 'last4', last4, \
      'exp_month', exp_month, 'exp_year', exp_year) \
-   FROM payment_methods WHERE customer_id = $3 ORDER BY CASE WHEN id = COALESCE( \
-     (SELECT default_payment_method FROM customers WHERE id = $3), \
-     (SELECT default_payment_method FROM subscriptions WHERE customer_id = $3 \
-      AND default_payment_method IS NOT NULL ORDER BY created DESC, id DESC LIMIT 1)) \
+   FROM cards ORDER BY CASE WHEN id = COALESCE( \
+     (SELECT default_payment_method FROM customer), \
+     (SELECT default_payment_method FROM subs WHERE default_payment_method IS NOT NULL \
+      ORDER BY created DESC, id DESC LIMIT 1)) \
    THEN 0 ELSE 1 END, event_created DESC, id DESC LIMIT 1)), \
  'credit_balance', ({balance}), \
  'synced_at', (SELECT MAX(t) FROM ( \
-     SELECT MAX(updated_at) AS t FROM subscriptions WHERE customer_id = $3 \
+     SELECT MAX(updated_at) AS t FROM subs \
      UNION ALL SELECT MAX(updated_at) FROM invoices WHERE customer_id = $3 \
-     UNION ALL SELECT MAX(updated_at) FROM payment_methods WHERE customer_id = $3 \
-     UNION ALL SELECT MAX(updated_at) FROM customers WHERE id = $3) AS synced), \
+     UNION ALL SELECT MAX(updated_at) FROM cards \
+     UNION ALL SELECT updated_at FROM customer) AS synced), \
  'portal_visited', EXISTS (SELECT 1 FROM billing_audit a JOIN organizations o ON o.id = a.org_id \
      WHERE a.org_id = $1 AND a.action = 'portal' \
      AND a.created_at >= COALESCE(o.refreshed_at, 0)), \
  'invoices', {embed}((SELECT {list}{object}('id', i.id, 'number', i.number, 'status', i.status, \
-     'currency', i.currency, 'amount_due', i.amount_due, 'amount_paid', i.amount_paid, \
-     'total', i.total, 'hosted_invoice_url', i.hosted_invoice_url, 'invoice_pdf', i.invoice_pdf, \
-     'subscription_id', i.subscription_id, 'period_start', i.period_start, \
-     'period_end', i.period_end, 'created', i.created) \
-     ORDER BY i.created DESC, i.id DESC{end_list} \
-   FROM (SELECT * FROM invoices WHERE customer_id = $3 AND deleted = FALSE \
+     'currency', i.currency, 'total', i.total, 'hosted_invoice_url', i.hosted_invoice_url, \
+     'invoice_pdf', i.invoice_pdf, 'created', i.created){end_list} \
+   FROM (SELECT number, status, currency, total, hosted_invoice_url, invoice_pdf, created, id \
+     FROM invoices WHERE customer_id = $3 AND deleted = FALSE \
      ORDER BY created DESC, id DESC LIMIT CAST($4 AS BIGINT)) AS i)), \
  'plan_features', {embed}((SELECT {list}{object}('product_id', f.product_id, \
-     'lookup_key', f.lookup_key, 'name', f.name) ORDER BY f.product_id, f.name, f.lookup_key{end_list} \
+     'lookup_key', f.lookup_key, 'name', f.name){end_list} \
    FROM (SELECT DISTINCT pf.product_id, f.lookup_key, f.name FROM product_features pf \
      JOIN features f ON f.id = pf.feature_id \
-     WHERE f.active = TRUE AND pf.product_id IN \
-       (SELECT product_id FROM subscriptions WHERE customer_id = $3)) AS f)), \
+     WHERE f.active = TRUE AND pf.product_id IN (SELECT product_id FROM subs)) AS f)), \
  'credit_entries', {embed}((SELECT {list}{object}('kind', e.source_type, \
      'source_id', e.source_id, 'amount', e.amount, 'reason', e.reason, 'metadata', e.metadata, \
-     'actor', e.actor, 'created_at', e.created_at) \
-     ORDER BY e.created_at DESC, e.source_type DESC, e.source_id DESC{end_list} \
+     'actor', e.actor, 'created_at', e.created_at){end_list} \
    FROM (SELECT * FROM credit_ledger WHERE org_id = $1 \
      ORDER BY created_at DESC, source_type DESC, source_id DESC LIMIT CAST($5 AS BIGINT)) AS e)), \
  'expiring', {embed}((SELECT {list}{object}('source_type', source_type, \
      'source_id', source_id, 'org_id', org_id, 'amount', amount, 'remaining', remaining, \
-     'granted_at', granted_at, 'expires_at', expires_at) \
-     ORDER BY expires_at, source_type, source_id{end_list} \
+     'granted_at', granted_at, 'expires_at', expires_at){end_list} \
    FROM credit_lots WHERE org_id = $1 AND remaining > 0 AND expires_at > $2)), \
  'usage', {embed}((SELECT {object}('starts', period.starts, 'ends', period.ends, \
    'meters', {embed}((SELECT {list}{object}('meter', m.meter, 'sent', m.sent, \
-       'pending', m.pending, 'failed', m.failed) ORDER BY m.meter{end_list} \
+       'pending', m.pending, 'failed', m.failed){end_list} \
      FROM (SELECT meter, \
        CAST(SUM(CASE WHEN status = 'sent' THEN value ELSE 0 END) AS BIGINT) AS sent, \
        CAST(SUM(CASE WHEN status = 'pending' THEN value ELSE 0 END) AS BIGINT) AS pending, \
@@ -226,5 +255,74 @@ impl Store {
         });
         serde_json::from_str(&text)
             .map_err(|e| StoreError::Corrupt(format!("the Plans read of {org_id}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Document;
+
+    fn invoice(id: &str, created: i64) -> serde_json::Value {
+        serde_json::json!({"id": id, "number": null, "status": "paid", "currency": "usd",
+            "total": 100, "hosted_invoice_url": null, "invoice_pdf": null, "created": created})
+    }
+
+    fn entry(kind: &str, id: &str, created_at: i64) -> serde_json::Value {
+        serde_json::json!({"kind": kind, "source_id": id, "amount": 1, "reason": null,
+            "metadata": null, "actor": null, "created_at": created_at})
+    }
+
+    fn lot(id: &str, expires_at: i64) -> serde_json::Value {
+        serde_json::json!({"source_type": "invoice", "source_id": id, "org_id": "org_a",
+            "amount": 5, "remaining": 5, "granted_at": 1, "expires_at": expires_at})
+    }
+
+    fn feature(product: &str, key: &str, name: Option<&str>) -> serde_json::Value {
+        serde_json::json!({"product_id": product, "lookup_key": key, "name": name})
+    }
+
+    fn meter(name: &str) -> serde_json::Value {
+        serde_json::json!({"meter": name, "sent": 1, "pending": 0, "failed": 0})
+    }
+
+    #[test]
+    fn every_list_comes_out_in_the_order_the_page_shows() {
+        let document: Document = serde_json::from_value(serde_json::json!({
+            "payment_method": null, "credit_balance": 0, "synced_at": null,
+            "portal_visited": 0,
+            "invoices": [invoice("in_a", 1), invoice("in_b", 3), invoice("in_c", 2),
+                invoice("in_d", 3)],
+            "plan_features": [feature("prod_b", "a", None), feature("prod_a", "z", Some("Z")),
+                feature("prod_a", "y", Some("A")), feature("prod_a", "x", None)],
+            "credit_entries": [entry("debit", "d_1", 5), entry("invoice", "in_1", 7),
+                entry("debit", "d_2", 7), entry("adjustment", "adj_1", 7)],
+            "expiring": [lot("in_2", 20), lot("in_1", 10), lot("in_0", 20)],
+            "usage": {"starts": 0, "ends": 1, "meters": [meter("tokens"), meter("api_calls")]},
+        }))
+        .unwrap();
+
+        let plans = document.into_plans();
+        let ids = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
+        let invoices: Vec<String> = plans.invoices.iter().map(|i| i.id.clone()).collect();
+        assert_eq!(invoices, ids(vec!["in_d", "in_b", "in_c", "in_a"]));
+        let features: Vec<String> = plans
+            .plan_features
+            .iter()
+            .map(|f| format!("{}/{}", f.product_id, f.lookup_key))
+            .collect();
+        assert_eq!(
+            features,
+            ids(vec!["prod_a/x", "prod_a/y", "prod_a/z", "prod_b/a"])
+        );
+        let entries: Vec<String> = plans
+            .credit_entries
+            .iter()
+            .map(|e| e.source_id.clone())
+            .collect();
+        assert_eq!(entries, ids(vec!["in_1", "d_2", "adj_1", "d_1"]));
+        let lots: Vec<String> = plans.expiring.iter().map(|l| l.source_id.clone()).collect();
+        assert_eq!(lots, ids(vec!["in_1", "in_0", "in_2"]));
+        let meters: Vec<String> = plans.usage.meters.iter().map(|m| m.meter.clone()).collect();
+        assert_eq!(meters, ids(vec!["api_calls", "tokens"]));
     }
 }

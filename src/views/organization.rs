@@ -4,7 +4,7 @@ use askama::Template;
 
 use super::format::{self, date, interval, invoice_status, money, subscription_status};
 use crate::store::{
-    CatalogPrice, CreditEntry, InvoiceView, Plans, ProductFeature, SubscriptionView,
+    CatalogPrice, CreditEntry, InvoiceLine, Plans, ProductFeature, SubscriptionView,
 };
 
 /// A message shown above the plans (after a checkout, or when Stripe was slow).
@@ -301,7 +301,7 @@ fn subscription_detail(s: &SubscriptionView) -> Option<String> {
     }
 }
 
-fn invoice_row(i: &InvoiceView) -> InvoiceRow {
+fn invoice_row(i: &InvoiceLine) -> InvoiceRow {
     let (status_label, status_class) = invoice_status(i.status.as_deref());
     InvoiceRow {
         date: date(i.created),

@@ -226,6 +226,50 @@ async fn several_subscriptions_payment_method_credits_and_history_show() {
     assert!(body.contains("Last synced"));
 }
 
+#[tokio::test]
+async fn the_history_lists_the_newest_invoices_and_credit_entries_first() {
+    let app = TestApp::spawn().await;
+    app.org_with_customer("org_acme", "cus_A").await;
+    let mut events = Vec::new();
+    for (id, created) in [
+        ("in_a", 1_700_000_100),
+        ("in_b", 1_700_000_300),
+        ("in_c", 1_700_000_200),
+        ("in_d", 1_700_000_300),
+    ] {
+        let paid = invoice(id, "cus_A", "sub_1", "paid", created);
+        events.push(event(&format!("evt_{id}"), "invoice.paid", created, paid));
+    }
+    // Entries count from their receipt: in the order delivered, and among
+    // those of one second, the greater source id first.
+    for (id, amount) in [("cs_1", 1_500), ("cs_2", 700), ("cs_3", 300)] {
+        let bought = checkout(id, "org_acme", "cus_A", "payment", "paid", Some(amount));
+        events.push(event(
+            &format!("evt_{id}"),
+            "checkout.session.completed",
+            400,
+            bought,
+        ));
+    }
+    deliver(&app, &events).await;
+
+    let body = plans_html(&app, "org_acme").await;
+    let at = |needle: &str| {
+        body.find(needle)
+            .unwrap_or_else(|| panic!("{needle} is not on the page"))
+    };
+    let invoices: Vec<usize> = ["in_d", "in_b", "in_c", "in_a"]
+        .iter()
+        .map(|id| at(&format!("https://invoice.stripe.com/i/{id}")))
+        .collect();
+    assert!(
+        invoices.is_sorted(),
+        "newest first, the greater id first among equals: {invoices:?}"
+    );
+    let entries: Vec<usize> = ["+300", "+700", "+1,500"].iter().map(|a| at(a)).collect();
+    assert!(entries.is_sorted(), "newest entry first: {entries:?}");
+}
+
 /// The Plans tab's reads are cached in memory: each synced change must still
 /// show at the very next load.
 #[tokio::test]
