@@ -45,7 +45,8 @@ pub struct Card {
 }
 
 /// An invoice as the Plans tab's billing history lists it: what the page
-/// shows and nothing more, since each value read is paid for on every load.
+/// shows, and the id that orders invoices of one second, nothing more,
+/// since each value read is paid for on every load.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct InvoiceLine {
     pub id: String,

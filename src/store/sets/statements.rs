@@ -82,14 +82,12 @@ impl InsertRows {
         inserts: &[&InsertRows],
         owned: &[(usize, &OwnedRows)],
     ) -> String {
-        let mut first = 1;
+        let (statements, mut first) = Self::postgres_in_turn(inserts);
         let mut parts = Vec::with_capacity(inserts.len() + 2 * owned.len());
         let mut results = Vec::with_capacity(inserts.len());
-        for (i, insert) in inserts.iter().enumerate() {
-            let filter = insert.filter.as_deref();
-            parts.push(format!("p{i} AS ({})", insert.postgres_from(first, filter)));
+        for (i, statement) in statements.iter().enumerate() {
+            parts.push(format!("p{i} AS ({statement})"));
             results.push(format!("SELECT {i} AS part, p{i}.* FROM p{i}"));
-            first += insert.columns();
         }
         for (k, (owner, rows)) in owned.iter().enumerate() {
             let upsert = &rows.upsert;
@@ -115,12 +113,7 @@ impl InsertRows {
     /// returning rows) one after another in effect: all but the last as
     /// data-modifying CTEs, each with its own arrays.
     pub(super) fn postgres_all(inserts: &[&InsertRows]) -> String {
-        let mut first = 1;
-        let mut statements = Vec::with_capacity(inserts.len());
-        for insert in inserts {
-            statements.push(insert.postgres_from(first, insert.filter.as_deref()));
-            first += insert.columns();
-        }
+        let (mut statements, _) = Self::postgres_in_turn(inserts);
         let last = statements.pop().unwrap_or_default();
         if statements.is_empty() {
             return last;
@@ -131,6 +124,21 @@ impl InsertRows {
             .map(|(i, statement)| format!("p{i} AS ({statement})"))
             .collect();
         format!("WITH {} {last}", ctes.join(", "))
+    }
+
+    /// Each insert's PostgreSQL statement, their arrays numbered one after
+    /// another from `$1`, and the first number left.
+    fn postgres_in_turn(inserts: &[&InsertRows]) -> (Vec<String>, usize) {
+        let mut first = 1;
+        let statements = inserts
+            .iter()
+            .map(|insert| {
+                let statement = insert.postgres_from(first, insert.filter.as_deref());
+                first += insert.columns();
+                statement
+            })
+            .collect();
+        (statements, first)
     }
 
     /// The most rows one SQLite statement may carry.
