@@ -240,9 +240,13 @@ impl Store {
         }
     }
 
-    /// How many statements write transactions have run since start.
+    /// How many statements writes have run since start.
     pub fn write_statements(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn count_write_statement(&self) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {

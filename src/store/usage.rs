@@ -4,8 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
+use super::cache::Changed;
 use super::sets::{Column, InsertRows, repeated};
-use super::{Store, StoreError, Tx, with_pool, with_tx};
+use super::{Store, StoreError, with_pool};
 
 /// A usage record as reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,10 +104,10 @@ pub struct FailedUsage {
     pub last_error: Option<String>,
 }
 
-impl Tx {
-    /// Records each of `usage` once per identifier, with one statement, to
-    /// be sent; says of each whether it was new.
-    pub async fn record_usage(&mut self, usage: &[NewUsage]) -> Result<Vec<Recorded>, StoreError> {
+impl Store {
+    /// Records each of `usage` once per identifier, with one statement that
+    /// commits by itself, to be sent; says of each whether it was new.
+    pub async fn record_usage(&self, usage: &[NewUsage]) -> Result<Vec<Recorded>, StoreError> {
         static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
             InsertRows::new(
                 "usage_records",
@@ -152,11 +153,16 @@ impl Tx {
             repeated(0i64, n),
             Column::column(firsts.iter().map(|u| &u.received_at)),
         ];
-        let inserted: HashSet<String> =
-            self.insert_rows(&SQL, columns).await?.into_iter().collect();
+        let inserted: HashSet<String> = self
+            .insert_rows_alone(&SQL, columns)
+            .await?
+            .into_iter()
+            .collect();
+        let mut changed = Changed::default();
         for u in firsts.iter().filter(|u| inserted.contains(&u.identifier)) {
-            self.changed.org(&u.org_id);
+            changed.org(&u.org_id);
         }
+        self.caches.invalidate(&changed);
         let mut recorded = Vec::with_capacity(usage.len());
         for (i, u) in usage.iter().enumerate() {
             let first = first_of[u.identifier.as_str()];
@@ -172,8 +178,8 @@ impl Tx {
     }
 
     /// Whether the usage stored under `usage`'s identifier is the same.
-    async fn recorded_before(&mut self, usage: &NewUsage) -> Result<Recorded, StoreError> {
-        let stored: (String, String, i64, i64) = with_tx!(self, |conn| {
+    async fn recorded_before(&self, usage: &NewUsage) -> Result<Recorded, StoreError> {
+        let stored: (String, String, i64, i64) = with_pool!(self, |conn| {
             sqlx::query_as(
                 "SELECT org_id, meter, value, occurred_at FROM usage_records WHERE identifier = $1",
             )

@@ -9,6 +9,7 @@ use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use lance_billing::domain::{OrgId, unix_now};
+use lance_billing::store::{NewUsage, Recorded};
 
 use crate::helpers::*;
 
@@ -338,4 +339,38 @@ async fn a_retry_without_a_timestamp_in_a_later_second_is_a_duplicate() {
         "timestamp": first["timestamp"].as_i64().unwrap() - 60});
     assert_eq!(report(&app, "org_acme", &stated).await.0, 409);
     assert_eq!(app.count("SELECT COUNT(*) FROM usage_records").await, 1);
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_statement_is_stored_whole_once() {
+    let app = usage_app(&[]).await;
+    let now = unix_now();
+    let usage = |i: usize, value: i64| NewUsage {
+        id: format!("u_{i:05}"),
+        identifier: format!("id_{i:05}"),
+        org_id: "org_acme".to_owned(),
+        customer_id: "cus_A".to_owned(),
+        meter: "api_calls".to_owned(),
+        value,
+        occurred_at: now,
+        time_stated: true,
+        received_at: now,
+    };
+    // More rows than one SQLite statement's parameters can carry.
+    let batch: Vec<NewUsage> = (0..3_500).map(|i| usage(i, 1)).collect();
+    let recorded = app.store.record_usage(&batch).await.unwrap();
+    assert!(recorded.iter().all(|r| *r == Recorded::New));
+    assert_eq!(app.count("SELECT COUNT(*) FROM usage_records").await, 3_500);
+
+    let again = vec![usage(7, 1), usage(8, 2), usage(9_000, 1)];
+    let recorded = app.store.record_usage(&again).await.unwrap();
+    assert_eq!(
+        recorded,
+        vec![
+            Recorded::Duplicate { occurred_at: now },
+            Recorded::Conflict,
+            Recorded::New
+        ]
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM usage_records").await, 3_501);
 }

@@ -1,13 +1,13 @@
 //! Usage records as they arrive, stored in batches: records that arrive
-//! together are written with one statement in one transaction, and each
-//! caller is answered once its record is committed.
+//! together are written with one statement, which commits by itself, and
+//! each caller is answered once its record is committed.
 
 use super::Usage;
 use crate::billing::batches::Batches;
 use crate::domain::unix_now;
-use crate::store::{NewUsage, Recorded, Store, StoreError};
+use crate::store::{NewUsage, Recorded, Store};
 
-/// Records written in one transaction at most.
+/// Records written by one statement at most.
 const MAX_BATCH: usize = 512;
 /// Records waiting for the writer at most; callers wait for room.
 const QUEUE: usize = 8192;
@@ -28,9 +28,10 @@ impl UsageIntake {
             move |usage: Vec<NewUsage>| {
                 let store = store.clone();
                 async move {
-                    match in_one_transaction(&store, &usage).await {
+                    match store.record_usage(&usage).await {
                         Ok(recorded) => recorded.into_iter().map(Ok).collect(),
-                        // Nothing was stored; each caller answers 500 and retries.
+                        // Each caller answers 500 and retries: a retry of a record
+                        // that was stored is answered as its duplicate.
                         Err(err) => vec![Err(err.to_string()); usage.len()],
                     }
                 }
@@ -63,14 +64,4 @@ impl UsageIntake {
             .await
             .map_err(|stopped| stopped.to_string())?
     }
-}
-
-async fn in_one_transaction(
-    store: &Store,
-    usage: &[NewUsage],
-) -> Result<Vec<Recorded>, StoreError> {
-    let mut tx = store.begin().await?;
-    let recorded = tx.record_usage(usage).await?;
-    tx.commit().await?;
-    Ok(recorded)
 }

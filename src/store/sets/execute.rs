@@ -1,13 +1,15 @@
 //! Set-based statements run inside a `Tx`, on either backend.
 
 use std::collections::HashSet;
+use std::ops::Range;
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 
 use super::values::{arrays, bind_rows};
 use super::{InsertRows, ListQuery, OwnedRows, Values};
-use crate::store::{StoreError, Tx, TxConn};
+use crate::store::pool::Pool;
+use crate::store::{Store, StoreError, Tx, TxConn};
 
 impl Tx {
     /// Inserts the rows `columns` hold (the same count in each) with one
@@ -18,11 +20,9 @@ impl Tx {
         insert: &'static InsertRows,
         mut columns: Vec<Values>,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = columns.first().map_or(0, Values::len);
-        if rows == 0 {
+        let Some(rows) = rows_in(&columns) else {
             return Ok(Vec::new());
-        }
-        debug_assert!(columns.iter().all(|c| c.len() == rows));
+        };
         if let TxConn::Postgres(conn) = &mut self.conn {
             let written = sqlx::query_scalar_with(insert.postgres.as_str(), arrays(columns)?)
                 .fetch_all(&mut **conn)
@@ -35,9 +35,7 @@ impl Tx {
             let TxConn::Sqlite(conn) = &mut self.conn else {
                 unreachable!("PostgreSQL returned above");
             };
-            let sql = sqlx::AssertSqlSafe(insert.sqlite_values(chunk.len()));
-            let mut arguments = SqliteArguments::default();
-            bind_rows(&mut arguments, &mut columns, chunk)?;
+            let (sql, arguments) = sqlite_insert(insert, &mut columns, chunk)?;
             written.extend(
                 sqlx::query_scalar_with(sql, arguments)
                     .fetch_all(&mut **conn)
@@ -234,4 +232,61 @@ impl Tx {
         };
         Ok(done)
     }
+}
+
+impl Store {
+    /// Inserts the rows `columns` hold with one statement of its own, which
+    /// is atomic by itself: one round trip to the database where a `Tx`
+    /// takes three (begin, insert, commit). Rows beyond what one SQLite
+    /// statement may carry are written in a `Tx`, to stay atomic. Returns
+    /// the first `RETURNING` column of each row written.
+    pub(crate) async fn insert_rows_alone(
+        &self,
+        insert: &'static InsertRows,
+        mut columns: Vec<Values>,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some(rows) = rows_in(&columns) else {
+            return Ok(Vec::new());
+        };
+        let written = match &self.pool {
+            Pool::Postgres { writes, .. } => {
+                sqlx::query_scalar_with(insert.postgres.as_str(), arrays(columns)?)
+                    .fetch_all(writes)
+                    .await?
+            }
+            Pool::Sqlite { writes, .. } if rows <= insert.sqlite_rows_per_statement() => {
+                let (sql, arguments) = sqlite_insert(insert, &mut columns, 0..rows)?;
+                sqlx::query_scalar_with(sql, arguments)
+                    .fetch_all(writes)
+                    .await?
+            }
+            Pool::Sqlite { .. } => {
+                let mut tx = self.begin().await?;
+                let written = tx.insert_rows(insert, columns).await?;
+                tx.commit().await?;
+                return Ok(written);
+            }
+        };
+        self.count_write_statement();
+        Ok(written)
+    }
+}
+
+/// How many rows `columns` hold (the same count in each); none when empty.
+fn rows_in(columns: &[Values]) -> Option<usize> {
+    let rows = columns.first().map_or(0, Values::len);
+    debug_assert!(columns.iter().all(|c| c.len() == rows));
+    (rows > 0).then_some(rows)
+}
+
+/// The SQLite statement writing the `rows` of `columns`, and its arguments.
+fn sqlite_insert(
+    insert: &InsertRows,
+    columns: &mut [Values],
+    rows: Range<usize>,
+) -> Result<(sqlx::AssertSqlSafe<String>, SqliteArguments), StoreError> {
+    let sql = sqlx::AssertSqlSafe(insert.sqlite_values(rows.len()));
+    let mut arguments = SqliteArguments::default();
+    bind_rows(&mut arguments, columns, rows)?;
+    Ok((sql, arguments))
 }
