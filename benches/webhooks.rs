@@ -38,6 +38,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use lance_billing::billing::Ingestor;
 use lance_billing::billing::ingest::{Batching, ReceivedEvent};
+use lance_billing::billing::writers::Writers;
 use lance_billing::config::{DatabaseSettings, Env};
 use lance_billing::domain::unix_now;
 use lance_billing::store::Store;
@@ -326,14 +327,12 @@ async fn without_http(bodies: &[Vec<u8>], concurrency: usize) -> Result<(), Stri
         let settings = DatabaseSettings::from_env(&env).map_err(|e| e.to_string())?;
         let store = Store::connect(&settings).await.map_err(|e| e.to_string())?;
         store.migrate().await.map_err(|e| e.to_string())?;
-        let pinned = settings.ingest_pinned;
-        let ingestor = match writers {
-            Some(writers) => {
-                Ingestor::spawn(store.clone(), writers, Batching::for_store(&store), pinned).await
-            }
-            None => Ingestor::for_store(store.clone(), 1, pinned).await,
-        }
-        .map_err(|e| e.to_string())?;
+        let count = writers.unwrap_or(1);
+        let on = Writers::start(store.clone(), count, settings.ingest_pinned)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ingestor = Ingestor::spawn(&on, count, Batching::for_store(&store));
+        on.all_spawned();
         let events: Vec<ReceivedEvent> = bodies
             .iter()
             .map(|body| {

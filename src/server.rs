@@ -21,6 +21,7 @@ use crate::auth::Authenticator;
 use crate::billing::budget::StripeBudget;
 use crate::billing::credits::{self, Debits};
 use crate::billing::versions::VersionWatch;
+use crate::billing::writers::Writers;
 use crate::billing::{Ingestor, catchup, refetch, retention, seats, snapshot, usage};
 use crate::clerk::svix::SvixVerifier;
 use crate::config::{AuthSettings, DatabaseSettings, PagesSettings, Settings};
@@ -60,13 +61,18 @@ impl Application {
         let store = connect_and_migrate(&settings.database).await?;
         // First, while nothing else writes: it opens the write connections again
         // beside the writers (on SQLite, the one every writer shares).
-        let ingestor = Ingestor::for_store(
+        let ingest_writers = settings.database.ingest_writers.max(1);
+        let writers = Writers::start(
             store.clone(),
-            settings.database.ingest_writers,
+            ingest_writers + 2 * store.concurrent_writers(),
             settings.database.ingest_pinned,
         )
         .await
-        .context("could not start the webhook ingest writer")?;
+        .context("could not start the writers")?;
+        let ingestor = Ingestor::for_store(&writers, ingest_writers);
+        let debits = Debits::start(&writers);
+        let usage_intake = usage::UsageIntake::start(&writers);
+        writers.all_spawned();
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         tasks.extend(
@@ -137,9 +143,9 @@ impl Application {
                 .map(|w| WebhookVerifier::new(w.secrets.clone(), w.tolerance.as_secs() as i64)),
             clerk_webhooks: clerk_webhooks(&settings.auth)?,
             ingestor,
-            debits: Debits::start(store.clone()),
+            debits,
             meters: settings.stripe.meters.clone(),
-            usage: usage::UsageIntake::start(store.clone()),
+            usage: usage_intake,
             body_timeout: settings.server.client_body_timeout,
             versions: VersionWatch::new(&settings.stripe.api_version),
             stripe_budget: StripeBudget::default(),

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::billing::writers::Writers;
+
 /// The queue's sending side; the writers end when the last one is dropped.
 pub struct Batches<T, R> {
     queue: mpsc::Sender<(T, oneshot::Sender<R>)>,
@@ -28,11 +30,32 @@ impl<T, R> Clone for Batches<T, R> {
 pub struct Stopped;
 
 impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
-    /// Starts `writers` writers, each handing `write` up to `max_batch`
-    /// items at a time, in order of arrival, and expecting one result each,
-    /// in order. While one writer writes, the next takes what has arrived
-    /// since. Up to `capacity` items wait; callers wait for room beyond.
-    pub fn start<W, F>(max_batch: usize, capacity: usize, writers: usize, write: W) -> Self
+    /// Starts as many writers among `writers` as their store writes with
+    /// at once (`Store::concurrent_writers`), each handing `write` up to
+    /// `max_batch` items at a time, in order of arrival, and expecting one
+    /// result each, in order. While one writer writes, the next takes what
+    /// has arrived since. Up to `capacity` items wait; callers wait for room
+    /// beyond.
+    pub fn start<W, F>(writers: &Writers, max_batch: usize, capacity: usize, write: W) -> Self
+    where
+        W: Fn(Vec<T>) -> F + Send + Sync + 'static,
+        F: Future<Output = Vec<R>> + Send,
+    {
+        let count = writers.store().concurrent_writers();
+        let (queue, tasks) = Self::new(max_batch, capacity, count, write);
+        for task in tasks {
+            writers.spawn(task);
+        }
+        queue
+    }
+
+    /// The queue, and its `count` writers to run.
+    fn new<W, F>(
+        max_batch: usize,
+        capacity: usize,
+        count: usize,
+        write: W,
+    ) -> (Self, Vec<impl Future<Output = ()> + Send + 'static>)
     where
         W: Fn(Vec<T>) -> F + Send + Sync + 'static,
         F: Future<Output = Vec<R>> + Send,
@@ -40,20 +63,22 @@ impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
         let (queue, receiver) = mpsc::channel::<(T, oneshot::Sender<R>)>(capacity);
         let receiver = Arc::new(Mutex::new(receiver));
         let write = Arc::new(write);
-        for _ in 0..writers.max(1) {
-            let receiver = receiver.clone();
-            let write = write.clone();
-            tokio::spawn(async move {
-                while let Some(batch) = next_batch(&receiver, max_batch).await {
-                    let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) =
-                        batch.into_iter().unzip();
-                    for (reply, result) in replies.into_iter().zip(write(items).await) {
-                        let _ = reply.send(result);
+        let tasks = (0..count.max(1))
+            .map(|_| {
+                let receiver = receiver.clone();
+                let write = write.clone();
+                async move {
+                    while let Some(batch) = next_batch(&receiver, max_batch).await {
+                        let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) =
+                            batch.into_iter().unzip();
+                        for (reply, result) in replies.into_iter().zip(write(items).await) {
+                            let _ = reply.send(result);
+                        }
                     }
                 }
-            });
-        }
-        Self { queue }
+            })
+            .collect();
+        (Self { queue }, tasks)
     }
 
     /// Queues `item` and waits for its result.
@@ -91,7 +116,7 @@ mod tests {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let most_in_flight = Arc::new(AtomicUsize::new(0));
         let (now, most) = (in_flight.clone(), most_in_flight.clone());
-        let batches = Batches::start(4, 64, 2, move |items: Vec<u32>| {
+        let (batches, writers) = Batches::new(4, 64, 2, move |items: Vec<u32>| {
             let (now, most) = (now.clone(), most.clone());
             async move {
                 most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
@@ -100,6 +125,7 @@ mod tests {
                 items.into_iter().map(|i| i * 10).collect::<Vec<_>>()
             }
         });
+        writers.into_iter().for_each(|w| drop(tokio::spawn(w)));
         let calls: Vec<_> = (0..40)
             .map(|i| {
                 let batches = batches.clone();
@@ -115,9 +141,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_caller_is_told_when_the_writers_have_stopped() {
-        let batches: Batches<u32, u32> = Batches::start(4, 4, 1, |_items: Vec<u32>| async {
+        let (batches, writers) = Batches::new(4, 4, 1, |_items: Vec<u32>| async {
             panic!("the writer fails")
         });
+        let batches: Batches<u32, u32> = batches;
+        writers.into_iter().for_each(|w| drop(tokio::spawn(w)));
         assert_eq!(batches.submit(1).await, Err(Stopped));
     }
 }

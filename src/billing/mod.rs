@@ -24,6 +24,7 @@ pub mod snapshot;
 pub mod usage;
 pub mod versions;
 pub mod webhook_setup;
+pub mod writers;
 
 pub use ingest::{IngestError, Ingested, Ingestor};
 pub use rules::{Change, PlanError, plan};

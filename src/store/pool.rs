@@ -54,8 +54,8 @@ pub(super) enum Pool {
         reads: SqlitePool,
         writes: SqlitePool,
     },
-    /// `writes` is `reads` until the ingest writer opens connections of
-    /// its own from its thread (`open_writes_here`).
+    /// `writes` is `reads` until the writers open connections of their
+    /// own from their thread (`open_writes_here`).
     Postgres { reads: PgPool, writes: PgPool },
 }
 
@@ -81,9 +81,9 @@ pub(crate) use with_pool;
 /// (`?options[random_page_cost]=4`).
 const RANDOM_PAGE_COST: &str = "1.1";
 
-/// What the ingest writer's own PostgreSQL connections are called in
+/// What the writers' own PostgreSQL connections are called in
 /// `pg_stat_activity`.
-const INGEST_APPLICATION_NAME: &str = "lance-billing ingest";
+const WRITERS_APPLICATION_NAME: &str = "lance-billing writers";
 
 /// How much of a SQLite database each connection reads through a memory
 /// map instead of `read` calls into its own 2 MB page cache. A page read
@@ -156,9 +156,9 @@ impl Store {
                 .await?;
             // Waiting for the write connection replaces waiting for the write
             // lock, so it gets the busy timeout's patience. The connection is
-            // kept for good (no idle timeout, no lifetime): the ingest writer
-            // reopens it beside itself (`open_writes_here`), and nothing
-            // should reopen it elsewhere.
+            // kept for good (no idle timeout, no lifetime): the writers'
+            // thread reopens it beside itself (`open_writes_here`), and
+            // nothing should reopen it elsewhere.
             let writes = SqlitePoolOptions::new()
                 .max_connections(1)
                 .idle_timeout(None)
@@ -202,7 +202,7 @@ impl Store {
     }
 
     /// Opens the write connections again from the calling thread, for the
-    /// ingest writer running there (`billing::ingest`): SQLite's one write
+    /// writers running there (`billing::writers`): SQLite's one write
     /// connection is reopened, so the thread sqlx runs it on starts on this
     /// thread's cores (a new thread inherits its creator's); on PostgreSQL,
     /// the returned store writes through `connections` connections of its
@@ -223,7 +223,7 @@ impl Store {
                     .connect_with(
                         (*reads.connect_options())
                             .clone()
-                            .application_name(INGEST_APPLICATION_NAME),
+                            .application_name(WRITERS_APPLICATION_NAME),
                     )
                     .await?;
             }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lance_billing::billing::ingest::{Batching, ReceivedEvent, ingest_batch};
+use lance_billing::billing::writers::Writers;
 use lance_billing::billing::{IngestError, Ingested, Ingestor};
 use lance_billing::domain::unix_now;
 use rand::rngs::StdRng;
@@ -696,9 +697,8 @@ async fn patient_ingestor(app: &TestApp) -> Ingestor {
         linger: Duration::from_secs(10),
         ..Batching::for_store(&app.store)
     };
-    Ingestor::spawn(app.store.clone(), 1, batching, false)
-        .await
-        .unwrap()
+    let writers = Writers::start(app.store.clone(), 1, false).await.unwrap();
+    Ingestor::spawn(&writers, 1, batching)
 }
 
 fn paid(id: &str) -> ReceivedEvent {
@@ -841,10 +841,10 @@ async fn writers_wait_their_turn_and_reads_go_on_while_one_writes() {
     assert_eq!(app.count("SELECT COUNT(*) FROM stripe_events").await, 32);
 }
 
-/// On PostgreSQL the ingest writer writes through connections of its own,
-/// opened from its thread and named for operators in `pg_stat_activity`.
+/// On PostgreSQL the writers write through connections of their own,
+/// opened from their thread and named for operators in `pg_stat_activity`.
 #[tokio::test]
-async fn on_postgres_the_ingest_writer_writes_through_connections_of_its_own() {
+async fn on_postgres_the_writers_write_through_connections_of_their_own() {
     let app = TestApp::spawn().await;
     if app.store.is_sqlite() {
         return;
@@ -863,10 +863,10 @@ async fn on_postgres_the_ingest_writer_writes_through_connections_of_its_own() {
     let named = app
         .count(
             "SELECT count(*) FROM pg_stat_activity \
-             WHERE application_name = 'lance-billing ingest' AND datname = current_database()",
+             WHERE application_name = 'lance-billing writers' AND datname = current_database()",
         )
         .await;
-    assert!(named >= 1, "no connection of the ingest writer's own");
+    assert!(named >= 1, "no connection of the writers' own");
     assert_eq!(
         app.count("SELECT count(*) FROM payment_methods WHERE id = 'pm_own_connection'")
             .await,

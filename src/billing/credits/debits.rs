@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{MAX_DEBIT, MAX_REASON_CHARS};
 use crate::billing::batches::Batches;
+use crate::billing::writers::Writers;
 use crate::domain::{OrgId, unix_now};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -160,17 +161,14 @@ pub struct Debits {
 }
 
 impl Debits {
-    /// Starts the writers; they end when the last `Debits` is dropped.
-    pub fn start(store: Store) -> Self {
-        let queue = Batches::start(
-            MAX_BATCH,
-            QUEUE,
-            store.concurrent_writers(),
-            move |debits: Vec<Debit>| {
-                let store = store.clone();
-                async move { write_batch(&store, &debits).await }
-            },
-        );
+    /// Starts the writers among `writers`; they end when the last
+    /// `Debits` is dropped.
+    pub fn start(writers: &Writers) -> Self {
+        let store = writers.store().clone();
+        let queue = Batches::start(writers, MAX_BATCH, QUEUE, move |debits: Vec<Debit>| {
+            let store = store.clone();
+            async move { write_batch(&store, &debits).await }
+        });
         Self { queue }
     }
 

@@ -13,18 +13,17 @@
 //! hits a database error, it is rolled back and its events are redone one
 //! transaction each, so only the failing event is refused. A delivery is
 //! acknowledged only after its commit: a 2xx means the event is on disk.
-//! The writers run on a thread of their own, beside their connections,
-//! woken without preempting them.
+//! The writers run where the debits' and the usage intake's do
+//! (`billing::writers`): by default on a thread of their own, beside their
+//! connections.
 //!
 //! | file             | what                                                   |
 //! |------------------|--------------------------------------------------------|
 //! | `mod.rs`         | a received delivery, what ingesting it answers         |
 //! | `queue.rs`       | the queue, its batches and the writers that take them  |
-//! | `thread.rs`      | the writers' thread: its core and scheduling policy    |
 //! | `transaction.rs` | a batch in one transaction, else one event at a time   |
 
 mod queue;
-mod thread;
 mod transaction;
 
 pub use queue::{Batching, Ingestor};

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
-use super::thread::on_a_thread_of_their_own;
 use super::transaction::{apply_in, ingest_in};
 use super::{IngestError, Ingested, ReceivedEvent};
+use crate::billing::writers::Writers;
 use crate::metrics;
 use crate::store::{Store, StoreError, Tx};
 
@@ -60,41 +60,26 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
-    /// Starts `writers` writer tasks making batches as `batching` says: with
-    /// `pinned`, on a thread of their own beside their write connections
-    /// (`on_a_thread_of_their_own`); otherwise on the current runtime.
-    pub async fn spawn(
-        store: Store,
-        writers: usize,
-        batching: Batching,
-        pinned: bool,
-    ) -> std::io::Result<Self> {
-        let writers = writers.max(1);
+    /// Starts `count` writer tasks among `writers`, making batches as
+    /// `batching` says.
+    pub fn spawn(writers: &Writers, count: usize, batching: Batching) -> Self {
+        let count = count.max(1);
         let batching = Batching {
             max: batching.max.max(1),
             ..batching
         };
-        let (queue, receiver) = mpsc::channel(batching.max * writers * 4);
+        let (queue, receiver) = mpsc::channel(batching.max * count * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         let batches = Arc::new(AtomicU64::new(0));
-        let tasks = {
-            let batches = batches.clone();
-            move |store: Store| -> Vec<_> {
-                (0..writers)
-                    .map(|_| {
-                        write_batches(store.clone(), receiver.clone(), batching, batches.clone())
-                    })
-                    .collect()
-            }
-        };
-        if pinned {
-            on_a_thread_of_their_own(store, writers, tasks).await?;
-        } else {
-            for task in tasks(store) {
-                tokio::spawn(task);
-            }
+        for _ in 0..count {
+            writers.spawn(write_batches(
+                writers.store().clone(),
+                receiver.clone(),
+                batching,
+                batches.clone(),
+            ));
         }
-        Ok(Self { queue, batches })
+        Self { queue, batches }
     }
 
     /// How many batches the writers have written since start.
@@ -102,10 +87,11 @@ impl Ingestor {
         self.batches.load(Ordering::Relaxed)
     }
 
-    /// `writers` writer tasks making the usual batches for the backend.
-    pub async fn for_store(store: Store, writers: usize, pinned: bool) -> std::io::Result<Self> {
-        let batching = Batching::for_store(&store);
-        Self::spawn(store, writers, batching, pinned).await
+    /// `count` writer tasks among `writers`, making the usual batches for
+    /// the backend.
+    pub fn for_store(writers: &Writers, count: usize) -> Self {
+        let batching = Batching::for_store(writers.store());
+        Self::spawn(writers, count, batching)
     }
 
     pub async fn submit(&self, event: ReceivedEvent) -> Result<Ingested, IngestError> {

@@ -4,8 +4,9 @@
 
 use super::Usage;
 use crate::billing::batches::Batches;
+use crate::billing::writers::Writers;
 use crate::domain::unix_now;
-use crate::store::{NewUsage, Recorded, Store};
+use crate::store::{NewUsage, Recorded};
 
 /// Records written by one statement at most.
 const MAX_BATCH: usize = 512;
@@ -19,24 +20,21 @@ pub struct UsageIntake {
 }
 
 impl UsageIntake {
-    /// Starts the writers; they end when the last `UsageIntake` is dropped.
-    pub fn start(store: Store) -> Self {
-        let queue = Batches::start(
-            MAX_BATCH,
-            QUEUE,
-            store.concurrent_writers(),
-            move |usage: Vec<NewUsage>| {
-                let store = store.clone();
-                async move {
-                    match store.record_usage(&usage).await {
-                        Ok(recorded) => recorded.into_iter().map(Ok).collect(),
-                        // Each caller answers 500 and retries: a retry of a record
-                        // that was stored is answered as its duplicate.
-                        Err(err) => vec![Err(err.to_string()); usage.len()],
-                    }
+    /// Starts the writers among `writers`; they end when the last
+    /// `UsageIntake` is dropped.
+    pub fn start(writers: &Writers) -> Self {
+        let store = writers.store().clone();
+        let queue = Batches::start(writers, MAX_BATCH, QUEUE, move |usage: Vec<NewUsage>| {
+            let store = store.clone();
+            async move {
+                match store.record_usage(&usage).await {
+                    Ok(recorded) => recorded.into_iter().map(Ok).collect(),
+                    // Each caller answers 500 and retries: a retry of a record
+                    // that was stored is answered as its duplicate.
+                    Err(err) => vec![Err(err.to_string()); usage.len()],
                 }
-            },
-        );
+            }
+        });
         Self { queue }
     }
 

@@ -1,34 +1,73 @@
-//! The writers' thread: held to one core beside its connections, and
-//! woken without preempting them.
+//! Where the writers run: webhook ingest's, the debits' and the usage
+//! intake's. By default on a thread of their own, held to one core beside
+//! their connections, and woken without preempting them.
 
-use futures_util::future::join_all;
+use std::future::Future;
+
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 use crate::store::Store;
 
+/// The writers' runtime and the store they write through.
+#[derive(Clone)]
+pub struct Writers {
+    runtime: Handle,
+    store: Store,
+    tasks: TaskTracker,
+}
+
+impl Writers {
+    /// With `pinned`, on a thread of their own
+    /// (`on_a_thread_of_their_own`), writing through `connections`
+    /// PostgreSQL connections opened there; otherwise on the current
+    /// runtime, through `store`'s.
+    pub async fn start(store: Store, connections: usize, pinned: bool) -> std::io::Result<Self> {
+        if pinned {
+            on_a_thread_of_their_own(store, connections).await
+        } else {
+            Ok(Self {
+                runtime: Handle::current(),
+                store,
+                tasks: TaskTracker::new(),
+            })
+        }
+    }
+
+    /// The store the writers write through.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs a writer; a writer ends when its queue's last sender is dropped.
+    pub fn spawn(&self, writer: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn_on(writer, &self.runtime);
+    }
+
+    /// Says every writer has been spawned: the writers' thread ends, and
+    /// closes the connections it opened, once they have all ended.
+    pub fn all_spawned(&self) {
+        self.tasks.close();
+    }
+}
+
 /// Runs the writers on a thread of their own, held to one core, writing
 /// through connections opened from it (`Store::open_writes_here`). sqlx runs
-/// each SQLite connection on a thread of its own, which the writer meets at
-/// every statement (about ten a batch, each a hand-off both ways); on two
-/// cores, each hand-off wakes the other core, which on a virtual machine
-/// costs about 0.1 ms. A thread starts on its creator's cores, so the
-/// reopened connection's thread shares the writer's core, and the hand-offs
-/// stay on it: 1.25x the ingest rate on SQLite (docs/benchmarks.md). A
+/// each SQLite connection on a thread of its own, which a writer meets at
+/// every statement (each a hand-off both ways); on two cores, each hand-off
+/// wakes the other core, which on a virtual machine costs about 0.1 ms. A
+/// thread starts on its creator's cores, so the reopened connection's
+/// thread shares the writers' core, and the hand-offs stay on it: 1.25x the
+/// ingest rate on SQLite, 1.24-1.34x the debits (docs/benchmarks.md). A
 /// PostgreSQL connection's socket wakes the runtime it was opened on:
-/// opened here, its answers wake the writer's thread itself instead of the
-/// main runtime's (1.11-1.30x on PostgreSQL). The rest of the server keeps
-/// every core.
-pub(super) async fn on_a_thread_of_their_own<W>(
-    store: Store,
-    writers: usize,
-    tasks: impl FnOnce(Store) -> Vec<W> + Send + 'static,
-) -> std::io::Result<()>
-where
-    W: Future<Output = ()> + Send + 'static,
-{
+/// opened here, its answers wake the writers' thread itself instead of the
+/// main runtime's (1.11-1.30x ingest on PostgreSQL). The rest of the server
+/// keeps every core.
+async fn on_a_thread_of_their_own(store: Store, connections: usize) -> std::io::Result<Writers> {
     let (started, ready) = oneshot::channel();
     std::thread::Builder::new()
-        .name("ingest-writer".to_owned())
+        .name("writers".to_owned())
         .spawn(move || {
             hold_to_one_core();
             let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -42,32 +81,36 @@ where
                 }
             };
             runtime.block_on(async move {
-                let connections = u32::try_from(writers).unwrap_or(u32::MAX);
+                let connections = u32::try_from(connections).unwrap_or(u32::MAX);
                 let own = match store.open_writes_here(connections).await {
                     Ok(own) => Some(own),
                     Err(err) => {
                         // The store's own connections serve: slower, not wrong.
-                        log::warn!(
-                            "could not open write connections beside the ingest writer: {err}"
-                        );
+                        log::warn!("could not open write connections beside the writers: {err}");
                         None
                     }
                 };
                 // After the connections open: the thread each SQLite
                 // connection starts keeps the usual policy.
                 wake_without_preempting();
-                let _ = started.send(Ok(()));
-                join_all(tasks(own.clone().unwrap_or(store))).await;
+                let writers = Writers {
+                    runtime: Handle::current(),
+                    store: own.clone().unwrap_or(store),
+                    tasks: TaskTracker::new(),
+                };
+                let tasks = writers.tasks.clone();
+                if started.send(Ok(writers)).is_err() {
+                    return;
+                }
+                tasks.wait().await;
                 if let Some(own) = own {
                     own.close_writes_opened_here().await;
                 }
             });
         })?;
-    ready.await.unwrap_or_else(|_| {
-        Err(std::io::Error::other(
-            "the ingest writer's thread ended at start",
-        ))
-    })
+    ready
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the writers' thread ended at start")))
 }
 
 /// Holds the calling thread to the last of the cores this process may use
@@ -76,10 +119,10 @@ fn hold_to_one_core() {
     let last = core_affinity::get_core_ids().and_then(|cores| cores.last().copied());
     match last {
         Some(core) if core_affinity::set_for_current(core) => {
-            log::debug!("the ingest writer runs on core {}", core.id);
+            log::debug!("the writers run on core {}", core.id);
         }
         // Not every platform lets a thread choose its core: slower, not wrong.
-        _ => log::info!("could not hold the ingest writer to one core; it runs on any"),
+        _ => log::info!("could not hold the writers to one core; they run on any"),
     }
 }
 
@@ -102,9 +145,9 @@ fn wake_without_preempting() {
     let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
     let usual_nice = ThreadPriority::Os(ThreadPriorityOsValue::default());
     match set_thread_priority_and_policy(thread_native_id(), usual_nice, batch) {
-        Ok(()) => log::debug!("the ingest writer runs under SCHED_BATCH"),
+        Ok(()) => log::debug!("the writers run under SCHED_BATCH"),
         // Not every platform has the policy: more switches, not wrong.
-        Err(err) => log::info!("could not put the ingest writer under SCHED_BATCH: {err:?}"),
+        Err(err) => log::info!("could not put the writers under SCHED_BATCH: {err:?}"),
     }
 }
 
@@ -129,6 +172,34 @@ mod tests {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
         let (_, fields) = stat.rsplit_once(')')?;
         fields.split_whitespace().nth(38).map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn writers_run_on_their_thread_which_ends_once_they_all_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("writers.db").display());
+        let env = crate::config::Env::from_pairs([("DATABASE_URL", url.as_str())]);
+        let settings = crate::config::DatabaseSettings::from_env(&env).unwrap();
+        let store = Store::connect(&settings).await.unwrap();
+        let writers = Writers::start(store, 1, true).await.unwrap();
+        let (finish, finished) = oneshot::channel::<()>();
+        let (ran, ran_on) = oneshot::channel();
+        writers.spawn(async move {
+            let _ = finished.await;
+            let _ = ran.send(std::thread::current().name().map(str::to_owned));
+        });
+        writers.all_spawned();
+        finish.send(()).unwrap();
+        assert_eq!(ran_on.await.unwrap().as_deref(), Some("writers"));
+        // Once its runtime is gone, whatever is spawned on it is dropped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while writers.runtime.spawn(async {}).await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread still runs"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[test]
