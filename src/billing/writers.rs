@@ -59,7 +59,7 @@ impl Writers {
 /// wakes the other core, which on a virtual machine costs about 0.1 ms. A
 /// thread starts on its creator's cores, so the reopened connection's
 /// thread shares the writers' core, and the hand-offs stay on it: 1.25x the
-/// ingest rate on SQLite, 1.24-1.34x the debits (docs/benchmarks.md). A
+/// ingest rate on SQLite, 1.28x the debits (docs/benchmarks.md). A
 /// PostgreSQL connection's socket wakes the runtime it was opened on:
 /// opened here, its answers wake the writers' thread itself instead of the
 /// main runtime's (1.11-1.30x ingest on PostgreSQL). The rest of the server
