@@ -59,16 +59,14 @@ impl Application {
     /// in between.
     pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         let store = connect_and_migrate(&settings.database).await?;
+        let ingest_writers = settings.database.ingest_writers.max(1);
+        // Ingest's writers, then the debits' and the usage intake's.
+        let connections = ingest_writers + 2 * store.concurrent_writers();
         // First, while nothing else writes: it opens the write connections again
         // beside the writers (on SQLite, the one every writer shares).
-        let ingest_writers = settings.database.ingest_writers.max(1);
-        let writers = Writers::start(
-            store.clone(),
-            ingest_writers + 2 * store.concurrent_writers(),
-            settings.database.ingest_pinned,
-        )
-        .await
-        .context("could not start the writers")?;
+        let writers = Writers::start(store.clone(), connections, settings.database.ingest_pinned)
+            .await
+            .context("could not start the writers")?;
         let ingestor = Ingestor::for_store(&writers, ingest_writers);
         let debits = Debits::start(&writers);
         let usage_intake = usage::UsageIntake::start(&writers);
