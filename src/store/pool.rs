@@ -94,6 +94,15 @@ const WRITERS_APPLICATION_NAME: &str = "lance-billing writers";
 /// tail as before.
 const SQLITE_MMAP_BYTES: &str = "268435456";
 
+/// Where SQLite keeps its temporary files, statement journals among them.
+/// A statement inside a transaction that may change many rows (a batch's
+/// multi-row upserts) journals the pages it changes, so that a failure
+/// undoes that statement alone; past 64 KiB SQLite spills the journal to a
+/// file it creates, writes and deletes in `/var/tmp`, once per statement.
+/// A debit batch of about 30 wrote nearly as many pages there as to the
+/// WAL. In memory: 1.07× the debits and 1.13× the webhook ingest.
+const SQLITE_TEMP_STORE: &str = "memory";
+
 /// How long a SQLite write waits for the one before it.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -148,6 +157,7 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .pragma("mmap_size", SQLITE_MMAP_BYTES)
+                .pragma("temp_store", SQLITE_TEMP_STORE)
                 .foreign_keys(true);
             let reads = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
@@ -346,6 +356,26 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn sqlite_keeps_statement_journals_in_memory_on_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("temp.db").display());
+        let env = crate::config::Env::from_pairs([("DATABASE_URL", url.as_str())]);
+        let store = Store::connect(&DatabaseSettings::from_env(&env).unwrap())
+            .await
+            .unwrap();
+        let Pool::Sqlite { reads, writes } = &store.pool else {
+            unreachable!("a sqlite:// URL")
+        };
+        for pool in [reads, writes] {
+            let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(temp_store, 2, "MEMORY");
+        }
+    }
 
     #[test]
     fn planner_costs_are_for_cached_data_unless_the_url_sets_them() {
