@@ -1,12 +1,13 @@
 //! Debit requests by idempotency key, a batch at a time: a statement claims
-//! the batch's keys, one reads and locks its balances, and one round trip
-//! writes its ledger rows, balances and answers, whatever the batch's size.
+//! the batch's keys (on SQLite, reads which are taken), one reads and locks
+//! its balances, and one round trip writes its ledger rows, balances and
+//! answers, whatever the batch's size.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
 use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
-use super::{StoreError, Tx, with_tx};
+use super::{StoreError, Tx, TxConn, with_tx};
 use crate::domain::unix_now;
 
 /// A debit request's key, and the hash of the request it was sent with.
@@ -47,7 +48,11 @@ impl Tx {
     /// Claims each key for its request; returns those claimed now
     /// (`DebitKey::joined`). A key another transaction holds (a request of
     /// it in flight, here or on another instance) is waited for, then found
-    /// taken.
+    /// taken. On PostgreSQL each key gets a placeholder answer, which is
+    /// what holds it. SQLite's write transaction holds the whole database,
+    /// so there a key is free unless it is stored: reading them spares
+    /// each debit's key a write (the placeholder, then its answer) and its
+    /// return across threads.
     pub async fn claim_debit_keys(
         &mut self,
         keys: &[DebitKey<'_>],
@@ -60,6 +65,15 @@ impl Tx {
                  RETURNING org_id || ':' || idempotency_key",
             )
         });
+        if let TxConn::Sqlite(conn) = &mut self.conn {
+            let stored = stored_debit_keys(conn, keys).await?;
+            self.count_statement();
+            return Ok(keys
+                .iter()
+                .map(DebitKey::joined)
+                .filter(|key| !stored.contains(key))
+                .collect());
+        }
         let rows: Vec<(&DebitKey<'_>, u16, String)> =
             keys.iter().map(|k| (k, 0, String::new())).collect();
         Ok(self
@@ -180,6 +194,38 @@ impl Tx {
         self.insert_all(inserts).await?;
         Ok(())
     }
+}
+
+/// Keys a statement asks for at most: two parameters each, well within
+/// SQLite's limit.
+const KEYS_PER_STATEMENT: usize = 1_000;
+
+/// Which of `keys` are stored (`DebitKey::joined`), on SQLite. The batch's
+/// keys are a `VALUES` list joined to the table, so each is one probe of
+/// its primary key (a row value `IN` a list scans the whole index).
+async fn stored_debit_keys(
+    conn: &mut sqlx::SqliteConnection,
+    keys: &[DebitKey<'_>],
+) -> Result<HashSet<String>, StoreError> {
+    let mut stored = HashSet::new();
+    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+        let pairs: Vec<String> = (1..=chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i - 1, 2 * i))
+            .collect();
+        let text = format!(
+            "WITH batch (org_id, idempotency_key) AS (VALUES {}) \
+             SELECT r.org_id || ':' || r.idempotency_key FROM batch b \
+             JOIN credit_debit_requests r \
+             ON r.org_id = b.org_id AND r.idempotency_key = b.idempotency_key",
+            pairs.join(", ")
+        );
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(text));
+        for key in chunk {
+            query = query.bind(key.org_id).bind(key.key);
+        }
+        stored.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(stored)
 }
 
 const ANSWER_COLUMNS: [&str; 6] = [

@@ -108,11 +108,17 @@ async fn a_debit_takes_once_per_key_and_never_below_zero() {
         debit(&app, "org_acme", Some("k3"), &exact).await.1["balance"],
         0
     );
+    // A key is its organization's own: another's "k1" is a debit of its own.
+    bought(&app, "org_globex", "cus_G", "cs_250", 250).await;
+    let (status, body) = debit(&app, "org_globex", Some("k1"), &export).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["balance"], 50);
+    assert_ne!(body["debit"]["id"], first["debit"]["id"]);
 
     assert_eq!(
         app.count("SELECT COUNT(*) FROM credit_ledger WHERE source_type = 'debit'")
             .await,
-        2
+        3
     );
     assert_balances_are_their_ledgers(&app).await;
 }
