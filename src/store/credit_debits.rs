@@ -196,36 +196,22 @@ impl Tx {
     }
 }
 
-/// Keys a statement asks for at most: two parameters each, well within
-/// SQLite's limit.
-const KEYS_PER_STATEMENT: usize = 1_000;
-
 /// Which of `keys` are stored (`DebitKey::joined`), on SQLite. The batch's
-/// keys are a `VALUES` list joined to the table, so each is one probe of
-/// its primary key (a row value `IN` a list scans the whole index).
+/// keys come as one JSON array of `[org, key]` pairs, as `ListQuery` lists
+/// ids: one text whatever the batch's size, and each pair one probe of the
+/// primary key (a row value `IN` a list would scan the whole index).
 async fn stored_debit_keys(
     conn: &mut sqlx::SqliteConnection,
     keys: &[DebitKey<'_>],
 ) -> Result<HashSet<String>, StoreError> {
-    let mut stored = HashSet::new();
-    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-        let pairs: Vec<String> = (1..=chunk.len())
-            .map(|i| format!("(${}, ${})", 2 * i - 1, 2 * i))
-            .collect();
-        let text = format!(
-            "WITH batch (org_id, idempotency_key) AS (VALUES {}) \
-             SELECT r.org_id || ':' || r.idempotency_key FROM batch b \
-             JOIN credit_debit_requests r \
-             ON r.org_id = b.org_id AND r.idempotency_key = b.idempotency_key",
-            pairs.join(", ")
-        );
-        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(text));
-        for key in chunk {
-            query = query.bind(key.org_id).bind(key.key);
-        }
-        stored.extend(query.fetch_all(&mut *conn).await?);
-    }
-    Ok(stored)
+    const SQL: &str = "SELECT r.org_id || ':' || r.idempotency_key FROM json_each($1) b \
+         JOIN credit_debit_requests r ON r.org_id = json_extract(b.value, '$[0]') \
+         AND r.idempotency_key = json_extract(b.value, '$[1]')";
+    let pairs: Vec<[&str; 2]> = keys.iter().map(|k| [k.org_id, k.key]).collect();
+    let pairs = serde_json::to_string(&pairs)
+        .map_err(|e| StoreError::Corrupt(format!("debit keys as JSON: {e}")))?;
+    let stored: Vec<String> = sqlx::query_scalar(SQL).bind(pairs).fetch_all(conn).await?;
+    Ok(stored.into_iter().collect())
 }
 
 const ANSWER_COLUMNS: [&str; 6] = [
