@@ -4,6 +4,7 @@
 //! rather than a disk sync per click. A full queue holds requests back rather
 //! than drop an entry.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -137,38 +138,72 @@ async fn write_with_retries(store: &Store, batch: &[(AuditEntry, i64)]) {
     }
 }
 
+/// The newest portal visit of each organization among `entries`: one row
+/// an organization, as a statement may not write a row twice.
+fn newest_portal_visits(entries: &[(AuditEntry, i64)]) -> BTreeMap<&str, i64> {
+    let mut visits: BTreeMap<&str, i64> = BTreeMap::new();
+    for (entry, at) in entries.iter().filter(|(e, _)| e.action == "portal") {
+        let newest = visits.entry(entry.org_id.as_str()).or_insert(*at);
+        *newest = (*newest).max(*at);
+    }
+    visits
+}
+
+/// Keeps an organization's newest visit: batches may commit out of order.
+const KEEP_NEWEST_VISIT: &str = "ON CONFLICT (org_id) DO UPDATE SET visited_at = excluded.visited_at \
+     WHERE excluded.visited_at > portal_visits.visited_at";
+
 impl Store {
-    /// Inserts `entries` (each with its time) in one statement. Ids are
-    /// UUIDv7, ordered by time, so the primary key grows at its end.
+    /// Inserts `entries` (each with its time) and moves each organization's
+    /// newest portal visit forward, in one round trip. Ids are UUIDv7,
+    /// ordered by time, so the primary key grows at its end.
     pub async fn record_audits(&self, entries: &[(AuditEntry, i64)]) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
         let ids: Vec<String> = entries
             .iter()
             .map(|_| uuid::Uuid::now_v7().to_string())
             .collect();
+        let visits = newest_portal_visits(entries);
+        let mut tx = self.begin().await?;
         match &mut tx.conn {
             // One prepared statement for every batch size: arrays, unnested.
             TxConn::Postgres(conn) => {
-                sqlx::query(
-                    "INSERT INTO billing_audit (id, org_id, user_id, action, stripe_session_id, created_at) \
-                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                     $6::bigint[])",
-                )
-                .bind(&ids)
-                .bind(entries.iter().map(|(e, _)| e.org_id.as_str()).collect::<Vec<_>>())
-                .bind(entries.iter().map(|(e, _)| e.user_id.as_str()).collect::<Vec<_>>())
-                .bind(entries.iter().map(|(e, _)| e.action).collect::<Vec<_>>())
-                .bind(
-                    entries
-                        .iter()
-                        .map(|(e, _)| e.stripe_session_id.as_deref())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(entries.iter().map(|(_, at)| *at).collect::<Vec<_>>())
-                .execute(&mut **conn)
-                .await?;
+                let sql = format!(
+                    "WITH audit AS (INSERT INTO billing_audit \
+                       (id, org_id, user_id, action, stripe_session_id, created_at) \
+                       SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                       $5::text[], $6::bigint[])) \
+                     INSERT INTO portal_visits (org_id, visited_at) \
+                     SELECT * FROM UNNEST($7::text[], $8::bigint[]) {KEEP_NEWEST_VISIT}"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&ids)
+                    .bind(
+                        entries
+                            .iter()
+                            .map(|(e, _)| e.org_id.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        entries
+                            .iter()
+                            .map(|(e, _)| e.user_id.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(entries.iter().map(|(e, _)| e.action).collect::<Vec<_>>())
+                    .bind(
+                        entries
+                            .iter()
+                            .map(|(e, _)| e.stripe_session_id.as_deref())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(entries.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+                    .bind(visits.keys().copied().collect::<Vec<_>>())
+                    .bind(visits.values().copied().collect::<Vec<_>>())
+                    .execute(&mut **conn)
+                    .await?;
             }
-            // SQLite has no arrays: a multi-row VALUES list.
+            // SQLite has no arrays: multi-row VALUES lists, two statements
+            // in one query.
             TxConn::Sqlite(conn) => {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO billing_audit (id, org_id, user_id, action, stripe_session_id, created_at) ",
@@ -181,6 +216,14 @@ impl Store {
                         .push_bind(entry.stripe_session_id.as_deref())
                         .push_bind(*at);
                 });
+                if !visits.is_empty() {
+                    insert.push(";\nINSERT INTO portal_visits (org_id, visited_at) ");
+                    insert.push_values(&visits, |mut row, (org, at)| {
+                        row.push_bind(*org).push_bind(*at);
+                    });
+                    insert.push(" ");
+                    insert.push(KEEP_NEWEST_VISIT);
+                }
                 // Each batch size is a different statement: do not cache them.
                 insert
                     .build()

@@ -168,9 +168,8 @@ const TEMPLATE: &str = "WITH subs AS ( \
      UNION ALL SELECT MAX(updated_at) FROM invoices WHERE customer_id = $3 \
      UNION ALL SELECT MAX(updated_at) FROM cards \
      UNION ALL SELECT updated_at FROM customer) AS synced), \
- 'portal_visited', EXISTS (SELECT 1 FROM billing_audit a JOIN organizations o ON o.id = a.org_id \
-     WHERE a.org_id = $1 AND a.action = 'portal' \
-     AND a.created_at >= COALESCE(o.refreshed_at, 0)), \
+ 'portal_visited', EXISTS (SELECT 1 FROM portal_visits v JOIN organizations o ON o.id = v.org_id \
+     WHERE v.org_id = $1 AND v.visited_at >= COALESCE(o.refreshed_at, 0)), \
  'invoices', {embed}((SELECT {list}{object}('id', i.id, 'number', i.number, 'status', i.status, \
      'currency', i.currency, 'total', i.total, 'hosted_invoice_url', i.hosted_invoice_url, \
      'invoice_pdf', i.invoice_pdf, 'created', i.created){end_list} \

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use lance_billing::domain::OrgId;
+use lance_billing::store::AuditEntry;
 use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -368,4 +369,58 @@ async fn every_concurrent_portal_session_is_audited_once() {
             .await,
         40
     );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM portal_visits WHERE org_id = 'org_busy' \
+             AND visited_at = (SELECT MAX(created_at) FROM billing_audit WHERE org_id = 'org_busy')"
+        )
+        .await,
+        1,
+        "the newest visit is kept beside the entries"
+    );
+}
+
+#[tokio::test]
+async fn an_older_audit_batch_committed_late_leaves_the_newest_portal_visit() {
+    let app = TestApp::spawn().await;
+    let entry = |org: &str, action: &'static str| AuditEntry {
+        org_id: org.to_owned(),
+        user_id: "user_1".to_owned(),
+        action,
+        stripe_session_id: None,
+    };
+
+    app.store
+        .record_audits(&[
+            (entry("org_a", "portal"), 200),
+            (entry("org_a", "portal"), 150),
+            (entry("org_b", "checkout_subscription"), 300),
+        ])
+        .await
+        .unwrap();
+    app.store
+        .record_audits(&[
+            (entry("org_a", "portal"), 100),
+            (entry("org_b", "seats"), 400),
+        ])
+        .await
+        .unwrap();
+    app.store
+        .record_audits(&[(entry("org_b", "portal"), 500)])
+        .await
+        .unwrap();
+
+    assert_eq!(app.count("SELECT COUNT(*) FROM billing_audit").await, 6);
+    assert_eq!(
+        app.count("SELECT visited_at FROM portal_visits WHERE org_id = 'org_a'")
+            .await,
+        200
+    );
+    assert_eq!(
+        app.count("SELECT visited_at FROM portal_visits WHERE org_id = 'org_b'")
+            .await,
+        500,
+        "only a portal visit counts as one"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM portal_visits").await, 2);
 }
