@@ -98,7 +98,10 @@ async fn stripe_answer(request: HttpRequest, _body: web::Bytes) -> HttpResponse 
     let path = request.path();
     let body = if request.method() == Method::POST {
         PORTAL_SESSION.to_owned()
-    } else if let Some(id) = path.strip_prefix("/v1/customers/") {
+    } else if let Some(id) = path
+        .strip_prefix("/v1/customers/")
+        .filter(|id| !id.contains('/'))
+    {
         serde_json::json!({
             "id": id, "object": "customer", "created": 1_700_000_000, "livemode": false,
             "email": null, "name": null, "metadata": {}, "deleted": false,
