@@ -5,6 +5,7 @@
 //! than drop an entry.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -153,6 +154,19 @@ fn newest_portal_visits(entries: &[(AuditEntry, i64)]) -> BTreeMap<&str, i64> {
 const KEEP_NEWEST_VISIT: &str = "ON CONFLICT (org_id) DO UPDATE SET visited_at = excluded.visited_at \
      WHERE excluded.visited_at > portal_visits.visited_at";
 
+/// On PostgreSQL, one prepared statement for every batch size: the entries
+/// and the visits as arrays, unnested.
+static POSTGRES_RECORD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH audit AS (INSERT INTO billing_audit \
+           (id, org_id, user_id, action, stripe_session_id, created_at) \
+           SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+           $5::text[], $6::bigint[])) \
+         INSERT INTO portal_visits (org_id, visited_at) \
+         SELECT * FROM UNNEST($7::text[], $8::bigint[]) {KEEP_NEWEST_VISIT}"
+    )
+});
+
 impl Store {
     /// Inserts `entries` (each with its time) and moves each organization's
     /// newest portal visit forward, in one round trip. Ids are UUIDv7,
@@ -165,17 +179,8 @@ impl Store {
         let visits = newest_portal_visits(entries);
         let mut tx = self.begin().await?;
         match &mut tx.conn {
-            // One prepared statement for every batch size: arrays, unnested.
             TxConn::Postgres(conn) => {
-                let sql = format!(
-                    "WITH audit AS (INSERT INTO billing_audit \
-                       (id, org_id, user_id, action, stripe_session_id, created_at) \
-                       SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-                       $5::text[], $6::bigint[])) \
-                     INSERT INTO portal_visits (org_id, visited_at) \
-                     SELECT * FROM UNNEST($7::text[], $8::bigint[]) {KEEP_NEWEST_VISIT}"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
+                sqlx::query(sqlx::AssertSqlSafe(POSTGRES_RECORD.as_str()))
                     .bind(&ids)
                     .bind(
                         entries
