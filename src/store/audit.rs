@@ -230,6 +230,8 @@ impl Store {
                     insert.push(KEEP_NEWEST_VISIT);
                 }
                 // Each batch size is a different statement: do not cache them.
+                // (`Tx::insert_all` would, and kept prepared texts of up to
+                // 1,000 rows: 95 against 56 MiB peak under the portal load.)
                 insert
                     .build()
                     .persistent(false)
