@@ -1,7 +1,7 @@
-//! Debit requests by idempotency key, a batch at a time: a statement claims
-//! the batch's keys (on SQLite, reads which are taken), one reads and locks
-//! its balances, and one round trip writes its ledger rows, balances and
-//! answers, whatever the batch's size.
+//! Debit requests by idempotency key, a batch at a time: a statement reads
+//! and locks the batch's balances, one reads which of its keys are stored,
+//! and one round trip writes its ledger rows, balances and answers,
+//! whatever the batch's size.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -45,42 +45,40 @@ pub struct DebitAnswerRow<'a> {
 }
 
 impl Tx {
-    /// Claims each key for its request; returns those claimed now
-    /// (`DebitKey::joined`). A key another transaction holds (a request of
-    /// it in flight, here or on another instance) is waited for, then found
-    /// taken. On PostgreSQL each key gets a placeholder answer, which is
-    /// what holds it. SQLite's write transaction holds the whole database,
-    /// so there a key is free unless it is stored: reading them spares
-    /// each debit's key a write (the placeholder, then its answer) and its
-    /// return across threads.
-    pub async fn claim_debit_keys(
+    /// Which of `keys` are stored (`DebitKey::joined`). Called once the
+    /// batch's balances are locked (`lock_balances`): every request of a
+    /// key is decided under its organization's balance row, so a key
+    /// another transaction is deciding (here or on another instance) is
+    /// found stored once that transaction commits, and no key is held by
+    /// a row of its own written twice. An organization with no balance row
+    /// has nothing to lock; two transactions deciding one of its keys at
+    /// once both refuse it, and the later one's `write_debits` fails on the
+    /// key's uniqueness instead of answering twice.
+    pub async fn stored_debit_keys(
         &mut self,
         keys: &[DebitKey<'_>],
     ) -> Result<HashSet<String>, StoreError> {
-        static SQL: LazyLock<InsertRows> = LazyLock::new(|| {
-            InsertRows::new(
-                "credit_debit_requests",
-                &ANSWER_COLUMNS,
-                "ON CONFLICT (org_id, idempotency_key) DO NOTHING \
-                 RETURNING org_id || ':' || idempotency_key",
-            )
-        });
-        if let TxConn::Sqlite(conn) = &mut self.conn {
-            let stored = stored_debit_keys(conn, keys).await?;
-            self.count_statement();
-            return Ok(keys
-                .iter()
-                .map(DebitKey::joined)
-                .filter(|key| !stored.contains(key))
-                .collect());
+        const POSTGRES: &str = "SELECT r.org_id || ':' || r.idempotency_key \
+             FROM unnest($1::text[], $2::text[]) AS b(org_id, idempotency_key) \
+             JOIN credit_debit_requests r \
+             ON r.org_id = b.org_id AND r.idempotency_key = b.idempotency_key";
+        if keys.is_empty() {
+            return Ok(HashSet::new());
         }
-        let rows: Vec<(&DebitKey<'_>, u16, String)> =
-            keys.iter().map(|k| (k, 0, String::new())).collect();
-        Ok(self
-            .insert_rows(&SQL, answer_columns(&rows))
-            .await?
-            .into_iter()
-            .collect())
+        self.count_statement();
+        let stored: Vec<String> = match &mut self.conn {
+            TxConn::Sqlite(conn) => stored_sqlite_keys(conn, keys).await?,
+            TxConn::Postgres(conn) => {
+                let orgs: Vec<&str> = keys.iter().map(|k| k.org_id).collect();
+                let names: Vec<&str> = keys.iter().map(|k| k.key).collect();
+                sqlx::query_scalar(POSTGRES)
+                    .bind(orgs)
+                    .bind(names)
+                    .fetch_all(&mut **conn)
+                    .await?
+            }
+        };
+        Ok(stored.into_iter().collect())
     }
 
     /// What a key was first sent with, and answered: `(hash, response)`.
@@ -151,14 +149,8 @@ impl Tx {
                  updated_at = excluded.updated_at",
             )
         });
-        static ANSWERS: LazyLock<InsertRows> = LazyLock::new(|| {
-            InsertRows::new(
-                "credit_debit_requests",
-                &ANSWER_COLUMNS,
-                "ON CONFLICT (org_id, idempotency_key) DO UPDATE \
-                 SET status = excluded.status, response = excluded.response",
-            )
-        });
+        static ANSWERS: LazyLock<InsertRows> =
+            LazyLock::new(|| InsertRows::new("credit_debit_requests", &ANSWER_COLUMNS, ""));
         let mut inserts = Vec::with_capacity(3);
         if !debits.is_empty() {
             let ledger = vec![
@@ -186,10 +178,13 @@ impl Tx {
                 self.changed.org(org);
             }
         }
-        let rows: Vec<(&DebitKey<'_>, u16, String)> = answers
+        // In one order: two transactions writing two keys of organizations
+        // with no balance row never wait for each other in a circle.
+        let mut rows: Vec<(&DebitKey<'_>, u16, String)> = answers
             .iter()
             .map(|a| (&a.key, a.status, a.response.clone()))
             .collect();
+        rows.sort_unstable_by(|a, b| (a.0.org_id, a.0.key).cmp(&(b.0.org_id, b.0.key)));
         inserts.push((&*ANSWERS, answer_columns(&rows)));
         self.insert_all(inserts).await?;
         Ok(())
@@ -200,18 +195,17 @@ impl Tx {
 /// keys come as one JSON array of `[org, key]` pairs, as `ListQuery` lists
 /// ids: one text whatever the batch's size, and each pair one probe of the
 /// primary key (a row value `IN` a list would scan the whole index).
-async fn stored_debit_keys(
+async fn stored_sqlite_keys(
     conn: &mut sqlx::SqliteConnection,
     keys: &[DebitKey<'_>],
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<Vec<String>, StoreError> {
     const SQL: &str = "SELECT r.org_id || ':' || r.idempotency_key FROM json_each($1) b \
          JOIN credit_debit_requests r ON r.org_id = json_extract(b.value, '$[0]') \
          AND r.idempotency_key = json_extract(b.value, '$[1]')";
     let pairs: Vec<[&str; 2]> = keys.iter().map(|k| [k.org_id, k.key]).collect();
     let pairs = serde_json::to_string(&pairs)
         .map_err(|e| StoreError::Corrupt(format!("debit keys as JSON: {e}")))?;
-    let stored: Vec<String> = sqlx::query_scalar(SQL).bind(pairs).fetch_all(conn).await?;
-    Ok(stored.into_iter().collect())
+    Ok(sqlx::query_scalar(SQL).bind(pairs).fetch_all(conn).await?)
 }
 
 const ANSWER_COLUMNS: [&str; 6] = [

@@ -322,6 +322,59 @@ async fn two_instances_debit_once_per_key_and_never_overdraw() {
     assert_balances_are_their_ledgers(&a).await;
 }
 
+/// An organization that never had credits has no balance to decide its
+/// keys under: one key sent to two instances at once is still answered
+/// once, the same everywhere, and stored once.
+#[tokio::test]
+async fn a_key_raced_on_two_instances_without_credits_is_answered_once() {
+    let a = wallet_app().await;
+    let postgres = std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"));
+    // SQLite serves one instance: there the race is within it.
+    let other = match postgres {
+        true => Some(
+            TestApp::builder()
+                .env("INTERNAL_API_TOKENS", TOKEN)
+                .env("DATABASE_URL", &a.database_url)
+                .spawn()
+                .await,
+        ),
+        false => None,
+    };
+    let b = other.as_ref().unwrap_or(&a);
+    let linking = checkout(
+        "cs_broke",
+        "org_broke",
+        "cus_K",
+        "subscription",
+        "paid",
+        None,
+    );
+    let delivered = event("evt_broke", "checkout.session.completed", 100, linking);
+    assert_eq!(a.post_event(&delivered).await.status().as_u16(), 200);
+    for round in 0..5 {
+        let key = format!("broke-{round}");
+        let body = json!({"amount": 3, "reason": "nothing to take"});
+        let answers = join_all((0..8).map(|i| {
+            let app = if i % 2 == 0 { &a } else { b };
+            debit(app, "org_broke", Some(&key), &body)
+        }))
+        .await;
+        assert!(answers.iter().all(|x| *x == answers[0]), "{answers:?}");
+        assert_eq!(answers[0].0, 402);
+        assert_eq!(answers[0].1["error"]["code"], "INSUFFICIENT_CREDITS");
+    }
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM credit_debit_requests WHERE org_id = 'org_broke'")
+            .await,
+        5
+    );
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM credit_ledger WHERE org_id = 'org_broke'")
+            .await,
+        0
+    );
+}
+
 #[tokio::test]
 async fn the_plans_tab_shows_the_balance_its_last_entries_and_a_low_balance() {
     let app = TestApp::builder()

@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use crate::store::{
-    DebitAnswerRow, DebitKey, DebitRecord, Store, StoreError, Tx, expired_by_org, spend_by_org,
+    DebitAnswerRow, DebitKey, DebitRecord, Store, StoreError, Tx, expired_by_org,
+    is_unique_violation, spend_by_org,
 };
 
 const MAX_KEY_CHARS: usize = 255;
@@ -185,22 +186,40 @@ impl Debits {
 /// so a failure refuses only the debit it belongs to.
 async fn write_batch(store: &Store, debits: &[Debit]) -> Vec<Result<DebitAnswer, DebitError>> {
     let all: Vec<&Debit> = debits.iter().collect();
-    match in_one_transaction(store, &all).await {
-        Ok(answers) => answers.into_iter().map(Ok).collect(),
-        Err(err) if debits.len() > 1 => {
-            log::warn!(
-                "a batch of {} debit(s) failed ({err}); redoing them one by one",
-                debits.len()
-            );
-            let mut answers = Vec::with_capacity(debits.len());
-            for debit in &all {
-                let one = in_one_transaction(store, &[debit]).await;
-                answers.push(one.map(|mut a| a.remove(0)).map_err(DebitError::from));
-            }
-            answers
-        }
-        Err(err) => vec![Err(DebitError::from(err))],
+    let failed = match in_one_transaction(store, &all).await {
+        Ok(answers) => return answers.into_iter().map(Ok).collect(),
+        Err(err) => err,
+    };
+    if debits.len() > 1 {
+        log::warn!(
+            "a batch of {} debit(s) failed ({failed}); redoing them one by one",
+            debits.len()
+        );
+    } else if !is_key_race(&failed) {
+        return vec![Err(DebitError::from(failed))];
     }
+    let mut answers = Vec::with_capacity(debits.len());
+    for debit in &all {
+        answers.push(alone(store, debit).await.map_err(DebitError::from));
+    }
+    answers
+}
+
+/// One debit in a transaction of its own, tried again once if its key
+/// raced (`is_key_race`): by then the key is stored, and answers as it did.
+async fn alone(store: &Store, debit: &Debit) -> Result<DebitAnswer, StoreError> {
+    let answer = match in_one_transaction(store, &[debit]).await {
+        Err(err) if is_key_race(&err) => in_one_transaction(store, &[debit]).await,
+        answered => answered,
+    };
+    answer.map(|mut a| a.remove(0))
+}
+
+/// Another transaction stored the key while this one decided it: possible
+/// only for an organization with no balance row, which has nothing to
+/// decide its keys under (`Tx::stored_debit_keys`).
+fn is_key_race(err: &StoreError) -> bool {
+    matches!(err, StoreError::Database(db) if is_unique_violation(db))
 }
 
 async fn in_one_transaction(
@@ -247,24 +266,18 @@ async fn decide_batch(tx: &mut Tx, debits: &[&Debit]) -> Result<Vec<DebitAnswer>
             }
         })
         .collect();
-    // Claimed in one order, so two batches claiming the same keys (retries
-    // in flight, here or on another instance) never wait for each other in
-    // a circle.
-    let mut firsts: Vec<DebitKey<'_>> = first_of.values().map(|i| keys[*i].clone()).collect();
-    firsts.sort_unstable_by(|a, b| (a.org_id, a.key).cmp(&(b.org_id, b.key)));
-    let claimed = tx.claim_debit_keys(&firsts).await?;
+    let firsts: Vec<DebitKey<'_>> = first_of.values().map(|i| keys[*i].clone()).collect();
+    let mut orgs: Vec<&str> = firsts.iter().map(|k| k.org_id).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    // The balances first: a key is decided under its organization's.
+    let mut balances = tx.lock_balances(&orgs).await?;
+    let stored = tx.stored_debit_keys(&firsts).await?;
     for &i in first_of.values() {
-        if !claimed.contains(&keys[i].joined()) {
+        if stored.contains(&keys[i].joined()) {
             decisions[i] = Some(answered_before(tx, &keys[i]).await?);
         }
     }
-    let mut orgs: Vec<&str> = (0..debits.len())
-        .filter(|i| decisions[*i].is_none())
-        .map(|i| keys[i].org_id)
-        .collect();
-    orgs.sort_unstable();
-    orgs.dedup();
-    let mut balances = tx.lock_balances(&orgs).await?;
     let now = unix_now();
     // Expired credits are not the balance's, written off yet or not.
     let mut lots = tx.open_lots(&orgs).await?;
