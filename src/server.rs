@@ -61,7 +61,7 @@ impl Application {
         let store = connect_and_migrate(&settings.database).await?;
         let ingest_writers = settings.database.ingest_writers.max(1);
         // Ingest's writers, then the debits' and the usage intake's.
-        let connections = ingest_writers + 2 * store.concurrent_writers();
+        let connections = ingest_writers + 2;
         // First, while nothing else writes: it opens the write connections again
         // beside the writers (on SQLite, the one every writer shares).
         let writers = Writers::start(store.clone(), connections, settings.database.ingest_pinned)

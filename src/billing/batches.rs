@@ -1,17 +1,16 @@
-//! A queue whose writers each take everything waiting (up to a batch) at
-//! once: what arrives together is written together, in one transaction, and
+//! A queue whose writer takes everything waiting (up to a batch) at once:
+//! what arrives together is written together, in one transaction, and
 //! each caller is answered with its own result once the batch is done. Debits
 //! and usage records are written this way; webhook ingest has a queue of
 //! its own (`ingest::queue`), with a writer thread and its own batching.
 
 use std::future::Future;
-use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::billing::writers::Writers;
 
-/// The queue's sending side; the writers end when the last one is dropped.
+/// The queue's sending side; the writer ends when the last one is dropped.
 pub struct Batches<T, R> {
     queue: mpsc::Sender<(T, oneshot::Sender<R>)>,
 }
@@ -30,55 +29,46 @@ impl<T, R> Clone for Batches<T, R> {
 pub struct Stopped;
 
 impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
-    /// Starts as many writers among `writers` as their store writes with
-    /// at once (`Store::concurrent_writers`), each handing `write` up to
-    /// `max_batch` items at a time, in order of arrival, and expecting one
-    /// result each, in order. While one writer writes, the next takes what
-    /// has arrived since. Up to `capacity` items wait; callers wait for room
-    /// beyond.
+    /// Starts the writer among `writers`, handing `write` up to `max_batch`
+    /// items at a time, in order of arrival, and expecting one result each,
+    /// in order. While it writes, what arrives waits for the next batch. Up
+    /// to `capacity` items wait; callers wait for room beyond.
+    ///
+    /// One writer: on PostgreSQL a second one, deciding a batch while the
+    /// first commits, served 0.78x the debits and 0.88x the usage records
+    /// of one (its batches were half as large, and two batches of debits
+    /// spread over many organizations almost always share a balance row
+    /// and wait for each other's commit).
     pub fn start<W, F>(writers: &Writers, max_batch: usize, capacity: usize, write: W) -> Self
     where
         W: Fn(Vec<T>) -> F + Send + Sync + 'static,
         F: Future<Output = Vec<R>> + Send,
     {
-        let count = writers.store().concurrent_writers();
-        let (queue, tasks) = Self::new(max_batch, capacity, count, write);
-        for task in tasks {
-            writers.spawn(task);
-        }
+        let (queue, task) = Self::new(max_batch, capacity, write);
+        writers.spawn(task);
         queue
     }
 
-    /// The queue, and its `count` writers to run.
+    /// The queue, and its writer to run.
     fn new<W, F>(
         max_batch: usize,
         capacity: usize,
-        count: usize,
         write: W,
-    ) -> (Self, Vec<impl Future<Output = ()> + Send + 'static>)
+    ) -> (Self, impl Future<Output = ()> + Send + 'static)
     where
         W: Fn(Vec<T>) -> F + Send + Sync + 'static,
         F: Future<Output = Vec<R>> + Send,
     {
-        let (queue, receiver) = mpsc::channel::<(T, oneshot::Sender<R>)>(capacity);
-        let receiver = Arc::new(Mutex::new(receiver));
-        let write = Arc::new(write);
-        let tasks = (0..count.max(1))
-            .map(|_| {
-                let receiver = receiver.clone();
-                let write = write.clone();
-                async move {
-                    while let Some(batch) = next_batch(&receiver, max_batch).await {
-                        let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) =
-                            batch.into_iter().unzip();
-                        for (reply, result) in replies.into_iter().zip(write(items).await) {
-                            let _ = reply.send(result);
-                        }
-                    }
+        let (queue, mut receiver) = mpsc::channel::<(T, oneshot::Sender<R>)>(capacity);
+        let task = async move {
+            while let Some(batch) = next_batch(&mut receiver, max_batch).await {
+                let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
+                for (reply, result) in replies.into_iter().zip(write(items).await) {
+                    let _ = reply.send(result);
                 }
-            })
-            .collect();
-        (Self { queue }, tasks)
+            }
+        };
+        (Self { queue }, task)
     }
 
     /// Queues `item` and waits for its result.
@@ -91,8 +81,7 @@ impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
 
 /// The items waiting, up to `max_batch`, once one has arrived; `None` when
 /// every sender is gone.
-async fn next_batch<M>(receiver: &Mutex<mpsc::Receiver<M>>, max_batch: usize) -> Option<Vec<M>> {
-    let mut receiver = receiver.lock().await;
+async fn next_batch<M>(receiver: &mut mpsc::Receiver<M>, max_batch: usize) -> Option<Vec<M>> {
     let first = receiver.recv().await?;
     let mut batch = vec![first];
     while batch.len() < max_batch {
@@ -106,26 +95,23 @@ async fn next_batch<M>(receiver: &Mutex<mpsc::Receiver<M>>, max_batch: usize) ->
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
 
     #[tokio::test]
     async fn each_caller_gets_its_own_result_from_batches_written_at_once() {
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let most_in_flight = Arc::new(AtomicUsize::new(0));
-        let (now, most) = (in_flight.clone(), most_in_flight.clone());
-        let (batches, writers) = Batches::new(4, 64, 2, move |items: Vec<u32>| {
-            let (now, most) = (now.clone(), most.clone());
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let (batches, writer) = Batches::new(4, 64, move |items: Vec<u32>| {
+            seen.lock().unwrap().push(items.len());
             async move {
-                most.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                now.fetch_sub(1, Ordering::SeqCst);
                 items.into_iter().map(|i| i * 10).collect::<Vec<_>>()
             }
         });
-        writers.into_iter().for_each(|w| drop(tokio::spawn(w)));
+        drop(tokio::spawn(writer));
         let calls: Vec<_> = (0..40)
             .map(|i| {
                 let batches = batches.clone();
@@ -136,16 +122,18 @@ mod tests {
             let (i, answer) = call.await.unwrap();
             assert_eq!(answer, Ok(i * 10));
         }
-        assert_eq!(most_in_flight.load(Ordering::SeqCst), 2);
+        let sizes = sizes.lock().unwrap();
+        assert!(sizes.iter().all(|n| (1..=4).contains(n)), "{sizes:?}");
+        assert!(sizes.len() < 40, "nothing was batched: {sizes:?}");
     }
 
     #[tokio::test]
-    async fn a_caller_is_told_when_the_writers_have_stopped() {
-        let (batches, writers) = Batches::new(4, 4, 1, |_items: Vec<u32>| async {
+    async fn a_caller_is_told_when_the_writer_has_stopped() {
+        let (batches, writer) = Batches::new(4, 4, |_items: Vec<u32>| async {
             panic!("the writer fails")
         });
         let batches: Batches<u32, u32> = batches;
-        writers.into_iter().for_each(|w| drop(tokio::spawn(w)));
+        drop(tokio::spawn(writer));
         assert_eq!(batches.submit(1).await, Err(Stopped));
     }
 }

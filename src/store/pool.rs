@@ -296,18 +296,6 @@ impl Store {
         }
     }
 
-    /// How many batch writers (debits, usage) are worth running at once: on
-    /// SQLite one, as it has one writer; on PostgreSQL two, so one decides
-    /// and writes while the other commits. Four served 1.2× the debits
-    /// spread over many organizations but 0.7× those of one organization,
-    /// whose batches then wait for each other's lock.
-    pub fn concurrent_writers(&self) -> usize {
-        match &self.pool {
-            Pool::Sqlite { .. } => 1,
-            Pool::Postgres { .. } => 2,
-        }
-    }
-
     pub fn is_sqlite(&self) -> bool {
         matches!(self.pool, Pool::Sqlite { .. })
     }

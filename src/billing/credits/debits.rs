@@ -162,7 +162,7 @@ pub struct Debits {
 }
 
 impl Debits {
-    /// Starts the writers among `writers`; they end when the last
+    /// Starts the writer among `writers`; it ends when the last
     /// `Debits` is dropped.
     pub fn start(writers: &Writers) -> Self {
         let store = writers.store().clone();

@@ -20,7 +20,7 @@ pub struct UsageIntake {
 }
 
 impl UsageIntake {
-    /// Starts the writers among `writers`; they end when the last
+    /// Starts the writer among `writers`; it ends when the last
     /// `UsageIntake` is dropped.
     pub fn start(writers: &Writers) -> Self {
         let store = writers.store().clone();
