@@ -83,13 +83,7 @@ impl DevKey {
             .map_err(|e| anyhow::anyhow!("invalid RSA key: {e}"))?;
         let public_der = pair.public_key().as_ref().to_vec();
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &public_der);
-        let kid = format!(
-            "dev-{}",
-            digest.as_ref()[..8]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        let kid = format!("dev-{}", hex::encode(&digest.as_ref()[..8]));
         Ok(Self {
             kid,
             encoding: EncodingKey::from_rsa_pem(pem_bytes)?,

@@ -99,7 +99,7 @@ impl Debit {
         });
         let digest =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, content.to_string().as_bytes());
-        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(digest)
     }
 }
 

@@ -31,10 +31,7 @@ pub trait SyncedRow: std::fmt::Debug + Clone {
             &aws_lc_rs::digest::SHA256,
             format!("{content:?}").as_bytes(),
         );
-        digest.as_ref()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(&digest.as_ref()[..16])
     }
 }
 
