@@ -56,48 +56,44 @@ pub fn routes(cfg: &mut ServiceConfig) {
         Method::POST,
         pages::checkout::buy_credits,
     ));
-    // Operators.
-    cfg.service(route("/admin", Method::GET, pages::admin::organizations))
-        .service(route(
-            "/admin/export/subscriptions.csv",
-            Method::GET,
-            pages::export::subscriptions,
-        ))
-        .service(route(
-            "/admin/orgs/{id}",
-            Method::GET,
-            pages::admin::organization,
-        ))
-        .service(route(
-            "/admin/orgs/{id}/seats",
-            Method::POST,
-            pages::admin::update_seats,
-        ))
-        .service(route(
-            "/admin/orgs/{id}/resync",
-            Method::POST,
-            pages::admin::resync,
-        ))
-        .service(route(
-            "/admin/orgs/{id}/credits",
-            Method::POST,
-            pages::admin::adjust_credits,
-        ))
-        .service(route(
-            "/admin/orgs/{id}/usage/retry",
-            Method::POST,
-            pages::admin::retry_usage,
-        ))
-        .service(route(
-            "/admin/webhooks",
-            Method::GET,
-            pages::admin::webhooks,
-        ))
-        .service(route(
-            "/admin/webhooks/{id}/replay",
-            Method::POST,
-            pages::admin::replay_event,
-        ));
+    // Operators, under one prefix: other requests pass their routes with one
+    // comparison instead of trying each pattern.
+    cfg.service(
+        web::scope("/admin")
+            .service(route("", Method::GET, pages::admin::organizations))
+            .service(route(
+                "/export/subscriptions.csv",
+                Method::GET,
+                pages::export::subscriptions,
+            ))
+            .service(route("/orgs/{id}", Method::GET, pages::admin::organization))
+            .service(route(
+                "/orgs/{id}/seats",
+                Method::POST,
+                pages::admin::update_seats,
+            ))
+            .service(route(
+                "/orgs/{id}/resync",
+                Method::POST,
+                pages::admin::resync,
+            ))
+            .service(route(
+                "/orgs/{id}/credits",
+                Method::POST,
+                pages::admin::adjust_credits,
+            ))
+            .service(route(
+                "/orgs/{id}/usage/retry",
+                Method::POST,
+                pages::admin::retry_usage,
+            ))
+            .service(route("/webhooks", Method::GET, pages::admin::webhooks))
+            .service(route(
+                "/webhooks/{id}/replay",
+                Method::POST,
+                pages::admin::replay_event,
+            )),
+    );
     // The JSON API.
     cfg.service(route(
         PORTAL_PATH,
@@ -139,27 +135,21 @@ pub fn routes(cfg: &mut ServiceConfig) {
         Method::POST,
         api::clerk_webhook::clerk,
     ));
-    // For the product's other services (a service token; 404 when none is configured).
-    cfg.service(route(
-        "/api/v1/internal/organizations/{org_id}/entitlements",
-        Method::GET,
-        api::entitlements::of_organization,
-    ))
-    .service(route(
-        "/api/v1/internal/organizations/{org_id}/credits",
-        Method::GET,
-        api::credits::balance,
-    ))
-    .service(route(
-        "/api/v1/internal/organizations/{org_id}/credits/debits",
-        Method::POST,
-        api::credits::debit,
-    ))
-    .service(route(
-        "/api/v1/internal/organizations/{org_id}/usage",
-        Method::POST,
-        api::usage::report,
-    ));
+    // For the product's other services (a service token; 404 when none is
+    // configured). One scope: a request's organization is matched by one
+    // pattern, not tried by each route's in turn (a profile of spread debits
+    // spent a tenth of the HTTP workers' time in those patterns).
+    cfg.service(
+        web::scope("/api/v1/internal/organizations/{org_id}")
+            .service(route(
+                "/entitlements",
+                Method::GET,
+                api::entitlements::of_organization,
+            ))
+            .service(route("/credits", Method::GET, api::credits::balance))
+            .service(route("/credits/debits", Method::POST, api::credits::debit))
+            .service(route("/usage", Method::POST, api::usage::report)),
+    );
     cfg.default_service(to(not_found));
 }
 

@@ -39,15 +39,22 @@ async fn readyz_reports_the_database() {
 #[tokio::test]
 async fn unknown_routes_get_the_json_not_found_shape() {
     let app = TestApp::spawn().await;
-    let response = app
-        .client
-        .get(format!("{}/api/v1/nope", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 404);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "NOT_FOUND");
+    for path in [
+        "/api/v1/nope",
+        "/api/v1/internal/organizations/org_1/nope",
+        "/admin/",
+        "/admin/nope",
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "NOT_FOUND", "{path}");
+    }
 }
 
 #[tokio::test]
@@ -79,6 +86,11 @@ async fn another_method_gets_405_with_allow_and_the_json_error() {
         ("TRACE", "/healthz", "GET"),
         ("POST", "/api/v1/operations/payment/subscription", "GET"),
         ("GET", "/api/v1/webhooks/stripe", "POST"),
+        (
+            "GET",
+            "/api/v1/internal/organizations/org_1/credits/debits",
+            "POST",
+        ),
     ] {
         let response = app
             .client

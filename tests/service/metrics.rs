@@ -26,6 +26,8 @@ async fn metrics_need_the_token_and_carry_templates_not_ids() {
     let paid = checkout("cs_1", "org_acme", "cus_A", "payment", "paid", Some(5));
     let delivered = event("evt_m1", "checkout.session.completed", 100, paid);
     assert_eq!(app.post_event(&delivered).await.status(), 200);
+    let internal = "/api/v1/internal/organizations/org_acme/entitlements";
+    assert_eq!(app.get_internal(internal, None).await.0, 404);
 
     assert_eq!(scrape(&app, None).await.0, 401);
     assert_eq!(scrape(&app, Some("metrics_wrong_token_0000")).await.0, 401);
@@ -34,6 +36,7 @@ async fn metrics_need_the_token_and_carry_templates_not_ids() {
     for expected in [
         "lance_billing_http_requests_total{method=\"GET\",route=\"/api/v1/operations/payment/customer-portal\",status=\"302\"}",
         "lance_billing_http_request_duration_seconds_bucket{route=\"/api/v1/webhooks/stripe\"",
+        "lance_billing_http_requests_total{method=\"GET\",route=\"/api/v1/internal/organizations/{org_id}/entitlements\",status=\"404\"}",
         "lance_billing_webhook_events_total{outcome=\"applied\",source=\"stripe\",type=\"checkout.session.completed\"}",
         "lance_billing_stripe_requests_total{endpoint=\"/v1/billing_portal/sessions\",method=\"POST\",status=\"200\"}",
         "lance_billing_ingest_batch_events_bucket",
