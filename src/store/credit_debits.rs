@@ -19,7 +19,7 @@ pub struct DebitKey<'a> {
 }
 
 impl DebitKey<'_> {
-    /// `org:key`, as the claim returns it (organization ids hold no `:`).
+    /// `org:key`, as the read of stored keys returns it (organization ids hold no `:`).
     pub fn joined(&self) -> String {
         format!("{}:{}", self.org_id, self.key)
     }

@@ -327,7 +327,7 @@ async fn decide_batch(tx: &mut Tx, debits: &[&Debit]) -> Result<Vec<DebitAnswer>
         .collect())
 }
 
-/// What a key claimed before answered, for a request of `key`'s hash.
+/// What a key stored before answered, for a request of `key`'s hash.
 async fn answered_before(tx: &mut Tx, key: &DebitKey<'_>) -> Result<Decision, StoreError> {
     let (hash, response) = tx
         .debit_answer(key.org_id, key.key)
