@@ -1,13 +1,13 @@
 //! Debit requests by idempotency key, a batch at a time: a statement reads
-//! and locks the batch's balances, one reads which of its keys are stored,
+//! and locks the batch's balances, one reads the answers stored under its keys,
 //! and one round trip writes its ledger rows, balances and answers,
 //! whatever the batch's size.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use super::sets::{Column, InsertRows, ListQuery, Values, repeated};
-use super::{StoreError, Tx, TxConn, with_tx};
+use super::{StoreError, Tx, TxConn};
 use crate::domain::unix_now;
 
 /// A debit request's key, and the hash of the request it was sent with.
@@ -45,7 +45,8 @@ pub struct DebitAnswerRow<'a> {
 }
 
 impl Tx {
-    /// Which of `keys` are stored (`DebitKey::joined`). Called once the
+    /// What each of `keys` that is stored was first sent with and
+    /// answered: `DebitKey::joined` to `(hash, response)`. Called once the
     /// batch's balances are locked (`lock_balances`): every request of a
     /// key is decided under its organization's balance row, so a key
     /// another transaction is deciding (here or on another instance) is
@@ -54,49 +55,50 @@ impl Tx {
     /// has nothing to lock; two transactions deciding one of its keys at
     /// once both refuse it, and the later one's `write_debits` fails on the
     /// key's uniqueness instead of answering twice.
-    pub async fn stored_debit_keys(
+    pub async fn stored_debit_answers(
         &mut self,
         keys: &[DebitKey<'_>],
-    ) -> Result<HashSet<String>, StoreError> {
-        const POSTGRES: &str = "SELECT r.org_id || ':' || r.idempotency_key \
-             FROM unnest($1::text[], $2::text[]) AS b(org_id, idempotency_key) \
+    ) -> Result<HashMap<String, (String, String)>, StoreError> {
+        const POSTGRES: &str = "SELECT r.org_id || ':' || r.idempotency_key, r.request_hash, \
+             r.response FROM unnest($1::text[], $2::text[]) AS b(org_id, idempotency_key) \
              JOIN credit_debit_requests r \
              ON r.org_id = b.org_id AND r.idempotency_key = b.idempotency_key";
+        // The keys as one JSON array of `[org, key]` pairs, as `ListQuery`
+        // lists ids: one text whatever the batch's size, and each pair one
+        // probe of the primary key (a row value `IN` a list would scan the
+        // whole index).
+        const SQLITE: &str = "SELECT r.org_id || ':' || r.idempotency_key, r.request_hash, \
+             r.response FROM json_each($1) b \
+             JOIN credit_debit_requests r ON r.org_id = json_extract(b.value, '$[0]') \
+             AND r.idempotency_key = json_extract(b.value, '$[1]')";
         if keys.is_empty() {
-            return Ok(HashSet::new());
+            return Ok(HashMap::new());
         }
         self.count_statement();
-        let stored: Vec<String> = match &mut self.conn {
-            TxConn::Sqlite(conn) => stored_sqlite_keys(conn, keys).await?,
+        let stored: Vec<(String, String, String)> = match &mut self.conn {
+            TxConn::Sqlite(conn) => {
+                let pairs: Vec<[&str; 2]> = keys.iter().map(|k| [k.org_id, k.key]).collect();
+                let pairs = serde_json::to_string(&pairs)
+                    .map_err(|e| StoreError::Corrupt(format!("debit keys as JSON: {e}")))?;
+                sqlx::query_as(SQLITE)
+                    .bind(pairs)
+                    .fetch_all(&mut **conn)
+                    .await?
+            }
             TxConn::Postgres(conn) => {
                 let orgs: Vec<&str> = keys.iter().map(|k| k.org_id).collect();
                 let names: Vec<&str> = keys.iter().map(|k| k.key).collect();
-                sqlx::query_scalar(POSTGRES)
+                sqlx::query_as(POSTGRES)
                     .bind(orgs)
                     .bind(names)
                     .fetch_all(&mut **conn)
                     .await?
             }
         };
-        Ok(stored.into_iter().collect())
-    }
-
-    /// What a key was first sent with, and answered: `(hash, response)`.
-    pub async fn debit_answer(
-        &mut self,
-        org: &str,
-        key: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
-        Ok(with_tx!(self, |conn| {
-            sqlx::query_as(
-                "SELECT request_hash, response FROM credit_debit_requests \
-                 WHERE org_id = $1 AND idempotency_key = $2",
-            )
-            .bind(org)
-            .bind(key)
-            .fetch_optional(conn)
-            .await?
-        }))
+        Ok(stored
+            .into_iter()
+            .map(|(key, hash, response)| (key, (hash, response)))
+            .collect())
     }
 
     /// The balances of `orgs` that exist, held until the commit (on
@@ -189,23 +191,6 @@ impl Tx {
         self.insert_all(inserts).await?;
         Ok(())
     }
-}
-
-/// Which of `keys` are stored (`DebitKey::joined`), on SQLite. The batch's
-/// keys come as one JSON array of `[org, key]` pairs, as `ListQuery` lists
-/// ids: one text whatever the batch's size, and each pair one probe of the
-/// primary key (a row value `IN` a list would scan the whole index).
-async fn stored_sqlite_keys(
-    conn: &mut sqlx::SqliteConnection,
-    keys: &[DebitKey<'_>],
-) -> Result<Vec<String>, StoreError> {
-    const SQL: &str = "SELECT r.org_id || ':' || r.idempotency_key FROM json_each($1) b \
-         JOIN credit_debit_requests r ON r.org_id = json_extract(b.value, '$[0]') \
-         AND r.idempotency_key = json_extract(b.value, '$[1]')";
-    let pairs: Vec<[&str; 2]> = keys.iter().map(|k| [k.org_id, k.key]).collect();
-    let pairs = serde_json::to_string(&pairs)
-        .map_err(|e| StoreError::Corrupt(format!("debit keys as JSON: {e}")))?;
-    Ok(sqlx::query_scalar(SQL).bind(pairs).fetch_all(conn).await?)
 }
 
 const ANSWER_COLUMNS: [&str; 6] = [

@@ -217,7 +217,7 @@ async fn alone(store: &Store, debit: &Debit) -> Result<DebitAnswer, StoreError> 
 
 /// Another transaction stored the key while this one decided it: possible
 /// only for an organization with no balance row, which has nothing to
-/// decide its keys under (`Tx::stored_debit_keys`).
+/// decide its keys under (`Tx::stored_debit_answers`).
 fn is_key_race(err: &StoreError) -> bool {
     matches!(err, StoreError::Database(db) if is_unique_violation(db))
 }
@@ -272,10 +272,10 @@ async fn decide_batch(tx: &mut Tx, debits: &[&Debit]) -> Result<Vec<DebitAnswer>
     orgs.dedup();
     // The balances first: a key is decided under its organization's.
     let mut balances = tx.lock_balances(&orgs).await?;
-    let stored = tx.stored_debit_keys(&firsts).await?;
+    let stored = tx.stored_debit_answers(&firsts).await?;
     for &i in first_of.values() {
-        if stored.contains(&keys[i].joined()) {
-            decisions[i] = Some(answered_before(tx, &keys[i]).await?);
+        if let Some((hash, response)) = stored.get(&keys[i].joined()) {
+            decisions[i] = Some(answered_before(&keys[i], hash, response)?);
         }
     }
     let now = unix_now();
@@ -328,15 +328,11 @@ async fn decide_batch(tx: &mut Tx, debits: &[&Debit]) -> Result<Vec<DebitAnswer>
 }
 
 /// What a key stored before answered, for a request of `key`'s hash.
-async fn answered_before(tx: &mut Tx, key: &DebitKey<'_>) -> Result<Decision, StoreError> {
-    let (hash, response) = tx
-        .debit_answer(key.org_id, key.key)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("debit key {} vanished", key.key)))?;
+fn answered_before(key: &DebitKey<'_>, hash: &str, response: &str) -> Result<Decision, StoreError> {
     if hash != key.hash {
         return Ok(Decision::KeyReused);
     }
-    serde_json::from_str(&response)
+    serde_json::from_str(response)
         .map(Decision::Decided)
         .map_err(|e| StoreError::Corrupt(format!("debit answer under a key: {e}")))
 }
