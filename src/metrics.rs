@@ -20,6 +20,8 @@ struct Metrics {
     webhook_events: IntCounterVec,
     ingest_batch_events: Histogram,
     ingest_commit_seconds: Histogram,
+    batch_items: HistogramVec,
+    batch_seconds: HistogramVec,
     stripe_requests: IntCounterVec,
     stripe_seconds: HistogramVec,
     stripe_retries: IntCounter,
@@ -42,6 +44,9 @@ static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match Metrics::new(
 const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
+
+/// Items a transaction, for the histograms of batch sizes.
+const BATCH_SIZES: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 fn registered<M: prometheus::core::Collector + Clone + 'static>(
     registry: &Registry,
@@ -106,13 +111,30 @@ impl Metrics {
                 &registry,
                 "ingest_batch_events",
                 "Stripe events written per ingest transaction.",
-                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                &BATCH_SIZES,
             )?,
             ingest_commit_seconds: plain_histogram(
                 &registry,
                 "ingest_batch_seconds",
                 "Time to write and commit one ingest batch.",
                 &LATENCY_BUCKETS,
+            )?,
+            batch_items: registered(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "batch_items",
+                        "Requests written per transaction by a batch writer (`queue`: debits, usage).",
+                    )
+                    .buckets(BATCH_SIZES.to_vec()),
+                    &["queue"],
+                )?,
+            )?,
+            batch_seconds: histogram(
+                &registry,
+                "batch_seconds",
+                "Time to write and commit one batch of a batch writer, by queue.",
+                &["queue"],
             )?,
             stripe_requests: counter(
                 &registry,
@@ -210,6 +232,16 @@ pub fn ingest_batch(events: usize, seconds: f64) {
     if let Some(m) = METRICS.as_ref() {
         m.ingest_batch_events.observe(events as f64);
         m.ingest_commit_seconds.observe(seconds);
+    }
+}
+
+/// A batch of `items` written and committed by the `queue` writer in `seconds`.
+pub fn batch(queue: &str, items: usize, seconds: f64) {
+    if let Some(m) = METRICS.as_ref() {
+        m.batch_items
+            .with_label_values(&[queue])
+            .observe(items as f64);
+        m.batch_seconds.with_label_values(&[queue]).observe(seconds);
     }
 }
 

@@ -5,10 +5,12 @@
 //! its own (`ingest::queue`), with a writer thread and its own batching.
 
 use std::future::Future;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::billing::writers::Writers;
+use crate::metrics;
 
 /// The queue's sending side; the writer ends when the last one is dropped.
 pub struct Batches<T, R> {
@@ -32,25 +34,33 @@ impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
     /// Starts the writer among `writers`, handing `write` up to `max_batch`
     /// items at a time, in order of arrival, and expecting one result each,
     /// in order. While it writes, what arrives waits for the next batch. Up
-    /// to `capacity` items wait; callers wait for room beyond.
+    /// to `capacity` items wait; callers wait for room beyond. Each batch's
+    /// size and time are metrics under `name`.
     ///
     /// One writer: on PostgreSQL a second one, deciding a batch while the
     /// first commits, served 0.78x the debits and 0.88x the usage records
     /// of one (its batches were half as large, and two batches of debits
     /// spread over many organizations almost always share a balance row
     /// and wait for each other's commit).
-    pub fn start<W, F>(writers: &Writers, max_batch: usize, capacity: usize, write: W) -> Self
+    pub fn start<W, F>(
+        writers: &Writers,
+        name: &'static str,
+        max_batch: usize,
+        capacity: usize,
+        write: W,
+    ) -> Self
     where
         W: Fn(Vec<T>) -> F + Send + Sync + 'static,
         F: Future<Output = Vec<R>> + Send,
     {
-        let (queue, task) = Self::new(max_batch, capacity, write);
+        let (queue, task) = Self::new(name, max_batch, capacity, write);
         writers.spawn(task);
         queue
     }
 
     /// The queue, and its writer to run.
     fn new<W, F>(
+        name: &'static str,
         max_batch: usize,
         capacity: usize,
         write: W,
@@ -63,12 +73,20 @@ impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
         let task = async move {
             while let Some(batch) = next_batch(&mut receiver, max_batch).await {
                 let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
-                for (reply, result) in replies.into_iter().zip(write(items).await) {
+                let started = Instant::now();
+                let results = write(items).await;
+                metrics::batch(name, replies.len(), started.elapsed().as_secs_f64());
+                for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
             }
         };
         (Self { queue }, task)
+    }
+
+    /// Items waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
     }
 
     /// Queues `item` and waits for its result.
@@ -104,7 +122,7 @@ mod tests {
     async fn each_caller_gets_its_own_result_from_batches_written_at_once() {
         let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = sizes.clone();
-        let (batches, writer) = Batches::new(4, 64, move |items: Vec<u32>| {
+        let (batches, writer) = Batches::new("test", 4, 64, move |items: Vec<u32>| {
             seen.lock().unwrap().push(items.len());
             async move {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -129,7 +147,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_caller_is_told_when_the_writer_has_stopped() {
-        let (batches, writer) = Batches::new(4, 4, |_items: Vec<u32>| async {
+        let (batches, writer) = Batches::new("test", 4, 4, |_items: Vec<u32>| async {
             panic!("the writer fails")
         });
         let batches: Batches<u32, u32> = batches;

@@ -65,6 +65,8 @@ pub async fn open(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
         Vec::new()
     });
     values.push(("audit_queue", state.audit.queued() as i64));
+    values.push(("debit_queue", state.debits.queued() as i64));
+    values.push(("usage_queue", state.usage.queued() as i64));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header(("cache-control", "no-store"))

@@ -54,6 +54,30 @@ async fn metrics_need_the_token_and_carry_templates_not_ids() {
 }
 
 #[tokio::test]
+async fn batch_writers_report_their_batches_and_queues() {
+    let app = TestApp::builder()
+        .env("METRICS_TOKEN", TOKEN)
+        .env("INTERNAL_API_TOKENS", crate::credits::TOKEN)
+        .spawn()
+        .await;
+    crate::credits::bought(&app, "org_acme", "cus_A", "cs_m", 50).await;
+    let take = serde_json::json!({"amount": 5, "reason": "export"});
+    let (status, _) = crate::credits::debit(&app, "org_acme", Some("k1"), &take).await;
+    assert_eq!(status, 200);
+
+    let (status, body) = scrape(&app, Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    for expected in [
+        "lance_billing_batch_items_bucket{queue=\"debits\",le=\"1\"}",
+        "lance_billing_batch_seconds_bucket{queue=\"debits\",le=\"0.0005\"}",
+        "lance_billing_state{what=\"debit_queue\"} 0",
+        "lance_billing_state{what=\"usage_queue\"} 0",
+    ] {
+        assert!(body.contains(expected), "{expected} in\n{body}");
+    }
+}
+
+#[tokio::test]
 async fn without_a_token_the_main_address_has_no_metrics() {
     let app = TestApp::spawn().await;
     assert_eq!(scrape(&app, None).await.0, 404);

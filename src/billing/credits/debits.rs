@@ -166,11 +166,22 @@ impl Debits {
     /// `Debits` is dropped.
     pub fn start(writers: &Writers) -> Self {
         let store = writers.store().clone();
-        let queue = Batches::start(writers, MAX_BATCH, QUEUE, move |debits: Vec<Debit>| {
-            let store = store.clone();
-            async move { write_batch(&store, &debits).await }
-        });
+        let queue = Batches::start(
+            writers,
+            "debits",
+            MAX_BATCH,
+            QUEUE,
+            move |debits: Vec<Debit>| {
+                let store = store.clone();
+                async move { write_batch(&store, &debits).await }
+            },
+        );
         Self { queue }
+    }
+
+    /// Debits waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.queue.queued()
     }
 
     /// Decides `debit` and answers once it is committed.

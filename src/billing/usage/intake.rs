@@ -24,18 +24,29 @@ impl UsageIntake {
     /// `UsageIntake` is dropped.
     pub fn start(writers: &Writers) -> Self {
         let store = writers.store().clone();
-        let queue = Batches::start(writers, MAX_BATCH, QUEUE, move |usage: Vec<NewUsage>| {
-            let store = store.clone();
-            async move {
-                match store.record_usage(&usage).await {
-                    Ok(recorded) => recorded.into_iter().map(Ok).collect(),
-                    // Each caller answers 500 and retries: a retry of a record
-                    // that was stored is answered as its duplicate.
-                    Err(err) => vec![Err(err.to_string()); usage.len()],
+        let queue = Batches::start(
+            writers,
+            "usage",
+            MAX_BATCH,
+            QUEUE,
+            move |usage: Vec<NewUsage>| {
+                let store = store.clone();
+                async move {
+                    match store.record_usage(&usage).await {
+                        Ok(recorded) => recorded.into_iter().map(Ok).collect(),
+                        // Each caller answers 500 and retries: a retry of a record
+                        // that was stored is answered as its duplicate.
+                        Err(err) => vec![Err(err.to_string()); usage.len()],
+                    }
                 }
-            }
-        });
+            },
+        );
         Self { queue }
+    }
+
+    /// Records waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.queue.queued()
     }
 
     /// Stores `usage` of `org` (whose Stripe customer is `customer`) to be
