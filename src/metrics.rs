@@ -70,8 +70,9 @@ fn histogram(
     name: &str,
     help: &str,
     labels: &[&str],
+    buckets: &[f64],
 ) -> Result<HistogramVec, prometheus::Error> {
-    let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
     registered(registry, HistogramVec::new(opts, labels)?)
 }
 
@@ -100,6 +101,7 @@ impl Metrics {
                 "http_request_duration_seconds",
                 "Time to answer, by route template.",
                 &["route"],
+                &LATENCY_BUCKETS,
             )?,
             webhook_events: counter(
                 &registry,
@@ -119,22 +121,19 @@ impl Metrics {
                 "Time to write and commit one ingest batch.",
                 &LATENCY_BUCKETS,
             )?,
-            batch_items: registered(
+            batch_items: histogram(
                 &registry,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "batch_items",
-                        "Requests written per transaction by a batch writer (`queue`: debits, usage).",
-                    )
-                    .buckets(BATCH_SIZES.to_vec()),
-                    &["queue"],
-                )?,
+                "batch_items",
+                "Requests written per transaction by a batch writer (`queue`: debits, usage).",
+                &["queue"],
+                &BATCH_SIZES,
             )?,
             batch_seconds: histogram(
                 &registry,
                 "batch_seconds",
                 "Time to write and commit one batch of a batch writer, by queue.",
                 &["queue"],
+                &LATENCY_BUCKETS,
             )?,
             stripe_requests: counter(
                 &registry,
@@ -147,6 +146,7 @@ impl Metrics {
                 "stripe_request_duration_seconds",
                 "Time for one request to Stripe, by endpoint.",
                 &["endpoint"],
+                &LATENCY_BUCKETS,
             )?,
             stripe_retries: registered(
                 &registry,

@@ -182,11 +182,8 @@ impl Tx {
         }
         // In one order: two transactions writing two keys of organizations
         // with no balance row never wait for each other in a circle.
-        let mut rows: Vec<(&DebitKey<'_>, u16, String)> = answers
-            .iter()
-            .map(|a| (&a.key, a.status, a.response.clone()))
-            .collect();
-        rows.sort_unstable_by(|a, b| (a.0.org_id, a.0.key).cmp(&(b.0.org_id, b.0.key)));
+        let mut rows: Vec<&DebitAnswerRow<'_>> = answers.iter().collect();
+        rows.sort_unstable_by(|a, b| (a.key.org_id, a.key.key).cmp(&(b.key.org_id, b.key.key)));
         inserts.push((&*ANSWERS, answer_columns(&rows)));
         self.insert_all(inserts).await?;
         Ok(())
@@ -202,14 +199,14 @@ const ANSWER_COLUMNS: [&str; 6] = [
     "created_at",
 ];
 
-/// The columns of `ANSWER_COLUMNS` for `(key, status, response)` rows.
-fn answer_columns(rows: &[(&DebitKey<'_>, u16, String)]) -> Vec<Values> {
+/// The columns of `ANSWER_COLUMNS` for `rows`.
+fn answer_columns(rows: &[&DebitAnswerRow<'_>]) -> Vec<Values> {
     vec![
-        Values::Text(rows.iter().map(|r| Some(r.0.org_id.to_owned())).collect()),
-        Values::Text(rows.iter().map(|r| Some(r.0.key.to_owned())).collect()),
-        Values::Text(rows.iter().map(|r| Some(r.0.hash.to_owned())).collect()),
-        Values::Int(rows.iter().map(|r| Some(i64::from(r.1))).collect()),
-        Values::Text(rows.iter().map(|r| Some(r.2.clone())).collect()),
+        Values::Text(rows.iter().map(|r| Some(r.key.org_id.to_owned())).collect()),
+        Values::Text(rows.iter().map(|r| Some(r.key.key.to_owned())).collect()),
+        Values::Text(rows.iter().map(|r| Some(r.key.hash.to_owned())).collect()),
+        Values::Int(rows.iter().map(|r| Some(i64::from(r.status))).collect()),
+        Values::Text(rows.iter().map(|r| Some(r.response.clone())).collect()),
         repeated(unix_now(), rows.len()),
     ]
 }
