@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
@@ -81,6 +82,16 @@ pub(crate) use with_pool;
 /// (`?options[random_page_cost]=4`).
 const RANDOM_PAGE_COST: &str = "1.1";
 
+/// A pooled PostgreSQL connection idle for longer than this is pinged before
+/// it serves again; one used more recently is not. sqlx pings every
+/// connection given back, so one back in the pool answered a moment ago; a
+/// ping at every lending too made a read of one statement three round trips
+/// (the uncached Plans page: median 1.12× the pages a second without it,
+/// `docs/benchmarks.md`). A connection the server dropped during a quiet
+/// spell (a restart, a proxy's idle timeout) is still found out and
+/// replaced before a request meets it.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// What the writers' own PostgreSQL connections are called in
 /// `pg_stat_activity`.
 const WRITERS_APPLICATION_NAME: &str = "lance-billing writers";
@@ -106,6 +117,21 @@ const SQLITE_TEMP_STORE: &str = "memory";
 /// How long a SQLite write waits for the one before it.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Pings a connection before it serves only when it idled past
+/// `PING_AFTER_IDLE`.
+fn ping_after_idle(options: PgPoolOptions) -> PgPoolOptions {
+    options
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 fn with_planner_costs(options: PgConnectOptions) -> PgConnectOptions {
     let set_by_url = options
         .get_options()
@@ -123,7 +149,7 @@ impl Store {
         let acquire_timeout = Duration::from_secs(5);
         if settings.is_postgres() {
             let options = with_planner_costs(PgConnectOptions::from_str(url)?);
-            let pool = PgPoolOptions::new()
+            let pool = ping_after_idle(PgPoolOptions::new())
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire_timeout)
                 .connect_with(options)
@@ -225,7 +251,7 @@ impl Store {
                 drop(writes.acquire().await?);
             }
             Pool::Postgres { reads, writes } => {
-                *writes = PgPoolOptions::new()
+                *writes = ping_after_idle(PgPoolOptions::new())
                     .max_connections(connections.max(1))
                     .idle_timeout(None)
                     .max_lifetime(None)
