@@ -3,6 +3,8 @@
 //! middleware, the security headers and the route table of `crate::web`.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_session::SessionMiddleware;
@@ -31,6 +33,27 @@ use crate::stripe::StripeClient;
 use crate::stripe::webhook::WebhookVerifier;
 use crate::web;
 use crate::web::{metrics, request_id};
+
+/// Each HTTP worker's share of `DATABASE_MAX_CONNECTIONS` when it reads
+/// through connections of its own (`Store::read_from_this_thread`), two at
+/// least: one statement may wait on another's.
+fn reads_per_worker(max_connections: u32, workers: usize) -> u32 {
+    let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+    (max_connections / workers).max(2)
+}
+
+/// Holds the calling HTTP worker, the `index`th, to one core, taking the
+/// cores in turn: the connections it opens then run on that core too.
+fn hold_worker_to_core(index: usize) {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    match cores.get(index % cores.len().max(1)) {
+        Some(core) if core_affinity::set_for_current(*core) => {
+            log::debug!("HTTP worker {index} runs on core {}", core.id);
+        }
+        // Not every platform lets a thread choose its core: slower, not wrong.
+        _ => log::info!("could not hold HTTP worker {index} to one core; it runs on any"),
+    }
+}
 
 /// How long a stop waits for background tasks and the database, each.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -156,7 +179,18 @@ impl Application {
         let session_key = session_key(&settings.pages);
         let secure_cookies = settings.server.public_url.scheme() == "https";
         let csp = content_security_policy(&settings);
-        let mut server = HttpServer::new(move || {
+        let workers = settings
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let own_reads = (settings.database.reads_pinned && store.is_sqlite())
+            .then(|| reads_per_worker(settings.database.max_connections, workers));
+        let next_worker = Arc::new(AtomicUsize::new(0));
+        let server = HttpServer::new(move || {
+            if let Some(connections) = own_reads {
+                hold_worker_to_core(next_worker.fetch_add(1, Ordering::Relaxed));
+                state.store.read_from_this_thread(connections);
+            }
             App::new()
                 .wrap(
                     SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
@@ -180,10 +214,8 @@ impl Application {
         .client_request_timeout(settings.server.client_request_timeout)
         .keep_alive(settings.server.keep_alive)
         .shutdown_timeout(settings.server.shutdown_timeout.as_secs())
+        .workers(workers)
         .listen(listener)?;
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers);
-        }
         log::info!(
             "lance-billing listening on {address} ({} database)",
             store.backend_name()

@@ -38,6 +38,9 @@ pub struct DatabaseSettings {
     /// The writers run on a thread of their own held to one core, beside
     /// their write connections (see `billing::ingest`).
     pub ingest_pinned: bool,
+    /// On SQLite, each HTTP worker is held to one core and reads through
+    /// connections of its own, opened from it (see `store::worker_reads`).
+    pub reads_pinned: bool,
     /// How long a processed event's payload is kept (`EVENT_PAYLOAD_RETENTION`);
     /// its id stays for deduplication. `None` keeps payloads forever.
     pub event_payload_retention: Option<Duration>,
@@ -68,6 +71,7 @@ impl DatabaseSettings {
                 writers => writers,
             },
             ingest_pinned: env.flag_or("INGEST_PIN", true)?,
+            reads_pinned: env.flag_or("READS_PIN", true)?,
             event_payload_retention: Some(
                 env.duration_or("EVENT_PAYLOAD_RETENTION", Duration::from_secs(90 * 86_400))?,
             )

@@ -48,6 +48,8 @@ fn defaults_apply_when_only_required_variables_are_set() {
             .database
             .ingest_pinned
     );
+    assert!(s.database.reads_pinned);
+    assert!(!with(&[("READS_PIN", "no")]).unwrap().database.reads_pinned);
 }
 
 #[test]
@@ -70,6 +72,7 @@ fn each_bad_value_names_its_variable() {
         ),
         ("DEV_AUTH", "maybe"),
         ("INGEST_PIN", "sometimes"),
+        ("READS_PIN", "sometimes"),
         ("STRIPE_WEBHOOK_SECRET", "sk_test_oops"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_a, nope"),
         ("STRIPE_WEBHOOK_TOLERANCE", "soon"),

@@ -41,7 +41,10 @@ impl Store {
         let now = unix_now();
         let age = |at: Option<i64>| at.map_or(-1, |at| (now - at).max(0));
         let (size, idle) = match &self.pool {
-            Pool::Sqlite { reads, .. } => (reads.size(), reads.num_idle()),
+            Pool::Sqlite { reads, workers, .. } => {
+                let (open, idle) = workers.sizes();
+                (reads.size() + open, reads.num_idle() + idle)
+            }
             Pool::Postgres { reads, .. } => (reads.size(), reads.num_idle()),
         };
         Ok(vec![

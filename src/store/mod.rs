@@ -10,6 +10,7 @@
 //! | file                   | what                                                   |
 //! |------------------------|--------------------------------------------------------|
 //! | `pool.rs`              | `Store` over either backend, connections, migrations   |
+//! | `worker_reads.rs`      | SQLite reads on an HTTP worker's own connections       |
 //! | `tx.rs`                | `Tx`, a write transaction on either backend            |
 //! | `synced/`              | Stripe state: each table declared once, version-guarded|
 //! | `sets/`                | many rows (or ids) in one statement, on either backend |
@@ -67,6 +68,7 @@ mod sets;
 mod synced;
 mod tx;
 mod usage;
+mod worker_reads;
 
 pub use admin::{AdminFilter, AdminOrgRow};
 pub use audit::{AuditEntry, AuditLog};

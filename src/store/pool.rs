@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::cache::{self, Caches, OrgCache};
 use super::tx::{BeginWrite, StoreCaches, Tx, TxConn};
+use super::worker_reads::WorkerReads;
 use super::{ENTITLEMENTS_TTL_SECS, StoreError};
 use crate::config::DatabaseSettings;
 
@@ -51,9 +52,12 @@ pub(super) enum Pool {
     /// batch began by reading back the pages the previous one had written.
     /// One write connection keeps them cached, and writers queue in the pool
     /// (in order) instead of sleeping in SQLite's busy handler.
+    /// `workers` holds the HTTP workers' own read connections
+    /// (`worker_reads.rs`), which their reads take instead of `reads`.
     Sqlite {
         reads: SqlitePool,
         writes: SqlitePool,
+        workers: Arc<WorkerReads>,
     },
     /// `writes` is `reads` until the writers open connections of their
     /// own from their thread (`open_writes_here`).
@@ -65,7 +69,11 @@ pub(super) enum Pool {
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::store::pool::Pool::Sqlite { reads: $pool, .. } => $body,
+            $crate::store::pool::Pool::Sqlite { reads, workers, .. } => {
+                let here = workers.here();
+                let $pool = here.as_ref().unwrap_or(reads);
+                $body
+            }
             $crate::store::pool::Pool::Postgres { reads: $pool, .. } => $body,
         }
     };
@@ -202,7 +210,12 @@ impl Store {
                 .acquire_timeout(SQLITE_BUSY_TIMEOUT)
                 .connect_with(options.thread_name(|id| format!("sqlite-writes-{id}")))
                 .await?;
-            Ok(Self::new(Pool::Sqlite { reads, writes }, settings, None))
+            let pool = Pool::Sqlite {
+                reads,
+                writes,
+                workers: Arc::default(),
+            };
+            Ok(Self::new(pool, settings, None))
         }
     }
 
@@ -327,11 +340,19 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        // On PostgreSQL this store writes through its reads' pool.
-        if let Pool::Sqlite { writes, .. } = &self.pool {
-            writes.close().await;
+        match &self.pool {
+            Pool::Sqlite {
+                reads,
+                writes,
+                workers,
+            } => {
+                workers.close().await;
+                writes.close().await;
+                reads.close().await;
+            }
+            // This store writes through its reads' pool.
+            Pool::Postgres { reads, .. } => reads.close().await,
         }
-        with_pool!(self, |pool| pool.close().await);
     }
 }
 
@@ -379,7 +400,7 @@ mod tests {
         let store = Store::connect(&DatabaseSettings::from_env(&env).unwrap())
             .await
             .unwrap();
-        let Pool::Sqlite { reads, writes } = &store.pool else {
+        let Pool::Sqlite { reads, writes, .. } = &store.pool else {
             unreachable!("a sqlite:// URL")
         };
         for pool in [reads, writes] {
