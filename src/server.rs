@@ -43,10 +43,16 @@ fn reads_per_worker(max_connections: u32, workers: usize) -> u32 {
 }
 
 /// Holds the calling HTTP worker, the `index`th, to one core, taking the
-/// cores in turn: the connections it opens then run on that core too.
-fn hold_worker_to_core(index: usize) {
+/// cores in turn: the connections it opens then run on that core too. With
+/// `spare_last`, the last core is the writers' (`billing::writers`): a
+/// worker whose turn lands on it runs on any core instead.
+fn hold_worker_to_core(index: usize, spare_last: bool) {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    match cores.get(index % cores.len().max(1)) {
+    let turn = index % cores.len().max(1);
+    if spare_last && cores.len() > 1 && turn == cores.len() - 1 {
+        return;
+    }
+    match cores.get(turn) {
         Some(core) if core_affinity::set_for_current(*core) => {
             log::debug!("HTTP worker {index} runs on core {}", core.id);
         }
@@ -186,9 +192,10 @@ impl Application {
         let own_reads = (settings.database.reads_pinned && store.is_sqlite())
             .then(|| reads_per_worker(settings.database.max_connections, workers));
         let next_worker = Arc::new(AtomicUsize::new(0));
+        let spare_last = settings.database.ingest_pinned;
         let server = HttpServer::new(move || {
             if let Some(connections) = own_reads {
-                hold_worker_to_core(next_worker.fetch_add(1, Ordering::Relaxed));
+                hold_worker_to_core(next_worker.fetch_add(1, Ordering::Relaxed), spare_last);
                 state.store.read_from_this_thread(connections);
             }
             App::new()
