@@ -34,33 +34,6 @@ use crate::stripe::webhook::WebhookVerifier;
 use crate::web;
 use crate::web::{metrics, request_id};
 
-/// Each HTTP worker's share of `DATABASE_MAX_CONNECTIONS` when it reads
-/// through connections of its own (`Store::read_from_this_thread`), two at
-/// least: one statement may wait on another's.
-fn reads_per_worker(max_connections: u32, workers: usize) -> u32 {
-    let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
-    (max_connections / workers).max(2)
-}
-
-/// Holds the calling HTTP worker, the `index`th, to one core, taking the
-/// cores in turn: the connections it opens then run on that core too. With
-/// `spare_last`, the last core is the writers' (`billing::writers`): a
-/// worker whose turn lands on it runs on any core instead.
-fn hold_worker_to_core(index: usize, spare_last: bool) {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let turn = index % cores.len().max(1);
-    if spare_last && cores.len() > 1 && turn == cores.len() - 1 {
-        return;
-    }
-    match cores.get(turn) {
-        Some(core) if core_affinity::set_for_current(*core) => {
-            log::debug!("HTTP worker {index} runs on core {}", core.id);
-        }
-        // Not every platform lets a thread choose its core: slower, not wrong.
-        _ => log::info!("could not hold HTTP worker {index} to one core; it runs on any"),
-    }
-}
-
 /// How long a stop waits for background tasks and the database, each.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -189,14 +162,10 @@ impl Application {
             .server
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let own_reads = (settings.database.reads_pinned && store.is_sqlite())
-            .then(|| reads_per_worker(settings.database.max_connections, workers));
-        let next_worker = Arc::new(AtomicUsize::new(0));
-        let spare_last = settings.database.ingest_pinned;
+        let worker_start = WorkerStart::new(&settings.database, &store, workers);
         let server = HttpServer::new(move || {
-            if let Some(connections) = own_reads {
-                hold_worker_to_core(next_worker.fetch_add(1, Ordering::Relaxed), spare_last);
-                state.store.read_from_this_thread(connections);
+            if let Some(start) = &worker_start {
+                start.run(&state.store);
             }
             App::new()
                 .wrap(
@@ -348,4 +317,53 @@ fn clerk_webhooks(auth: &AuthSettings) -> anyhow::Result<Option<SvixVerifier>> {
         return Ok(None);
     }
     Ok(Some(SvixVerifier::new(&auth.clerk_webhook_secrets)?))
+}
+
+/// What each HTTP worker does as it starts, on SQLite with `READS_PIN`:
+/// it takes a core and opens read connections of its own from it
+/// (`store::worker_reads`), so their threads share that core.
+#[derive(Clone)]
+struct WorkerStart {
+    /// Each worker's share of `DATABASE_MAX_CONNECTIONS`, two at least: one
+    /// statement may wait on another's.
+    connections: u32,
+    /// The last core is the writers' (`INGEST_PIN`, `billing::writers`).
+    spare_last: bool,
+    started: Arc<AtomicUsize>,
+}
+
+impl WorkerStart {
+    fn new(database: &DatabaseSettings, store: &Store, workers: usize) -> Option<Self> {
+        if !(database.reads_pinned && store.is_sqlite()) {
+            return None;
+        }
+        let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+        Some(Self {
+            connections: (database.max_connections / workers).max(2),
+            spare_last: database.ingest_pinned,
+            started: Arc::default(),
+        })
+    }
+
+    fn run(&self, store: &Store) {
+        self.hold_to_core(self.started.fetch_add(1, Ordering::Relaxed));
+        store.read_from_this_thread(self.connections);
+    }
+
+    /// Holds the `index`th worker to one core, the workers taking the cores
+    /// in turn; one whose turn is the writers' core runs on any instead.
+    fn hold_to_core(&self, index: usize) {
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let turn = index % cores.len().max(1);
+        if self.spare_last && cores.len() > 1 && turn == cores.len() - 1 {
+            return;
+        }
+        match cores.get(turn) {
+            Some(core) if core_affinity::set_for_current(*core) => {
+                log::debug!("HTTP worker {index} runs on core {}", core.id);
+            }
+            // Not every platform lets a thread choose its core: slower, not wrong.
+            _ => log::info!("could not hold HTTP worker {index} to one core; it runs on any"),
+        }
+    }
 }
