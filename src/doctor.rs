@@ -189,7 +189,7 @@ fn is_refused_key(err: &StripeError) -> bool {
 }
 
 async fn probe(stripe: &StripeClient, path: &str) -> Result<Value, StripeError> {
-    stripe.get_with_query(path, &[("limit", "1")]).await
+    stripe.get_with_query(path, [("limit", "1")]).await
 }
 
 async fn resources(stripe: &StripeClient) -> Check {
@@ -302,7 +302,7 @@ async fn portal(settings: &Settings, stripe: &StripeClient) -> Check {
     }
     let query = [("is_default", "true"), ("active", "true"), ("limit", "1")];
     match stripe
-        .get_with_query::<_, Value>("/v1/billing_portal/configurations", &query)
+        .get_with_query::<Value>("/v1/billing_portal/configurations", query)
         .await
     {
         Ok(list) if list["data"].as_array().is_some_and(|d| !d.is_empty()) => {

@@ -155,15 +155,16 @@ impl StripeClient {
         self.send(Method::GET, path, None, None).await
     }
 
-    /// GETs `path` with `query` form-encoded the same way as POST bodies
-    /// (`limit=100&starting_after=…&expand[0]=…`).
-    pub async fn get_with_query<Q: Serialize, R: DeserializeOwned>(
+    /// GETs `path` with `query`'s name and value pairs form-encoded
+    /// (`limit=100&starting_after=…`). Pairs, not any `Serialize`: a list
+    /// of pairs would encode as `0[0]=limit&0[1]=100`, which Stripe refuses
+    /// as an unknown parameter.
+    pub async fn get_with_query<'q, R: DeserializeOwned>(
         &self,
         path: &str,
-        query: &Q,
+        query: impl IntoIterator<Item = (&'q str, &'q str)>,
     ) -> Result<R, StripeError> {
-        let query = serde_qs::to_string(query).map_err(|e| StripeError::Encode(e.to_string()))?;
-        self.get(&format!("{path}?{query}")).await
+        self.get(&format!("{path}?{}", query_of(query))).await
     }
 
     async fn send<R: DeserializeOwned>(
@@ -307,6 +308,13 @@ fn parse_response<R: DeserializeOwned>(
     }
 }
 
+/// `query`'s pairs as a URL's query, each name and value form-encoded.
+fn query_of<'q>(query: impl IntoIterator<Item = (&'q str, &'q str)>) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query)
+        .finish()
+}
+
 /// The start of a body, as text, for an error message.
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -358,6 +366,15 @@ mod tests {
         let mut yes = HeaderMap::new();
         yes.insert("stripe-should-retry", "true".parse().unwrap());
         assert!(should_retry(StatusCode::BAD_REQUEST, &yes).retry);
+    }
+
+    #[test]
+    fn a_query_is_its_pairs_form_encoded() {
+        assert_eq!(query_of([("limit", "1")]), "limit=1");
+        assert_eq!(
+            query_of([("query", "metadata['org_id']:'org_1'"), ("limit", "100")]),
+            "query=metadata%5B%27org_id%27%5D%3A%27org_1%27&limit=100"
+        );
     }
 
     #[test]

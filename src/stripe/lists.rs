@@ -52,7 +52,7 @@ impl StripeClient {
         if let Some(after) = starting_after {
             query.insert("starting_after", after);
         }
-        self.get_with_query(path, &query).await
+        self.get_with_query(path, query).await
     }
 }
 

@@ -6,7 +6,7 @@ use lance_billing::config::{Env, StripeSettings};
 use lance_billing::doctor::{Check, SYNC_RESOURCES, Verdict, run};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -20,6 +20,22 @@ fn endpoint(status: &str, events: Value, version: &str) -> Value {
     json!({"object": "list", "has_more": false, "data": [{"id": "we_1", "object": "webhook_endpoint",
         "url": format!("{PUBLIC_URL}/api/v1/webhooks/stripe"), "enabled_events": events,
         "api_version": version, "status": status}]})
+}
+
+/// The parameters of Stripe's list endpoints the doctor may send.
+const LIST_PARAMETERS: [&str; 4] = ["limit", "starting_after", "is_default", "active"];
+
+/// Stripe refuses a request with a parameter it does not know (400,
+/// `parameter_unknown`): the stand-in answers only queries of known names.
+struct KnownParameters;
+
+impl Match for KnownParameters {
+    fn matches(&self, request: &Request) -> bool {
+        request
+            .url
+            .query_pairs()
+            .all(|(name, _)| LIST_PARAMETERS.contains(&name.as_ref()))
+    }
 }
 
 /// Stripe and Clerk as a healthy deployment sees them; `overrides` answer
@@ -53,6 +69,13 @@ impl Stand {
             stand.answer(at, 200, empty_list(), 5).await;
         }
         Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+                "type": "invalid_request_error", "code": "parameter_unknown",
+                "message": "Received unknown parameter"}})))
+            .with_priority(10)
+            .mount(&stand.stripe)
+            .await;
+        Mock::given(method("GET"))
             .and(path("/.well-known/jwks.json"))
             .respond_with(
                 ResponseTemplate::new(200).set_body_json(json!({"keys": [{"kid": "ins_1"}]})),
@@ -66,6 +89,7 @@ impl Stand {
     async fn answer(&self, at: &str, status: u16, body: Value, priority: u8) {
         Mock::given(method("GET"))
             .and(path(at))
+            .and(KnownParameters)
             .respond_with(ResponseTemplate::new(status).set_body_json(body))
             .with_priority(priority)
             .mount(&self.stripe)

@@ -1,7 +1,7 @@
 //! Customers, fetched: which to sync, and each one's subscriptions,
 //! invoices, payment methods and entitlements.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use anyhow::Context;
 
@@ -51,9 +51,9 @@ async fn customers_of_org(
         // An OrgId holds no quote, so it cannot break out of the query.
         let query = format!("metadata['org_id']:'{org}'");
         let search = async {
-            let params = BTreeMap::from([("query", query.as_str()), ("limit", "100")]);
+            let params = [("query", query.as_str()), ("limit", "100")];
             let found: List<FullCustomer> = stripe
-                .get_with_query("/v1/customers/search", &params)
+                .get_with_query("/v1/customers/search", params)
                 .await
                 .with_context(|| format!("could not search the customers of {org}"))?;
             Ok(found.data)
