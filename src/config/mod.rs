@@ -62,6 +62,7 @@ impl DatabaseSettings {
                 "must start with sqlite:// or postgres://",
             ));
         }
+        Self::readable(url)?;
         Ok(Self {
             url: SecretString::from(url.to_owned()),
             max_connections: env.parse_or("DATABASE_MAX_CONNECTIONS", 10, "a positive integer")?,
@@ -79,6 +80,29 @@ impl DatabaseSettings {
             credits_expire_after: Some(env.duration_or("CREDITS_EXPIRE_AFTER", Duration::ZERO)?)
                 .filter(|lifetime| !lifetime.is_zero()),
         })
+    }
+
+    /// Refuses at start a URL the driver cannot read, rather than at the
+    /// first connection. Its reasons never quote the URL, which may hold a
+    /// password.
+    fn readable(url: &str) -> Result<(), ConfigError> {
+        use std::str::FromStr;
+        if url.starts_with("sqlite:") {
+            return sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .map(drop)
+                .map_err(|e| ConfigError::new("DATABASE_URL", format!("cannot be read: {e}")));
+        }
+        sqlx::postgres::PgConnectOptions::from_str(url)
+            .map(drop)
+            .map_err(|e| {
+                ConfigError::new(
+                    "DATABASE_URL",
+                    format!(
+                        "cannot be read: {e} (a Unix socket is written \
+                         postgres://user@localhost/db?host=/var/run/postgresql)"
+                    ),
+                )
+            })
     }
 
     pub fn is_postgres(&self) -> bool {

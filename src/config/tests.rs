@@ -165,3 +165,26 @@ fn authorized_parties_are_split_and_trimmed() {
         ["https://a.com", "https://b.com"]
     );
 }
+
+#[test]
+fn a_database_url_the_driver_cannot_read_is_refused_with_the_socket_form() {
+    let err = with(&[(
+        "DATABASE_URL",
+        "postgres://app:hunter2@/billing?host=/var/run/postgresql",
+    )])
+    .unwrap_err();
+    assert_eq!(err.var, "DATABASE_URL");
+    assert!(
+        err.to_string()
+            .contains("postgres://user@localhost/db?host=/var/run/postgresql"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    for usable in [
+        "postgres://app@localhost/billing?host=/var/run/postgresql",
+        "postgresql://app:pw@db.internal:5432/billing?sslmode=require",
+        "sqlite://lance-billing.db",
+    ] {
+        assert!(with(&[("DATABASE_URL", usable)]).is_ok(), "{usable}");
+    }
+}
