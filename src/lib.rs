@@ -13,6 +13,7 @@ pub mod billing;
 pub mod clerk;
 pub mod cli;
 pub mod config;
+pub mod cores;
 pub mod doctor;
 pub mod domain;
 pub mod logging;

@@ -27,6 +27,7 @@ use crate::billing::writers::Writers;
 use crate::billing::{Ingestor, catchup, refetch, retention, seats, snapshot, usage};
 use crate::clerk::svix::SvixVerifier;
 use crate::config::{AuthSettings, DatabaseSettings, PagesSettings, Settings};
+use crate::cores;
 use crate::state::AppState;
 use crate::store::{AuditLog, Store};
 use crate::stripe::StripeClient;
@@ -327,8 +328,8 @@ struct WorkerStart {
     /// Each worker's share of `DATABASE_MAX_CONNECTIONS`, two at least: one
     /// statement may wait on another's.
     connections: u32,
-    /// The last core is the writers' (`INGEST_PIN`, `billing::writers`).
-    spare_last: bool,
+    /// Leave the writers' core (`cores::writers`) to them (`INGEST_PIN`).
+    spare_writers: bool,
     started: Arc<AtomicUsize>,
 }
 
@@ -340,7 +341,7 @@ impl WorkerStart {
         let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
         Some(Self {
             connections: (database.max_connections / workers).max(2),
-            spare_last: database.ingest_pinned,
+            spare_writers: database.ingest_pinned,
             started: Arc::default(),
         })
     }
@@ -353,17 +354,11 @@ impl WorkerStart {
     /// Holds the `index`th worker to one core, the workers taking the cores
     /// in turn; one whose turn is the writers' core runs on any instead.
     fn hold_to_core(&self, index: usize) {
-        let cores = core_affinity::get_core_ids().unwrap_or_default();
-        let turn = index % cores.len().max(1);
-        if self.spare_last && cores.len() > 1 && turn == cores.len() - 1 {
+        let cores = cores::available();
+        let turn = cores.get(index % cores.len().max(1)).copied();
+        if self.spare_writers && cores.len() > 1 && turn == cores::writers() {
             return;
         }
-        match cores.get(turn) {
-            Some(core) if core_affinity::set_for_current(*core) => {
-                log::debug!("HTTP worker {index} runs on core {}", core.id);
-            }
-            // Not every platform lets a thread choose its core: slower, not wrong.
-            _ => log::info!("could not hold HTTP worker {index} to one core; it runs on any"),
-        }
+        cores::hold(&format!("HTTP worker {index}"), turn);
     }
 }

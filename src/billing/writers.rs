@@ -8,6 +8,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
+use crate::cores;
 use crate::store::Store;
 
 /// The writers' runtime and the store they write through.
@@ -69,7 +70,7 @@ async fn on_a_thread_of_their_own(store: Store, connections: usize) -> std::io::
     std::thread::Builder::new()
         .name("writers".to_owned())
         .spawn(move || {
-            hold_to_one_core();
+            cores::hold("the writers", cores::writers());
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -111,19 +112,6 @@ async fn on_a_thread_of_their_own(store: Store, connections: usize) -> std::io::
     ready
         .await
         .unwrap_or_else(|_| Err(std::io::Error::other("the writers' thread ended at start")))
-}
-
-/// Holds the calling thread to the last of the cores this process may use
-/// (the first tends to take the most interrupts).
-fn hold_to_one_core() {
-    let last = core_affinity::get_core_ids().and_then(|cores| cores.last().copied());
-    match last {
-        Some(core) if core_affinity::set_for_current(core) => {
-            log::debug!("the writers run on core {}", core.id);
-        }
-        // Not every platform lets a thread choose its core: slower, not wrong.
-        _ => log::info!("could not hold the writers to one core; they run on any"),
-    }
 }
 
 /// Puts the calling thread under `SCHED_BATCH`, at the usual nice value: a
@@ -205,7 +193,7 @@ mod tests {
     #[test]
     fn the_writer_holds_one_core_which_the_threads_it_starts_share() {
         std::thread::spawn(|| {
-            hold_to_one_core();
+            cores::hold("the writers", cores::writers());
             let writer = allowed_cores().unwrap();
             assert!(!writer.contains([',', '-']), "writer on {writer}");
             let connection = std::thread::spawn(allowed_cores).join().unwrap();
