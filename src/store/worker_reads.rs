@@ -12,30 +12,47 @@
 //! reads through the shared pool.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 
 use super::{Pool, Store};
 
-/// Every worker's read connections: what the metrics count and `close`
-/// closes.
+/// Every worker's read connections, each pool by a number of its own: what
+/// the metrics count and `close` closes.
 #[derive(Debug, Default)]
 pub(crate) struct WorkerReads {
-    pools: Mutex<Vec<SqlitePool>>,
+    pools: Mutex<Vec<(u64, SqlitePool)>>,
+    numbered: AtomicU64,
+}
+
+/// A thread's own connections. When the thread ends (a worker actix
+/// replaced, say), they leave the registry, and with their last handle
+/// gone they close.
+struct Here {
+    owner: Weak<WorkerReads>,
+    number: u64,
+    pool: SqlitePool,
+}
+
+impl Drop for Here {
+    fn drop(&mut self) {
+        if let Some(owner) = self.owner.upgrade() {
+            owner.lock().retain(|(number, _)| *number != self.number);
+        }
+    }
 }
 
 thread_local! {
-    /// This thread's read connections, and the `WorkerReads` they belong to.
-    static HERE: RefCell<Option<(usize, SqlitePool)>> = const { RefCell::new(None) };
+    static HERE: RefCell<Option<Here>> = const { RefCell::new(None) };
 }
 
 impl WorkerReads {
     /// The calling thread's own connections for this store, if it has some.
     pub(crate) fn here(self: &Arc<Self>) -> Option<SqlitePool> {
-        let id = Arc::as_ptr(self) as usize;
         HERE.with(|here| match &*here.borrow() {
-            Some((owner, pool)) if *owner == id => Some(pool.clone()),
+            Some(here) if Weak::as_ptr(&here.owner) == Arc::as_ptr(self) => Some(here.pool.clone()),
             _ => None,
         })
     }
@@ -47,19 +64,24 @@ impl WorkerReads {
             .max_connections(connections.max(1))
             .acquire_timeout(shared.options().get_acquire_timeout())
             .connect_lazy_with((*shared.connect_options()).clone());
+        let number = self.numbered.fetch_add(1, Ordering::Relaxed);
+        self.lock().push((number, pool.clone()));
+        let here = Here {
+            owner: Arc::downgrade(self),
+            number,
+            pool,
+        };
+        HERE.with(|slot| *slot.borrow_mut() = Some(here));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, SqlitePool)>> {
         self.pools
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(pool.clone());
-        let id = Arc::as_ptr(self) as usize;
-        HERE.with(|here| *here.borrow_mut() = Some((id, pool)));
     }
 
     fn pools(&self) -> Vec<SqlitePool> {
-        self.pools
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.lock().iter().map(|(_, pool)| pool.clone()).collect()
     }
 
     /// Connections open, and of them idle, over every worker.
@@ -103,6 +125,25 @@ mod tests {
         store
     }
 
+    /// Runs `work` to its end on a thread of its own, with a runtime of its
+    /// own, as an HTTP worker runs; the thread then ends.
+    fn on_another_thread<F, W>(work: W) -> F::Output
+    where
+        W: FnOnce() -> F + Send + 'static,
+        F: std::future::Future,
+        F::Output: Send + 'static,
+    {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(work())
+        })
+        .join()
+        .unwrap()
+    }
+
     fn worker_connections(store: &Store) -> u32 {
         match &store.pool {
             Pool::Sqlite { workers, .. } => workers.sizes().0,
@@ -115,16 +156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
         let elsewhere = store.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(elsewhere.linked_customers())
-        })
-        .join()
-        .unwrap()
-        .unwrap();
+        on_another_thread(move || async move { elsewhere.linked_customers().await.unwrap() });
         assert_eq!(worker_connections(&store), 0);
 
         store.read_from_this_thread(2);
@@ -138,5 +170,21 @@ mod tests {
         assert_eq!(worker_connections(&other), 0, "another store's thread");
         store.close().await;
         other.close().await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_thread_that_ends_takes_its_connections_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let worker = store.clone();
+        on_another_thread(move || async move {
+            worker.read_from_this_thread(2);
+            worker.linked_customers().await.unwrap();
+            // Back in the pool, idle, before the thread ends.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            assert_eq!(worker_connections(&worker), 1);
+        });
+        assert_eq!(worker_connections(&store), 0);
+        store.close().await;
     }
 }
