@@ -87,22 +87,18 @@ impl DatabaseSettings {
     /// password.
     fn readable(url: &str) -> Result<(), ConfigError> {
         use std::str::FromStr;
-        if url.starts_with("sqlite:") {
-            return sqlx::sqlite::SqliteConnectOptions::from_str(url)
-                .map(drop)
-                .map_err(|e| ConfigError::new("DATABASE_URL", format!("cannot be read: {e}")));
-        }
-        sqlx::postgres::PgConnectOptions::from_str(url)
-            .map(drop)
-            .map_err(|e| {
-                ConfigError::new(
-                    "DATABASE_URL",
-                    format!(
-                        "cannot be read: {e} (a Unix socket is written \
-                         postgres://user@localhost/db?host=/var/run/postgresql)"
-                    ),
-                )
-            })
+        let (read, hint) = if url.starts_with("sqlite:") {
+            (
+                sqlx::sqlite::SqliteConnectOptions::from_str(url).map(drop),
+                "",
+            )
+        } else {
+            (
+                sqlx::postgres::PgConnectOptions::from_str(url).map(drop),
+                " (a Unix socket is written postgres://user@localhost/db?host=/var/run/postgresql)",
+            )
+        };
+        read.map_err(|e| ConfigError::new("DATABASE_URL", format!("cannot be read: {e}{hint}")))
     }
 
     pub fn is_postgres(&self) -> bool {
