@@ -24,7 +24,7 @@ use crate::billing::budget::StripeBudget;
 use crate::billing::credits::{self, Debits};
 use crate::billing::versions::VersionWatch;
 use crate::billing::writers::Writers;
-use crate::billing::{Ingestor, catchup, refetch, retention, seats, snapshot, usage};
+use crate::billing::{Ingestor, catchup, refetch, retention, seats, snapshot, synced_plans, usage};
 use crate::clerk::svix::SvixVerifier;
 use crate::config::{AuthSettings, DatabaseSettings, PagesSettings, Settings};
 use crate::cores;
@@ -120,6 +120,7 @@ impl Application {
             store.clone(),
             stop.clone(),
         )));
+        tasks.push(tokio::spawn(synced_plans::run(store.clone(), stop.clone())));
         tasks.push(tokio::spawn(snapshot::run_daily(
             store.clone(),
             stop.clone(),

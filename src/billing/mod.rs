@@ -21,6 +21,7 @@ pub mod revenue;
 pub mod rules;
 pub mod seats;
 pub mod snapshot;
+pub mod synced_plans;
 pub mod usage;
 pub mod versions;
 pub mod webhook_setup;

@@ -120,6 +120,8 @@ impl Tx {
                 .await?;
             });
             self.changed.org(org.as_str());
+            // Its Plans tab now shows this customer: keep its document.
+            self.changed.customer(customer.as_str());
         }
         Ok(outcome)
     }
@@ -154,6 +156,9 @@ impl Tx {
             .filter(|(org, _)| made.contains(org))
             .map(|(_, customer)| customer.as_str())
             .collect();
+        for customer in &customers {
+            self.changed.customer(customer);
+        }
         self.claim_linked_credits(&customers).await?;
         Ok(made.len() as u64)
     }

@@ -20,7 +20,9 @@
 //! | `seat_syncs.rs`        | per-seat quantities waiting to be set in Stripe        |
 //! | `events.rs`            | the log of Stripe events                               |
 //! | `plan_state.rs`        | an organization's plan state and invoices (API, pages) |
-//! | `plans_document.rs`    | the Plans tab's whole read in one statement            |
+//! | `plans_document/`      | the Plans tab's whole read in one statement            |
+//! | `synced_plans.rs`      | each customer's synced Plans parts, kept as a document  |
+//! | `plans_to_build.rs`    | the kept documents this instance is to build           |
 //! | `catalog.rs`           | prices on offer                                        |
 //! | `credits.rs`           | the credits ledger and balances, adjustments           |
 //! | `credit_grants.rs`     | credits purchases grant                                |
@@ -61,11 +63,13 @@ mod organizations;
 mod overview;
 mod plan_state;
 mod plans_document;
+mod plans_to_build;
 mod pool;
 mod refetch;
 mod seat_syncs;
 mod sets;
 mod synced;
+mod synced_plans;
 mod tx;
 mod usage;
 mod worker_reads;
@@ -91,7 +95,7 @@ pub use overview::{
     AtRisk, EventsOnDay, ExportRow, Lifetime, RecurringGroup, Snapshot, StatusCount,
 };
 pub use plan_state::{BillingState, Card, InvoiceLine, InvoiceView, Plans, SubscriptionView};
-pub use plans_document::PeriodUsage;
+pub use plans_document::{PLANS_HISTORY, PeriodUsage};
 pub use pool::Store;
 pub(crate) use pool::{is_unique_violation, with_pool};
 pub use refetch::{REFETCH_DELAY_SECS, Refetch};
@@ -100,6 +104,7 @@ pub use synced::{
     CustomerRow, EntitlementsRow, FETCHED, FeatureRow, InvoiceRow, PaymentMethodRow, PriceRow,
     ProductRow, SubscriptionItemRow, SubscriptionRow, SyncedRow, SyncedRows, Uncertain, Version,
 };
+pub use synced_plans::BuiltPlans;
 pub use tx::Tx;
 pub(crate) use tx::with_tx;
 pub use usage::{DueUsage, FailedUsage, MeterUsage, NewUsage, Recorded};

@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::cache::{self, Caches, OrgCache};
+use super::plans_to_build::PlansToBuild;
 use super::tx::{BeginWrite, StoreCaches, Tx, TxConn};
 use super::worker_reads::WorkerReads;
 use super::{ENTITLEMENTS_TTL_SECS, StoreError};
@@ -27,6 +28,8 @@ pub struct Store {
     pub(super) caches: Arc<StoreCaches>,
     /// Organizations with a customer, briefly, for the portal's hot path.
     pub(super) orgs: Arc<OrgCache>,
+    /// Customers whose kept Plans documents this instance is to build.
+    pub(super) plans_to_build: Arc<PlansToBuild>,
     /// PostgreSQL: how this instance hears of the others' changes.
     pub(super) feed: Option<Feed>,
     /// Statements run inside write transactions, since start: what explains
@@ -227,6 +230,7 @@ impl Store {
                 Duration::from_secs(ENTITLEMENTS_TTL_SECS),
             )),
             orgs: Arc::default(),
+            plans_to_build: Arc::default(),
             feed,
             statements: Arc::default(),
             credit_lifetime: settings
@@ -245,6 +249,7 @@ impl Store {
             conn,
             changed: Default::default(),
             caches: self.caches.clone(),
+            plans_to_build: self.plans_to_build.clone(),
             statements: self.statements.clone(),
             credit_lifetime: self.credit_lifetime,
         })

@@ -7,6 +7,7 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
 use super::cache::{Caches, Changed};
+use super::plans_to_build::PlansToBuild;
 use super::{EntitlementFacts, Plans, StoreError};
 
 /// The caches every write invalidates.
@@ -14,12 +15,14 @@ pub(super) type StoreCaches = Caches<Plans, EntitlementFacts>;
 
 /// A write transaction on either backend. Store functions that must commit
 /// together take `&mut Tx`, so sync rules stay backend-agnostic. Each write
-/// notes whose billing state it changed; `commit` then drops those
-/// organizations' cached Plans reads.
+/// notes whose billing state it changed; `commit` clears those customers'
+/// kept Plans documents with it, then drops their cached Plans reads and
+/// has their documents built again.
 pub struct Tx {
     pub(super) conn: TxConn,
     pub(super) changed: Changed,
     pub(super) caches: Arc<StoreCaches>,
+    pub(super) plans_to_build: Arc<PlansToBuild>,
     pub(super) statements: Arc<AtomicU64>,
     /// Seconds a grant lasts, when credits expire.
     pub(super) credit_lifetime: Option<i64>,
@@ -54,12 +57,14 @@ impl Tx {
         self.statements.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.clear_synced_plans().await?;
         match self.conn {
             TxConn::Sqlite(tx) => tx.commit().await?,
             TxConn::Postgres(tx) => tx.commit().await?,
         }
         self.caches.invalidate(&self.changed);
+        self.plans_to_build.committed(&self.changed);
         Ok(())
     }
 }

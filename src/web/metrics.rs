@@ -67,6 +67,8 @@ pub async fn open(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     values.push(("audit_queue", state.audit.queued() as i64));
     values.push(("debit_queue", state.debits.queued() as i64));
     values.push(("usage_queue", state.usage.queued() as i64));
+    let plans_to_build = state.store.synced_plans_to_build();
+    values.push(("synced_plans_to_build", plans_to_build as i64));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header(("cache-control", "no-store"))

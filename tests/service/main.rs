@@ -22,6 +22,7 @@ mod entitlements;
 mod event_log;
 mod health;
 mod helpers;
+mod kept_plans;
 mod metrics;
 mod openapi;
 mod ordering;

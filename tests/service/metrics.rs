@@ -42,6 +42,7 @@ async fn metrics_need_the_token_and_carry_templates_not_ids() {
         "lance_billing_ingest_batch_events_bucket",
         "lance_billing_state{what=\"newest_event_age_seconds\"}",
         "lance_billing_state{what=\"refetch_queue\"} 0",
+        "lance_billing_state{what=\"synced_plans_to_build\"}",
         "lance_billing_state{what=\"audit_queue\"}",
         "lance_billing_state{what=\"db_connections_open\"}",
     ] {

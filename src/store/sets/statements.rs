@@ -211,7 +211,8 @@ impl OwnedRows {
 }
 
 /// A query of rows whose id is in a list: `{in_ids}` in the template stands
-/// for "is in the list", the list being the statement's first parameter.
+/// for "is in the list", and `{listed}` for the list as rows of one column,
+/// `id`; the list is the statement's first parameter.
 pub(crate) struct ListQuery {
     pub(super) postgres: String,
     pub(super) sqlite: String,
@@ -221,8 +222,15 @@ impl ListQuery {
     pub(crate) fn new(template: &str) -> Self {
         Self {
             // `= ANY` lets PostgreSQL use an index for each side of an OR.
-            postgres: template.replace("{in_ids}", "= ANY($1::text[])"),
-            sqlite: template.replace("{in_ids}", "IN (SELECT value FROM json_each($1))"),
+            postgres: template
+                .replace("{in_ids}", "= ANY($1::text[])")
+                .replace("{listed}", "UNNEST($1::text[]) AS listed (id)"),
+            sqlite: template
+                .replace("{in_ids}", "IN (SELECT value FROM json_each($1))")
+                .replace(
+                    "{listed}",
+                    "(SELECT value AS id FROM json_each($1)) AS listed",
+                ),
         }
     }
 

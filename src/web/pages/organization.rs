@@ -12,14 +12,11 @@ use crate::billing::checkout::{self, Refreshed};
 use crate::billing::{access, seats};
 use crate::domain::CheckoutSessionId;
 use crate::state::AppState;
-use crate::store::{Organization, Plans};
+use crate::store::{Organization, PLANS_HISTORY, Plans};
 use crate::views::{Catalog, Notice, OrganizationContext, OrganizationPage};
 use crate::web::PORTAL_PATH;
 use crate::web::errors::{PageError, html_page};
 use crate::web::guards::{PageMember, can_manage, csrf_token};
-
-/// How many invoices the billing history shows.
-const HISTORY_LENGTH: i64 = 24;
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -143,7 +140,7 @@ async fn plans_of(state: &AppState, org: &Organization) -> Result<Arc<Plans>, Pa
     let customer = org.stripe_customer_id.as_ref().map(|c| c.as_str());
     state
         .store
-        .plans(org.id.as_str(), customer, HISTORY_LENGTH)
+        .plans(org.id.as_str(), customer, PLANS_HISTORY)
         .await
         .map_err(PageError::internal)
 }
