@@ -21,7 +21,7 @@
 //! | `events.rs`            | the log of Stripe events                               |
 //! | `plan_state.rs`        | an organization's plan state and invoices (API, pages) |
 //! | `plans_document/`      | the Plans tab's whole read in one statement            |
-//! | `synced_plans.rs`      | each customer's synced Plans parts, kept as a document  |
+//! | `synced_plans.rs`      | each customer's synced Plans parts, kept as a document |
 //! | `plans_to_build.rs`    | the kept documents this instance is to build           |
 //! | `catalog.rs`           | prices on offer                                        |
 //! | `credits.rs`           | the credits ledger and balances, adjustments           |
