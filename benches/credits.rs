@@ -59,6 +59,7 @@ async fn run() -> Result<(), String> {
     server.start()?;
     let base = format!("http://127.0.0.1:{}", server.port);
     seed(&base, orgs).await?;
+    server.plans_documents_built().await?;
     let script = lua_script(orgs, usage)?;
     let first = format!("{base}/api/v1/internal/organizations/org_bench0/credits/debits");
     let report = common::wrk_scripted(

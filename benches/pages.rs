@@ -23,7 +23,7 @@ mod common;
 #[path = "../tests/support/db.rs"]
 mod db;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use askama::Template;
 use common::{Server, fleet, knob};
@@ -259,7 +259,7 @@ async fn many_organizations(
             cookies.push(cookie?);
         }
     }
-    documents_built(&server).await?;
+    server.plans_documents_built().await?;
     let lines: Vec<String> = cookies.iter().map(|c| format!("\tCookie\t{c}")).collect();
     let (script, _list) = common::request_list_script(&lines, threads)?;
     let report = common::wrk_scripted(
@@ -281,25 +281,6 @@ async fn many_organizations(
     println!(
         "server private memory (RssAnon) {:.1} MiB; on SQLite its RSS also counts the database file each connection maps",
         server.private_mib()
-    );
-    Ok(())
-}
-
-/// Waits until every customer's Plans document is kept (the server builds
-/// each a moment after its customer's last change, off the request path).
-/// A build that keeps none has nothing to wait for.
-async fn documents_built(server: &Server) -> Result<(), String> {
-    let started = Instant::now();
-    let to_build = "SELECT COUNT(*) FROM synced_plans WHERE document IS NULL";
-    while common::count(server, to_build).await.unwrap_or(0) > 0 {
-        if started.elapsed() > Duration::from_secs(120) {
-            return Err("the Plans documents were not built in 120 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!(
-        "Plans documents built {:.1} s after the last delivery",
-        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -143,6 +143,26 @@ impl Server {
 
     /// RssAnon: the server's own memory now, without the file pages it
     /// maps (SQLite's database, shared with the OS page cache), in MiB.
+    /// Waits until every customer's Plans document is kept (the server
+    /// builds each a moment after its customer's last change, off the
+    /// request path), so a run measures the steady state, not those builds.
+    /// A build that keeps none has nothing to wait for.
+    pub async fn plans_documents_built(&self) -> Result<(), String> {
+        let started = Instant::now();
+        let to_build = "SELECT COUNT(*) FROM synced_plans WHERE document IS NULL";
+        while count(self, to_build).await.unwrap_or(0) > 0 {
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err("the Plans documents were not built in 120 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!(
+            "Plans documents built {:.1} s after the last delivery",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
     pub fn private_mib(&self) -> f64 {
         status_mib(self.child.id(), "RssAnon:")
     }
