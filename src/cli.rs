@@ -184,7 +184,7 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             };
             let message = link_org(&store, stripe.as_ref(), &org, &customer, replace).await?;
             println!("{message}");
-            Ok(())
+            build_plans_documents(&store).await
         }
         Command::Sync { org } => {
             let store = connect_and_migrate(&DatabaseSettings::from_env(env)?).await?;
@@ -194,6 +194,7 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
                 println!("{line}");
             }
             println!("{report}");
+            build_plans_documents(&store).await?;
             match report.unreadable().as_slice() {
                 [] => Ok(()),
                 unreadable => bail!(
@@ -209,7 +210,7 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             let stripe = StripeClient::new(&StripeSettings::from_env(env)?)?;
             let report = catchup::catch_up(&store, &stripe, since).await?;
             println!("{report}");
-            Ok(())
+            build_plans_documents(&store).await
         }
         Command::Doctor => {
             let checks = doctor::run(env).await;
@@ -234,6 +235,7 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             let report =
                 members::sync_from_clerk(&store, &clerk, members::CLERK_PAGE, &seats).await?;
             println!("{report}");
+            build_plans_documents(&store).await?;
             if report.unreadable.is_empty() {
                 Ok(())
             } else {
@@ -266,6 +268,7 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             let live = StripeSettings::from_env(env)?.is_live();
             let report = replay(&store, selection, live).await?;
             println!("{report}");
+            build_plans_documents(&store).await?;
             if report.missing > 0 {
                 bail!("no stored event has that id");
             }
@@ -294,6 +297,16 @@ pub async fn run(cli: Cli, env: &Env) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Builds the kept Plans documents a command's writes cleared: a server
+/// builds only those its own commits cleared.
+async fn build_plans_documents(store: &Store) -> anyhow::Result<()> {
+    store
+        .build_every_synced_plans()
+        .await
+        .context("could not build the Plans documents (pages read the rows meanwhile)")?;
+    Ok(())
 }
 
 fn parse_look_back(raw: &str) -> Result<std::time::Duration, String> {

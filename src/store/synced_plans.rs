@@ -104,6 +104,20 @@ impl Store {
         self.keep_synced_plans(built).await
     }
 
+    /// Builds every document to build, those found in the table included,
+    /// a few hundred at a time: for a command that writes and then exits,
+    /// whose clearings no server hears of. Returns how many it kept.
+    pub async fn build_every_synced_plans(&self) -> Result<usize, StoreError> {
+        const AT_A_TIME: usize = 500;
+        let mut kept = 0;
+        loop {
+            kept += self.build_synced_plans(Duration::ZERO, AT_A_TIME).await?;
+            if self.synced_plans_to_build() == 0 {
+                return Ok(kept);
+            }
+        }
+    }
+
     /// Has the next build look in the table for every document to build, as
     /// at start: those whose builds failed, or another instance's commits
     /// cleared and it stopped before building.

@@ -240,3 +240,25 @@ async fn the_server_builds_a_document_once_its_customer_settles() {
     let plans = plans(&app, PLANS_HISTORY).await;
     assert_eq!(plans.billing.subscriptions.len(), 1);
 }
+
+/// A command that writes and exits builds the documents it cleared: no
+/// server hears of its commits.
+#[tokio::test]
+async fn a_command_builds_the_documents_its_writes_cleared() {
+    let app = TestApp::spawn().await;
+    let env = lance_billing::config::Env::from_pairs([("DATABASE_URL", app.database_url.as_str())]);
+    let link = [
+        "lance-billing",
+        "org",
+        "link",
+        "--org",
+        "org_kept",
+        "--customer",
+        "cus_K",
+        "--no-verify",
+    ];
+    let cli = <lance_billing::cli::Cli as clap::Parser>::parse_from(link);
+    lance_billing::cli::run(cli, &env).await.unwrap();
+
+    assert_eq!(app.count(KEPT).await, 1);
+}
