@@ -345,4 +345,19 @@ mod tests {
         assert_eq!(insert.sqlite_rows_per_statement(), 1_213);
         assert!(insert.sqlite_rows_per_statement() * 27 <= SQLITE_MAX_PARAMETERS);
     }
+
+    #[test]
+    fn a_list_is_a_condition_or_rows_of_ids() {
+        let query = ListQuery::new("INSERT INTO t (id) SELECT id FROM {listed} WHERE id {in_ids}");
+        assert_eq!(
+            query.postgres,
+            "INSERT INTO t (id) SELECT id FROM UNNEST($1::text[]) AS listed (id) \
+             WHERE id = ANY($1::text[])"
+        );
+        assert_eq!(
+            query.sqlite,
+            "INSERT INTO t (id) SELECT id FROM (SELECT value AS id FROM json_each($1)) AS listed \
+             WHERE id IN (SELECT value FROM json_each($1))"
+        );
+    }
 }
