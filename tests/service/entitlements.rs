@@ -48,26 +48,17 @@ fn summary_event(id: &str, created: i64, customer: &str, keys: &[&str]) -> Value
     )
 }
 
-async fn deliver(app: &TestApp, events: &[Value]) {
-    for e in events {
-        assert_eq!(app.post_event(e).await.status(), 200, "{}", e["id"]);
-    }
-}
-
 /// An organization with an active subscription.
 async fn subscribed(app: &TestApp, org: &str, customer: &str, status: &str, created: i64) {
     app.org_with_customer(org, customer).await;
     let mut sub = subscription(&format!("sub_{customer}"), customer, status);
     sub["id"] = format!("sub_{customer}").into();
-    deliver(
-        app,
-        &[event(
-            &format!("evt_sub_{customer}_{status}_{created}"),
-            "customer.subscription.updated",
-            created,
-            sub,
-        )],
-    )
+    app.post_events(&[event(
+        &format!("evt_sub_{customer}_{status}_{created}"),
+        "customer.subscription.updated",
+        created,
+        sub,
+    )])
     .await;
 }
 
@@ -88,7 +79,7 @@ async fn the_newest_summary_wins_in_any_order_with_duplicates() {
         subscribed(&app, "org_ent", "cus_E", "active", 50).await;
         let mut shuffled: Vec<Value> = in_order.iter().chain(&in_order[..2]).cloned().collect();
         shuffled.shuffle(&mut StdRng::seed_from_u64(seed));
-        deliver(&app, &shuffled).await;
+        app.post_events(&shuffled).await;
         let (status, body) = app.get_json(ENTITLEMENTS, "org_ent").await;
         assert_eq!(status, 200);
         assert_eq!(body["organization"], "org_ent");
@@ -173,7 +164,8 @@ async fn past_due_keeps_features_until_the_grace_period_ends() {
         .await;
     let now = unix_now();
     subscribed(&app, "org_late", "cus_L", "active", now - 100).await;
-    deliver(&app, &[summary_event("evt_l", now - 90, "cus_L", &["api"])]).await;
+    app.post_events(&[summary_event("evt_l", now - 90, "cus_L", &["api"])])
+        .await;
     // The payment fails now: past due from this event's time.
     subscribed(&app, "org_late", "cus_L", "past_due", now).await;
 
@@ -289,14 +281,12 @@ async fn a_change_is_answered_at_once_on_this_and_another_instance() {
         .spawn()
         .await;
     subscribed(&a, "org_twin", "cus_T", "active", 100).await;
-    deliver(&a, &[summary_event("evt_t1", 101, "cus_T", &["api"])]).await;
+    a.post_events(&[summary_event("evt_t1", 101, "cus_T", &["api"])])
+        .await;
     let (_, body) = internal(&a, "org_twin", Some(TOKEN)).await;
     assert_eq!(body["features"], json!(["api"]));
-    deliver(
-        &a,
-        &[summary_event("evt_t2", 102, "cus_T", &["api", "sso"])],
-    )
-    .await;
+    a.post_events(&[summary_event("evt_t2", 102, "cus_T", &["api", "sso"])])
+        .await;
     let (_, body) = internal(&a, "org_twin", Some(TOKEN)).await;
     assert_eq!(body["features"], json!(["api", "sso"]), "same instance");
 
@@ -315,7 +305,8 @@ async fn a_change_is_answered_at_once_on_this_and_another_instance() {
         json!(["api", "sso"]),
         "b reads and keeps it"
     );
-    deliver(&a, &[summary_event("evt_t3", 103, "cus_T", &["audit_log"])]).await;
+    a.post_events(&[summary_event("evt_t3", 103, "cus_T", &["audit_log"])])
+        .await;
     let started = Instant::now();
     loop {
         let (_, body) = internal(&b, "org_twin", Some(TOKEN)).await;
@@ -337,7 +328,8 @@ async fn the_admin_page_shows_access_and_features() {
         .spawn()
         .await;
     subscribed(&app, "org_adm", "cus_A", "active", 100).await;
-    deliver(&app, &[summary_event("evt_a", 101, "cus_A", &["sso"])]).await;
+    app.post_events(&[summary_event("evt_a", 101, "cus_A", &["sso"])])
+        .await;
     let (status, _, html) = app.page("/admin/orgs/org_adm", &claims_v2("org_ops")).await;
     assert_eq!(status, 200);
     assert!(html.contains("<dt>Access</dt><dd>full</dd>"), "{html}");
@@ -394,11 +386,8 @@ async fn returning_from_checkout_fills_the_features_and_a_feature_rename_shows()
     feature["id"] = "feat_sso".into();
     feature["lookup_key"] = "sso".into();
     feature["name"] = "Single sign-on (SAML)".into();
-    deliver(
-        &app,
-        &[event("evt_f", "entitlements.feature.updated", 500, feature)],
-    )
-    .await;
+    app.post_events(&[event("evt_f", "entitlements.feature.updated", 500, feature)])
+        .await;
     let (_, _, html) = app.page("/organization", &claims_v2("org_back")).await;
     assert!(html.contains("<li>Single sign-on (SAML)</li>"), "{html}");
 }

@@ -21,12 +21,6 @@ async fn uncached() -> TestApp {
     app
 }
 
-async fn deliver(app: &TestApp, events: &[Value]) {
-    for e in events {
-        assert_eq!(app.post_event(e).await.status().as_u16(), 200);
-    }
-}
-
 /// Builds every document to build, settled or not, as an instance does at
 /// start (the test's store is not the server's, whose commits it misses).
 async fn build_all(app: &TestApp) -> usize {
@@ -41,9 +35,7 @@ async fn plans(app: &TestApp, history: i64) -> Plans {
 }
 
 async fn plans_html(app: &TestApp) -> String {
-    let (status, _, body) = app.page("/organization", &claims_v2("org_kept")).await;
-    assert_eq!(status, 200, "{body}");
-    body
+    app.plans_html("org_kept").await
 }
 
 /// A product, two subscriptions, a card, more invoices than the history
@@ -87,7 +79,7 @@ fn a_customer_with_everything() -> Vec<Value> {
 #[tokio::test]
 async fn a_kept_document_reads_as_the_rows_do() {
     let app = uncached().await;
-    deliver(&app, &a_customer_with_everything()).await;
+    app.post_events(&a_customer_with_everything()).await;
 
     for history in [PLANS_HISTORY, 5, 0] {
         app.execute("UPDATE synced_plans SET document = NULL").await;
@@ -163,7 +155,7 @@ async fn every_change_clears_the_kept_document_in_its_commit() {
         assert_eq!(app.count(KEPT).await, 1);
         let version = app.count(VERSION).await;
         assert!(!plans_html(&app).await.contains(shown), "{shown} before");
-        deliver(&app, &[event]).await;
+        app.post_events(&[event]).await;
         assert!(app.count(VERSION).await > version, "{shown} moved it on");
         assert!(plans_html(&app).await.contains(shown), "{shown} after");
         build_all(&app).await;
@@ -172,24 +164,22 @@ async fn every_change_clears_the_kept_document_in_its_commit() {
     // A card leaving a customer the event does not name clears every document.
     build_all(&app).await;
     let detached = payment_method("pm_k", None, "1881");
-    deliver(
-        &app,
-        &[event("evt_k6", "payment_method.detached", 105, detached)],
-    )
-    .await;
+    app.post_events(&[event("evt_k6", "payment_method.detached", 105, detached)])
+        .await;
     assert!(!plans_html(&app).await.contains("•••• 1881"));
 }
 
 #[tokio::test]
 async fn a_document_read_before_a_change_is_not_kept() {
     let app = uncached().await;
-    deliver(&app, &a_customer_with_everything()[..3]).await;
+    app.post_events(&a_customer_with_everything()[..3]).await;
     build_all(&app).await;
     let version = app.count(VERSION).await;
 
     let read_before = app.store.build_synced_plans_of("cus_K").await.unwrap();
     let late = invoice("in_late", "cus_K", "sub_1", "paid", 1_800_000_000);
-    deliver(&app, &[event("evt_late", "invoice.paid", 300, late)]).await;
+    app.post_events(&[event("evt_late", "invoice.paid", 300, late)])
+        .await;
     let kept = app
         .store
         .keep_synced_plans(read_before.into_iter().collect());
@@ -229,7 +219,7 @@ async fn a_customer_linked_now_has_a_document_to_build() {
 async fn the_server_builds_a_document_once_its_customer_settles() {
     let app = uncached().await;
     build_all(&app).await;
-    deliver(&app, &a_customer_with_everything()[..2]).await;
+    app.post_events(&a_customer_with_everything()[..2]).await;
     let cleared = std::time::Instant::now();
     assert_eq!(app.count(KEPT).await, 0, "cleared by the delivery's commit");
     app.count_reaches(KEPT, 1).await;

@@ -13,18 +13,6 @@ fn member(org: &str) -> Value {
     claims
 }
 
-async fn deliver(app: &TestApp, events: &[Value]) {
-    for e in events {
-        assert_eq!(app.post_event(e).await.status().as_u16(), 200);
-    }
-}
-
-async fn plans_html(app: &TestApp, org: &str) -> String {
-    let (status, _, body) = app.page("/organization", &claims_v2(org)).await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 #[tokio::test]
 async fn signed_out_visitors_get_a_401_page_or_the_sign_in_redirect() {
     let app = TestApp::spawn().await;
@@ -93,7 +81,7 @@ async fn pages_send_security_headers_and_no_inline_script() {
 #[tokio::test]
 async fn the_general_tab_shows_the_organization() {
     let app = TestApp::spawn().await;
-    let body = plans_html(&app, "org_acme").await;
+    let body = app.plans_html("org_acme").await;
     assert!(body.contains(r#"id="/general""#) && body.contains(r#"id="/plans""#));
     assert!(body.contains("<code>org_acme</code>") && body.contains("acme"));
 }
@@ -129,18 +117,15 @@ async fn the_plans_tab_shows_every_subscription_state() {
         } else {
             Value::Null
         };
-        deliver(
-            &app,
-            &[event(
-                &format!("evt_state{i}"),
-                "customer.subscription.created",
-                100,
-                sub,
-            )],
-        )
+        app.post_events(&[event(
+            &format!("evt_state{i}"),
+            "customer.subscription.created",
+            100,
+            sub,
+        )])
         .await;
 
-        let body = plans_html(&app, &org).await;
+        let body = app.plans_html(&org).await;
         assert!(
             body.contains(&format!(">{badge}</span>")),
             "{status}: badge {badge}"
@@ -161,12 +146,9 @@ async fn a_cancellation_at_period_end_reads_cancels_on() {
     app.org_with_customer("org_acme", "cus_A").await;
     let mut sub = subscription("sub_1", "cus_A", "active");
     sub["cancel_at_period_end"] = true.into();
-    deliver(
-        &app,
-        &[event("evt_1", "customer.subscription.updated", 100, sub)],
-    )
-    .await;
-    let body = plans_html(&app, "org_acme").await;
+    app.post_events(&[event("evt_1", "customer.subscription.updated", 100, sub)])
+        .await;
+    let body = app.plans_html("org_acme").await;
     assert!(body.contains("Cancels on Dec 14, 2023"), "{body}");
     assert!(
         !body.contains("flow=subscription_cancel"),
@@ -180,40 +162,37 @@ async fn several_subscriptions_payment_method_credits_and_history_show() {
     app.org_with_customer("org_acme", "cus_A").await;
     let mut yen = invoice("in_yen", "cus_A", "sub_2", "paid", 1_700_000_000);
     yen["currency"] = "jpy".into();
-    deliver(
-        &app,
-        &[
-            event("evt_p", "product.created", 1, product("prod_pro", "Pro")),
-            event(
-                "evt_1",
-                "customer.subscription.created",
-                100,
-                subscription("sub_1", "cus_A", "active"),
-            ),
-            event(
-                "evt_2",
-                "customer.subscription.created",
-                101,
-                subscription("sub_2", "cus_A", "trialing"),
-            ),
-            event(
-                "evt_pm",
-                "payment_method.attached",
-                102,
-                payment_method("pm_1", Some("cus_A"), "4242"),
-            ),
-            event("evt_in", "invoice.paid", 103, yen),
-            event(
-                "evt_cr",
-                "checkout.session.completed",
-                104,
-                checkout("cs_1", "org_acme", "cus_A", "payment", "paid", Some(1500)),
-            ),
-        ],
-    )
+    app.post_events(&[
+        event("evt_p", "product.created", 1, product("prod_pro", "Pro")),
+        event(
+            "evt_1",
+            "customer.subscription.created",
+            100,
+            subscription("sub_1", "cus_A", "active"),
+        ),
+        event(
+            "evt_2",
+            "customer.subscription.created",
+            101,
+            subscription("sub_2", "cus_A", "trialing"),
+        ),
+        event(
+            "evt_pm",
+            "payment_method.attached",
+            102,
+            payment_method("pm_1", Some("cus_A"), "4242"),
+        ),
+        event("evt_in", "invoice.paid", 103, yen),
+        event(
+            "evt_cr",
+            "checkout.session.completed",
+            104,
+            checkout("cs_1", "org_acme", "cus_A", "payment", "paid", Some(1500)),
+        ),
+    ])
     .await;
 
-    let body = plans_html(&app, "org_acme").await;
+    let body = app.plans_html("org_acme").await;
     assert_eq!(body.matches(r#"class="card plan""#).count(), 2);
     assert!(body.contains("<h3>Pro</h3>"));
     assert!(body.contains("Visa •••• 4242, expires 08/2030"));
@@ -251,9 +230,9 @@ async fn the_history_lists_the_newest_invoices_and_credit_entries_first() {
             bought,
         ));
     }
-    deliver(&app, &events).await;
+    app.post_events(&events).await;
 
-    let body = plans_html(&app, "org_acme").await;
+    let body = app.plans_html("org_acme").await;
     let at = |needle: &str| {
         body.find(needle)
             .unwrap_or_else(|| panic!("{needle} is not on the page"))
@@ -333,23 +312,20 @@ async fn every_synced_change_shows_at_the_next_load() {
         ),
     ];
     for (event, shown) in steps {
-        let before = plans_html(&app, "org_live").await;
+        let before = app.plans_html("org_live").await;
         assert!(!before.contains(shown), "{shown} before its event");
-        deliver(&app, &[event]).await;
-        let after = plans_html(&app, "org_live").await;
+        app.post_events(&[event]).await;
+        let after = app.plans_html("org_live").await;
         assert!(after.contains(shown), "{shown} after its event");
     }
-    deliver(
-        &app,
-        &[event(
-            "evt_l7",
-            "payment_method.detached",
-            106,
-            payment_method("pm_l", None, "1881"),
-        )],
-    )
+    app.post_events(&[event(
+        "evt_l7",
+        "payment_method.detached",
+        106,
+        payment_method("pm_l", None, "1881"),
+    )])
     .await;
-    assert!(!plans_html(&app, "org_live").await.contains("•••• 1881"));
+    assert!(!app.plans_html("org_live").await.contains("•••• 1881"));
 }
 
 /// Two instances on one database: a change one syncs shows at the other's
@@ -367,33 +343,24 @@ async fn a_change_synced_by_another_instance_shows_promptly() {
         .await;
     a.org_with_customer("org_twin", "cus_T").await;
     let sub = |status| subscription("sub_t", "cus_T", status);
-    deliver(
-        &a,
-        &[event(
-            "evt_t1",
-            "customer.subscription.created",
-            100,
-            sub("active"),
-        )],
-    )
+    a.post_events(&[event(
+        "evt_t1",
+        "customer.subscription.created",
+        100,
+        sub("active"),
+    )])
     .await;
-    assert!(plans_html(&a, "org_twin").await.contains(">Active</span>"));
+    assert!(a.plans_html("org_twin").await.contains(">Active</span>"));
 
-    deliver(
-        &b,
-        &[event(
-            "evt_t2",
-            "customer.subscription.updated",
-            101,
-            sub("past_due"),
-        )],
-    )
+    b.post_events(&[event(
+        "evt_t2",
+        "customer.subscription.updated",
+        101,
+        sub("past_due"),
+    )])
     .await;
     let started = std::time::Instant::now();
-    while !plans_html(&a, "org_twin")
-        .await
-        .contains(">Past due</span>")
-    {
+    while !a.plans_html("org_twin").await.contains(">Past due</span>") {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(3),
             "instance a still shows the old state"
@@ -406,7 +373,7 @@ async fn a_change_synced_by_another_instance_shows_promptly() {
 async fn a_customer_without_subscriptions_says_so() {
     let app = TestApp::spawn().await;
     app.org_with_customer("org_acme", "cus_A").await;
-    let body = plans_html(&app, "org_acme").await;
+    let body = app.plans_html("org_acme").await;
     assert!(body.contains("No subscription yet."));
     assert!(body.contains("No invoices yet."));
 }
@@ -417,7 +384,7 @@ async fn without_a_customer_the_catalog_is_offered() {
         .env("STRIPE_PRICE_IDS", "price_configured")
         .spawn()
         .await;
-    let body = plans_html(&app, "org_new").await;
+    let body = app.plans_html("org_new").await;
     assert!(
         body.contains(r#"name="price" value="price_configured""#),
         "configured prices when nothing is synced"
@@ -426,15 +393,12 @@ async fn without_a_customer_the_catalog_is_offered() {
     let mut price = object("price");
     price["id"] = "price_pro_monthly".into();
     price["product"] = "prod_pro".into();
-    deliver(
-        &app,
-        &[
-            event("evt_p", "product.created", 1, product("prod_pro", "Pro")),
-            event("evt_pr", "price.created", 2, price),
-        ],
-    )
+    app.post_events(&[
+        event("evt_p", "product.created", 1, product("prod_pro", "Pro")),
+        event("evt_pr", "price.created", 2, price),
+    ])
     .await;
-    let body = plans_html(&app, "org_new").await;
+    let body = app.plans_html("org_new").await;
     assert!(
         body.contains("<h3>Pro</h3>") && body.contains("$20.00 / month"),
         "{body}"
@@ -681,23 +645,20 @@ async fn roles_outside_billing_manage_roles_can_view_but_not_manage() {
 async fn portal_deep_links_become_flow_data_for_the_organizations_own_subscription() {
     let app = TestApp::spawn().await;
     app.paying_org().await;
-    deliver(
-        &app,
-        &[
-            event(
-                "evt_1",
-                "customer.subscription.created",
-                100,
-                subscription("sub_mine", "cus_NciAYcXfLnqBoz", "active"),
-            ),
-            event(
-                "evt_2",
-                "customer.subscription.created",
-                100,
-                subscription("sub_theirs", "cus_Other", "active"),
-            ),
-        ],
-    )
+    app.post_events(&[
+        event(
+            "evt_1",
+            "customer.subscription.created",
+            100,
+            subscription("sub_mine", "cus_NciAYcXfLnqBoz", "active"),
+        ),
+        event(
+            "evt_2",
+            "customer.subscription.created",
+            100,
+            subscription("sub_theirs", "cus_Other", "active"),
+        ),
+    ])
     .await;
     let token = sign(&claims_v2("org_acme"));
     let get = |query: &'static str| {
@@ -834,18 +795,15 @@ async fn a_paying_organization_is_not_sold_a_second_subscription() {
         let customer = format!("cus_Paying{i}");
         app.org_with_customer(&org, &customer).await;
         let sub = subscription(&format!("sub_paying{i}"), &customer, status);
-        deliver(
-            &app,
-            &[event(
-                &format!("evt_paying{i}"),
-                "customer.subscription.created",
-                1,
-                sub,
-            )],
-        )
+        app.post_events(&[event(
+            &format!("evt_paying{i}"),
+            "customer.subscription.created",
+            1,
+            sub,
+        )])
         .await;
         assert!(
-            !plans_html(&app, &org).await.contains(">Subscribe</button>"),
+            !app.plans_html(&org).await.contains(">Subscribe</button>"),
             "{status}"
         );
         let response = subscribe(&app, &org, "price_basic").await;
@@ -876,12 +834,9 @@ async fn a_churned_organization_sees_plans_and_can_subscribe_again() {
     stripe_checkout(&app).await;
     app.org_with_customer("org_churned", "cus_Churned").await;
     let gone = subscription("sub_gone", "cus_Churned", "canceled");
-    deliver(
-        &app,
-        &[event("evt_gone", "customer.subscription.deleted", 1, gone)],
-    )
-    .await;
-    let body = plans_html(&app, "org_churned").await;
+    app.post_events(&[event("evt_gone", "customer.subscription.deleted", 1, gone)])
+        .await;
+    let body = app.plans_html("org_churned").await;
     assert!(body.contains("Choose one to come back"), "{body}");
     assert!(body.contains(r#"name="price" value="price_basic""#));
     let response = subscribe(&app, "org_churned", "price_basic").await;
@@ -902,15 +857,12 @@ async fn an_archived_or_deleted_price_is_not_on_offer() {
     let deleted = live.clone();
     let mut deleted_deleted = deleted.clone();
     deleted_deleted["id"] = "price_deleted".into();
-    deliver(
-        &app,
-        &[
-            event("evt_prod", "product.created", 1, product("prod_pro", "Pro")),
-            event("evt_live", "price.created", 2, live),
-            event("evt_arch", "price.updated", 2, archived),
-            event("evt_del", "price.deleted", 2, deleted_deleted),
-        ],
-    )
+    app.post_events(&[
+        event("evt_prod", "product.created", 1, product("prod_pro", "Pro")),
+        event("evt_live", "price.created", 2, live),
+        event("evt_arch", "price.updated", 2, archived),
+        event("evt_del", "price.deleted", 2, deleted_deleted),
+    ])
     .await;
     for price in ["price_archived", "price_deleted", "price_nope"] {
         let response = subscribe(&app, "org_new", price).await;
@@ -1033,7 +985,8 @@ async fn a_deleted_customer_is_neither_replayed_nor_linked_again() {
     app.org_with_customer("org_again", "cus_Gone").await;
     let mut gone = customer("cus_Gone", Some("org_again"), None);
     gone["deleted"] = true.into();
-    deliver(&app, &[event("evt_gone", "customer.deleted", 1, gone)]).await;
+    app.post_events(&[event("evt_gone", "customer.deleted", 1, gone)])
+        .await;
 
     assert_eq!(
         subscribe(&app, "org_again", "price_basic")

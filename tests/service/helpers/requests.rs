@@ -29,6 +29,21 @@ impl TestApp {
         self.post_webhook(body, Some(&header)).await
     }
 
+    /// POSTs each of `events` in turn, each answered 200.
+    pub async fn post_events(&self, events: &[Value]) {
+        for event in events {
+            let status = self.post_event(event).await.status().as_u16();
+            assert_eq!(status, 200, "{}", event["id"]);
+        }
+    }
+
+    /// The Plans tab of `org`, signed in as its admin (`claims_v2`), answered 200.
+    pub async fn plans_html(&self, org: &str) -> String {
+        let (status, _, body) = self.page("/organization", &claims_v2(org)).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub async fn post_webhook(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
         let mut request = self
             .client
